@@ -1,0 +1,265 @@
+"""The `samusa` command: segment files, list models, run the demo.
+
+Errors caused by the input are printed as one line naming the problem and the fix
+(exit status 2); nothing is written unless the whole job succeeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from .errors import InputError, SamusaError
+
+log = logging.getLogger("samusa")
+
+RESOURCES = Path(__file__).resolve().parent.parent / "Resources"
+SAMPLE_DIR = RESOURCES / "Samples"
+DEMO_INPUT = SAMPLE_DIR / "carotid_cine.nrrd"
+DEMO_PROMPTS = SAMPLE_DIR / "carotid_cine_prompts.json"
+
+
+def default_model_id() -> str:
+    """The best model usable without a download: a cached SAM2.1 checkpoint, else test-tiny."""
+    from .models import cached_path, get_spec
+
+    for model_id in ("sam2.1-base-plus", "sam2.1-small", "sam2.1-tiny", "sam2.1-large"):
+        try:
+            if cached_path(get_spec(model_id)) is not None:
+                return model_id
+        except SamusaError:
+            continue
+    return "test-tiny"
+
+
+def _check_output_path(out: Path) -> None:
+    if not out.name.endswith(".seg.nrrd"):
+        raise InputError(f"output {out} must end with .seg.nrrd (for example {out.stem}.seg.nrrd)")
+    if not out.parent.exists():
+        raise InputError(f"output folder {out.parent} does not exist; create it first")
+
+
+def _check_overlay_path(path: Path | None) -> None:
+    if path is None:
+        return
+    if path.suffix.lower() not in (".png", ".gif"):
+        raise InputError(f"overlay {path} must end with .png (contact sheet) or .gif (animation)")
+    if not path.parent.exists():
+        raise InputError(f"overlay folder {path.parent} does not exist; create it first")
+
+
+def _progress_bar(total_hint: str, quiet: bool):
+    if quiet:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(done: int, total: int, frame: int, obj_id: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=total_hint, unit="frame", file=sys.stderr)
+        bar.update(done - bar.n)
+        bar.set_postfix(object=obj_id, frame=frame, refresh=False)
+
+    def close() -> None:
+        if bar is not None:
+            bar.close()
+
+    return update, close
+
+
+def run_segment(
+    input_path: Path,
+    prompts_path: Path,
+    out: Path,
+    *,
+    model: str | None = None,
+    device: str = "auto",
+    axis: str = "K",
+    overlay: Path | None = None,
+    direction: str = "both",
+    window: tuple[int, int] | None = None,
+    quiet: bool = False,
+) -> dict:
+    """The work behind `samusa segment`; returns a summary for printing and tests."""
+    from .frames import FrameSource
+    from .io import read_image, write_segmentation
+    from .markups import read_markups
+    from .models import load_model
+    from .pipeline import segment
+    from .prompts import TemporalWindow, load_prompts
+
+    _check_output_path(out)
+    _check_overlay_path(overlay)
+    array, geometry = read_image(input_path)
+    frames = FrameSource(array, axis=axis.upper(), geometry=geometry)
+    if prompts_path.name.endswith(".mrk.json"):
+        prompts = read_markups(prompts_path, frames, window=window)
+    else:
+        prompts = load_prompts(prompts_path)
+        if window is not None:
+            for obj in prompts.objects:
+                obj.window = TemporalWindow(*window)
+    prompts.check(frames.num_frames, frames.frame_shape)
+
+    started = time.perf_counter()
+    loaded = load_model(model or default_model_id(), device=device)
+    if not loaded.spec.trained:
+        log.warning(
+            "model %s is UNTRAINED (random weights): the masks only show that the pipeline runs",
+            loaded.spec.id,
+        )
+    load_seconds = time.perf_counter() - started
+    update, close = _progress_bar("propagating", quiet)
+    try:
+        result = segment(frames, prompts, loaded, direction=direction, progress=update)
+    finally:
+        close()
+    volumes = result.volumes
+    written = write_segmentation(out, volumes, geometry, names=result.names, colors=result.colors)
+    if overlay is not None:
+        from .overlay import write_overlay
+
+        write_overlay(overlay, frames, result.frame_masks, colors=result.colors, names=result.names)
+    encoder = result.session.features.stats
+    summary = {
+        "output": str(written),
+        "overlay": str(overlay) if overlay else None,
+        "model": loaded.spec.id,
+        "trained": loaded.spec.trained,
+        "device": str(loaded.device),
+        "frames": frames.num_frames,
+        "frames_encoded": encoder.calls,
+        "frames_propagated": result.report.total,
+        "seconds_model_load": round(load_seconds, 2),
+        "seconds_propagation": round(result.report.seconds, 2),
+        "objects": {
+            obj_id: {
+                "name": result.names[obj_id],
+                "frames_with_mask": int(masks.any(axis=(1, 2)).sum()),
+            }
+            for obj_id, masks in result.frame_masks.items()
+        },
+    }
+    return summary
+
+
+def _print_summary(summary: dict) -> None:
+    print(f"wrote {summary['output']}")
+    if summary["overlay"]:
+        print(f"wrote {summary['overlay']}")
+    trained = "" if summary["trained"] else " (UNTRAINED: masks are not meaningful)"
+    print(
+        f"model {summary['model']}{trained} on {summary['device']}: "
+        f"{summary['frames_encoded']} of {summary['frames']} frames encoded, "
+        f"{summary['frames_propagated']} propagated in {summary['seconds_propagation']} s"
+    )
+    for obj_id, info in summary["objects"].items():
+        print(f"  object {obj_id} ({info['name']}): mask on {info['frames_with_mask']} frames")
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    window = tuple(args.window) if args.window else None
+    summary = run_segment(
+        Path(args.input),
+        Path(args.prompts),
+        Path(args.out),
+        model=args.model,
+        device=args.device,
+        axis=args.axis,
+        overlay=Path(args.overlay) if args.overlay else None,
+        direction=args.direction,
+        window=window,  # type: ignore[arg-type]
+        quiet=args.quiet,
+    )
+    _print_summary(summary)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    if not DEMO_INPUT.exists() or not DEMO_PROMPTS.exists():
+        raise InputError(
+            f"the bundled sample is missing ({DEMO_INPUT}); run samusa from a full checkout of the repository"
+        )
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    print(f"SAMUSA demo: {DEMO_INPUT.name} with prompts {DEMO_PROMPTS.name} (see {SAMPLE_DIR / 'README.md'})")
+    summary = run_segment(
+        DEMO_INPUT,
+        DEMO_PROMPTS,
+        out_dir / "carotid_cine.seg.nrrd",
+        model=args.model,
+        device=args.device,
+        overlay=out_dir / "carotid_cine_overlay.png",
+        quiet=args.quiet,
+    )
+    _print_summary(summary)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .models import cache_dir, list_models
+
+    print(f"cache folder: {cache_dir()}  (set SAMUSA_CACHE_DIR to change it)")
+    for info in list_models():
+        where = info.get("cached_path") or "not downloaded"
+        trained = "trained" if info.get("trained") else "UNTRAINED"
+        prompts = ",".join(sorted(info.get("prompt_types", [])))
+        print(f"{info['id']:<18} {trained:<9} prompts: {prompts:<22} {where}")
+        if args.verbose:
+            print(f"    {info.get('description', '')}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="samusa", description="Interactive ultrasound segmentation with SAM2.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="more log output")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    seg = sub.add_parser("segment", help="segment an image, cine or volume from prompts")
+    seg.add_argument("input", help="NRRD/NIfTI/MHA image, a folder of PNG/JPEG frames, or a video file")
+    seg.add_argument("--prompts", required=True, help="prompts JSON or a Slicer .mrk.json markups file")
+    seg.add_argument("--out", required=True, help="output segmentation, ending in .seg.nrrd")
+    seg.add_argument("--model", default=None, help="model id (see `samusa models`) or a checkpoint path")
+    seg.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cuda, mps or cpu")
+    seg.add_argument("--axis", default="K", type=str.upper, choices=["I", "J", "K"], help="frames along this image axis (K: a cine's frames)")
+    seg.add_argument("--overlay", default=None, help="also write masks over frames as a .png contact sheet or .gif")
+    seg.add_argument("--direction", default="both", choices=["both", "forward", "backward"])
+    seg.add_argument("--window", nargs=2, type=int, metavar=("START", "END"), help="temporal window for every object (inclusive)")
+    seg.add_argument("--quiet", action="store_true", help="no progress bar")
+    seg.set_defaults(func=cmd_segment)
+
+    demo = sub.add_parser("demo", help="segment the bundled ultrasound cine with its sample prompts")
+    demo.add_argument("--out-dir", default="samusa-demo", help="folder for the .seg.nrrd and the overlay")
+    demo.add_argument("--model", default=None)
+    demo.add_argument("--device", default="auto")
+    demo.add_argument("--quiet", action="store_true")
+    demo.set_defaults(func=cmd_demo)
+
+    models = sub.add_parser("models", help="list known models and where they are cached")
+    models.add_argument("--verbose", action="store_true")
+    models.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        return args.func(args)
+    except SamusaError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: nothing was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Image-encoder features per frame, computed once and kept within a memory budget.
+
+The image encoder is the expensive part of SAM2 (most of a frame's time); clicks on a
+frame already seen and re-propagation after an edit reuse these features instead of
+encoding again. Positional encodings depend only on the feature-map size, so one copy
+serves every frame.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+DEFAULT_CACHE_MB = 1024
+
+
+@dataclass
+class FrameFeatures:
+    vision_feats: list[torch.Tensor]
+    vision_pos: list[torch.Tensor]
+    feat_sizes: list[tuple[int, int]]
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.vision_feats)
+
+
+@dataclass
+class EncoderStats:
+    """What the encoder did, for tests (window semantics) and benchmarks."""
+
+    calls: int = 0
+    frames: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def cache_budget_bytes(megabytes: int | None) -> int:
+    if megabytes is None:
+        megabytes = int(os.environ.get("SAMUSA_FEATURE_CACHE_MB", DEFAULT_CACHE_MB))
+    return max(0, int(megabytes)) * 1024 * 1024
+
+
+class FeatureCache:
+    """LRU cache of encoded frames, bounded in bytes (least recently used dropped first)."""
+
+    def __init__(
+        self,
+        sam: torch.nn.Module,
+        load_frame: Callable[[int], np.ndarray],
+        device: torch.device,
+        budget_bytes: int,
+        autocast: Callable,
+    ) -> None:
+        self.sam = sam
+        self.load_frame = load_frame
+        self.device = device
+        self.budget = budget_bytes
+        self.autocast = autocast
+        self.stats = EncoderStats()
+        self._entries: "OrderedDict[int, FrameFeatures]" = OrderedDict()
+        self._bytes = 0
+        self._shared_pos: list[torch.Tensor] | None = None
+        size = int(sam.image_size)
+        self._size = size
+        self._mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+        self._std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+
+    def __contains__(self, frame: int) -> bool:
+        return frame in self._entries
+
+    def preprocess(self, frame: np.ndarray) -> torch.Tensor:
+        """[0, 1] frame (H, W) or (H, W, 3) -> normalised (1, 3, S, S) on the device."""
+        image = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device)
+        if image.ndim == 2:
+            image = image[None, None].expand(1, 3, -1, -1)
+        else:
+            image = image.permute(2, 0, 1)[None]
+        image = F.interpolate(
+            image.float(), size=(self._size, self._size), mode="bilinear", align_corners=False, antialias=True
+        )
+        return (image - self._mean) / self._std
+
+    def get(self, frame: int) -> FrameFeatures:
+        entry = self._entries.get(frame)
+        if entry is not None:
+            self._entries.move_to_end(frame)
+            return entry
+        entry = self._encode(frame)
+        if self.budget > 0:
+            self._entries[frame] = entry
+            self._bytes += entry.nbytes()
+            while self._bytes > self.budget and len(self._entries) > 1:
+                _, dropped = self._entries.popitem(last=False)
+                self._bytes -= dropped.nbytes()
+        return entry
+
+    def _encode(self, frame: int) -> FrameFeatures:
+        import time
+
+        start = time.perf_counter()
+        image = self.preprocess(self.load_frame(frame))
+        with self.autocast():
+            backbone_out = self.sam.forward_image(image)
+        _, feats, pos, sizes = self.sam._prepare_backbone_features(backbone_out)
+        if self._shared_pos is None:
+            self._shared_pos = list(pos)
+        self.stats.calls += 1
+        self.stats.frames.append(frame)
+        self.stats.seconds += time.perf_counter() - start
+        return FrameFeatures(list(feats), self._shared_pos, sizes)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._bytes = 0

@@ -1,0 +1,154 @@
+"""Prompts as 3D Slicer markups (.mrk.json), through the image's geometry.
+
+Slicer stores points in world coordinates (RAS or LPS, millimetres). A point becomes a
+prompt by going through the inverse of the image's IJK-to-world matrix: the index
+along the frame axis picks the frame, the other two give x (column) and y (row).
+
+Which prompt a markups node holds is read from its name, so a user can make the files
+by hand in Slicer: a name containing "negative", "outside" or "region-" gives negative
+points, "positive", "inside" or "region+" positive points, and anything else
+(including "boundary") boundary points. The rest of the name is the object's name:
+"lesion boundary" and "lesion negative" are two prompt types of the object "lesion".
+An ROI node becomes a box on the frame its centre lies in.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .errors import PromptError
+from .frames import AXES, FrameSource
+from .prompts import FramePrompt, ObjectPrompts, PromptSet, TemporalWindow
+
+_KINDS = [
+    ("negative", re.compile(r"\b(negative|outside)\b|region\s*-", re.I)),
+    ("positive", re.compile(r"\b(positive|inside)\b|region\s*\+", re.I)),
+    ("boundary", re.compile(r"\bboundary\b", re.I)),
+]
+_FRAME_PLANE = {"K": (0, 1), "J": (0, 2), "I": (1, 2)}  # (x, y) as (i, j, k) indices
+
+
+def _kind_and_object(name: str) -> tuple[str, str]:
+    for kind, pattern in _KINDS:
+        if pattern.search(name):
+            rest = pattern.sub(" ", name)
+            return kind, " ".join(rest.replace(":", " ").split()) or "object"
+    return "boundary", " ".join(name.split()) or "object"
+
+
+def _world_to_ijk(frames: FrameSource, coordinate_system: str) -> np.ndarray:
+    matrix = frames.geometry.ijk_to_ras() if coordinate_system.upper() == "RAS" else frames.geometry.ijk_to_lps()
+    return np.linalg.inv(matrix)
+
+
+def _to_frame_xy(frames: FrameSource, ijk: np.ndarray, what: str) -> tuple[int, float, float]:
+    axis_index = 2 - AXES[frames.axis]  # numpy axis 0 is K = ijk index 2
+    frame_coord = ijk[axis_index]
+    frame = int(np.round(frame_coord))
+    if not 0 <= frame < frames.num_frames:
+        raise PromptError(
+            f"{what} lies on frame {frame_coord:.2f}, outside the image's frames 0..{frames.num_frames - 1}; "
+            "was it placed on this image?"
+        )
+    x_index, y_index = _FRAME_PLANE[frames.axis]
+    return frame, float(ijk[x_index]), float(ijk[y_index])
+
+
+def read_markups(path: str | Path, frames: FrameSource, window: tuple[int, int] | None = None) -> PromptSet:
+    """Prompts from a Slicer .mrk.json file, mapped onto `frames` by its geometry."""
+    path = Path(path)
+    if not path.exists():
+        raise PromptError(f"markups file {path} does not exist")
+    try:
+        data = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise PromptError(f"markups file {path} is not valid JSON: {error}") from None
+    nodes = data.get("markups") if isinstance(data, dict) else None
+    if not isinstance(nodes, list) or not nodes:
+        raise PromptError(f"{path} holds no markups; expected Slicer's .mrk.json with a 'markups' list")
+    objects: dict[str, ObjectPrompts] = {}
+    per_frame: dict[tuple[str, int], FramePrompt] = {}
+    for node in nodes:
+        name = str(node.get("name", ""))
+        system = str(node.get("coordinateSystem", "LPS"))
+        to_ijk = _world_to_ijk(frames, system)
+        kind, object_name = _kind_and_object(name)
+        obj = objects.setdefault(object_name, ObjectPrompts(id=len(objects) + 1, name=object_name))
+        if node.get("type") == "ROI":
+            center = np.asarray(node.get("center", [0, 0, 0]), float)
+            size = np.asarray(node.get("size", [0, 0, 0]), float)
+            corners = []
+            for sign in (-1, 1):
+                world = np.append(center + sign * size / 2, 1.0)
+                corners.append(to_ijk @ world)
+            frame, _, _ = _to_frame_xy(frames, (corners[0][:3] + corners[1][:3]) / 2, f"ROI '{name}'")
+            xs = [_to_frame_xy(frames, c[:3], f"ROI '{name}'")[1] for c in corners]
+            ys = [_to_frame_xy(frames, c[:3], f"ROI '{name}'")[2] for c in corners]
+            prompt = FramePrompt(frame, box=(min(xs), min(ys), max(xs), max(ys)))
+            key = (object_name, frame)
+            per_frame[key] = per_frame[key].merged(prompt) if key in per_frame else prompt
+            continue
+        for index, point in enumerate(node.get("controlPoints") or []):
+            if point.get("positionStatus", "defined") != "defined":
+                continue
+            position = point.get("position")
+            if not isinstance(position, list) or len(position) != 3:
+                raise PromptError(f"control point {index} of '{name}' has no valid position")
+            ijk = to_ijk @ np.append(np.asarray(position, float), 1.0)
+            frame, x, y = _to_frame_xy(frames, ijk[:3], f"point {index + 1} of '{name}'")
+            prompt = FramePrompt(frame, **{kind: [[x, y]]})
+            key = (object_name, frame)
+            per_frame[key] = per_frame[key].merged(prompt) if key in per_frame else prompt
+    for (object_name, _), prompt in sorted(per_frame.items(), key=lambda item: item[0][1]):
+        objects[object_name].prompts.append(prompt)
+    result = PromptSet([o for o in objects.values() if o.prompts])
+    if not result.objects:
+        raise PromptError(f"{path} has no defined control points")
+    if window is not None:
+        for obj in result.objects:
+            obj.window = TemporalWindow(*window)
+    return result
+
+
+def write_markups(prompts: PromptSet, path: str | Path, frames: FrameSource) -> None:
+    """Write point prompts as a Slicer .mrk.json (LPS), one node per object and prompt type."""
+    matrix = frames.geometry.ijk_to_lps()
+    x_index, y_index = _FRAME_PLANE[frames.axis]
+    frame_index = 2 - AXES[frames.axis]
+    nodes = []
+    for obj in prompts.objects:
+        for kind in ("boundary", "positive", "negative"):
+            points = []
+            for prompt in obj.prompts:
+                for x, y in getattr(prompt, kind):
+                    ijk = np.zeros(4)
+                    ijk[[x_index, y_index, frame_index]] = (x, y, prompt.frame)
+                    ijk[3] = 1.0
+                    lps = matrix @ ijk
+                    points.append(
+                        {
+                            "id": str(len(points) + 1),
+                            "label": f"{obj.name}-{len(points) + 1}",
+                            "position": [float(v) for v in lps[:3]],
+                            "positionStatus": "defined",
+                        }
+                    )
+            if points:
+                nodes.append(
+                    {
+                        "type": "Fiducial",
+                        "coordinateSystem": "LPS",
+                        "coordinateUnits": "mm",
+                        "name": f"{obj.name} {kind}",
+                        "controlPoints": points,
+                    }
+                )
+    document = {
+        "@schema": "https://raw.githubusercontent.com/slicer/slicer/master/Modules/Loadable/Markups/Resources/Schema/markups-schema-v1.0.3.json#",
+        "markups": nodes,
+    }
+    Path(path).write_text(json.dumps(document, indent=2))
