@@ -1,0 +1,47 @@
+"""Shared fixtures: one small untrained SAM2 for the whole run, phantoms, shared data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("SAMUSA_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """Seeded, randomly initialised SAM2.1 hiera-tiny at 256 px (untrained)."""
+    from SAMUSALib.models import load_model
+
+    return load_model("test-tiny", device="cpu", seed=0)
+
+
+@pytest.fixture(scope="session")
+def cine():
+    """A 24-frame phantom: object 1 visible in frames 4..17, object 2 in 0..11."""
+    from SAMUSALib.phantoms import cine_phantom
+
+    return cine_phantom(num_frames=24, height=96, width=128, seed=3, visible={1: (4, 17), 2: (0, 11)})
+
+
+def require_shared_data(*parts: str) -> Path:
+    """Path into ../shared/data; skip where it is absent, but never in CI."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI needs {path} (../shared/data beside the checkout)")
+        pytest.skip(f"{path} not found: the shared ultrasound data sits beside the repository in development checkouts")
+    return path
+
+
+def centroid_points(mask: np.ndarray, count: int = 6) -> np.ndarray:
+    """Points on a mask's contour, spread around it, as (x, y)."""
+    from skimage.measure import find_contours
+
+    contour = max(find_contours(mask.astype(float), 0.5), key=len)
+    picks = contour[np.linspace(0, len(contour) - 1, count, endpoint=False).astype(int)]
+    return picks[:, ::-1].copy()

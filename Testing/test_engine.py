@@ -1,0 +1,206 @@
+"""The session engine: windows, directions, objects, edits, cancel, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from SAMUSALib.boundary import contour_distance
+from SAMUSALib.engine import PRESENT_LOGIT, Session
+from SAMUSALib.errors import PromptError
+from SAMUSALib.frames import FrameSource
+
+from conftest import centroid_points
+
+
+def new_session(cine, model, **kwargs) -> Session:
+    return Session(FrameSource(cine.frames, geometry=cine.geometry), model, **kwargs)
+
+
+def box_of(mask: np.ndarray) -> list[float]:
+    rows, cols = np.nonzero(mask)
+    return [float(cols.min()), float(rows.min()), float(cols.max()), float(rows.max())]
+
+
+def test_frames_outside_the_window_are_never_encoded_and_stay_empty(cine, tiny_model):
+    session = new_session(cine, tiny_model)
+    session.set_window(1, (6, 13))
+    session.add_prompt(1, 9, box=box_of(cine.masks[1][9]))
+    report = session.propagate()
+
+    assert sorted(session.features.stats.frames) == list(range(6, 14))
+    assert sorted(report.frames_computed[1]) == [6, 7, 8, 10, 11, 12, 13]
+    masks = session.masks(1)
+    assert not masks[:6].any() and not masks[14:].any()
+
+
+def test_object_presence_is_forced_inside_the_window_only(cine, tiny_model):
+    windowed = new_session(cine, tiny_model)
+    windowed.set_window(1, (6, 13))
+    windowed.add_prompt(1, 9, box=box_of(cine.masks[1][9]))
+    windowed.propagate()
+    scores = [float(windowed.objects[1].output(f)["object_score_logits"]) for f in range(6, 14)]
+    assert min(scores) >= PRESENT_LOGIT
+
+    free = new_session(cine, tiny_model)
+    free.add_prompt(1, 9, box=box_of(cine.masks[1][9]))
+    free.propagate()
+    raw = [float(free.objects[1].output(f)["object_score_logits"]) for f in range(6, 14)]
+    assert any(abs(s - PRESENT_LOGIT) > 1e-3 for s in raw), "without a window the model's own score is used"
+
+
+def test_single_prompt_propagates_in_both_directions(cine, tiny_model):
+    session = new_session(cine, tiny_model)
+    session.add_prompt(1, 10, box=box_of(cine.masks[1][10]))
+    steps = session.plan()
+    forward = [s.frame for s in steps if not s.reverse]
+    backward = [s.frame for s in steps if s.reverse]
+    assert forward == list(range(11, 24))
+    assert backward == list(range(9, -1, -1))
+    report = session.propagate()
+    assert report.total == 23 and not report.cancelled
+    assert session.computed_frames(1) == list(range(24))
+
+
+def test_direction_forward_or_backward_only(cine, tiny_model):
+    session = new_session(cine, tiny_model)
+    session.add_prompt(1, 10, box=box_of(cine.masks[1][10]))
+    assert [s.frame for s in session.plan("forward")] == list(range(11, 24))
+    assert [s.frame for s in session.plan("backward")] == list(range(9, -1, -1))
+    with pytest.raises(PromptError, match="direction"):
+        session.plan("sideways")
+
+
+def test_several_objects_each_in_its_own_window(cine, tiny_model):
+    session = new_session(cine, tiny_model)
+    session.add_object(1, "lesion", window=(4, 9))
+    session.add_object(2, "echo", window=(12, 16))
+    session.add_prompt(1, 6, box=box_of(cine.masks[1][6]))
+    session.add_prompt(2, 14, positive=[[40.0, 30.0]])
+    report = session.propagate()
+
+    assert sorted(report.frames_computed[1]) == [4, 5, 7, 8, 9]
+    assert sorted(report.frames_computed[2]) == [12, 13, 15, 16]
+    assert sorted(set(session.features.stats.frames)) == [4, 5, 6, 7, 8, 9, 12, 13, 14, 15, 16]
+    assert not session.masks(1)[10:].any()
+    assert not session.masks(2)[:12].any() and not session.masks(2)[17:].any()
+
+
+def test_correction_recomputes_only_frames_after_it_up_to_the_next_prompt(cine, tiny_model):
+    session = new_session(cine, tiny_model)
+    session.set_window(1, (2, 20))
+    session.add_prompt(1, 5, box=box_of(cine.masks[1][5]))
+    session.add_prompt(1, 17, box=box_of(cine.masks[1][17]))
+    session.propagate()
+    before = session.masks(1)
+    calls = session.features.stats.calls
+    kept = {f: session.objects[1].noncond[f] for f in range(6, 11)}
+
+    session.add_prompt(1, 11, negative=[[5.0, 5.0]])  # correction on a propagated frame
+    steps = session.plan()
+    assert [(s.frame, s.reverse) for s in steps] == [(f, False) for f in range(12, 17)]
+    report = session.propagate()
+    assert sorted(report.frames_computed[1]) == list(range(12, 17))
+    assert session.features.stats.calls == calls, "cached features are reused, nothing re-encoded"
+    for f, out in kept.items():
+        assert session.objects[1].noncond[f] is out
+    after = session.masks(1)
+    assert np.array_equal(before[:11], after[:11]) and np.array_equal(before[17:], after[17:])
+
+
+def test_prompt_before_the_first_prompted_frame_recomputes_backwards(cine, tiny_model):
+    session = new_session(cine, tiny_model)
+    session.add_prompt(1, 12, box=box_of(cine.masks[1][12]))
+    session.propagate()
+    session.add_prompt(1, 6, box=box_of(cine.masks[1][6]))
+    assert [(s.frame, s.reverse) for s in session.plan()] == [(f, True) for f in range(5, -1, -1)]
+
+
+def test_click_on_a_seen_frame_reuses_its_features(cine, tiny_model):
+    session = new_session(cine, tiny_model)
+    session.add_prompt(1, 8, box=box_of(cine.masks[1][8]))
+    session.propagate()
+    calls = session.features.stats.calls
+    session.add_prompt(1, 14, positive=[[60.0, 40.0]])
+    session.add_prompt(1, 14, negative=[[10.0, 10.0]])
+    assert session.features.stats.calls == calls
+
+
+def test_cancel_keeps_finished_frames_and_resumes_to_the_same_result(cine, tiny_model):
+    reference = new_session(cine, tiny_model)
+    reference.add_prompt(1, 8, box=box_of(cine.masks[1][8]))
+    reference.propagate()
+
+    session = new_session(cine, tiny_model)
+    session.add_prompt(1, 8, box=box_of(cine.masks[1][8]))
+    seen = []
+    report = session.propagate(progress=lambda done, total, f, o: seen.append(f), cancel=lambda: len(seen) >= 4)
+    assert report.cancelled and report.total == 4
+    assert len(session.computed_frames(1)) == 5
+    session.propagate()
+    assert np.array_equal(session.masks(1), reference.masks(1)), "same inputs, same masks"
+
+
+def test_clearing_a_prompt_drops_the_results_that_followed_from_it(cine, tiny_model):
+    session = new_session(cine, tiny_model)
+    session.add_prompt(1, 4, box=box_of(cine.masks[1][4]))
+    session.add_prompt(1, 12, box=box_of(cine.masks[1][12]))
+    session.propagate()
+    session.clear_prompts(1, 12)
+    assert session.prompted_frames(1) == [4]
+    assert session.computed_frames(1) == list(range(0, 12))
+    session.clear_prompts(1)
+    assert session.computed_frames(1) == []
+    assert not session.masks(1).any()
+
+
+def test_boundary_points_on_an_untrained_model_give_a_mask_through_the_points(cine, tiny_model):
+    session = new_session(cine, tiny_model)
+    points = centroid_points(cine.masks[1][10], count=6)
+    mask = session.add_prompt(1, 10, boundary=points)
+    assert mask.any()
+    assert contour_distance(mask, points) < 3.0
+
+
+def test_feature_memory_stays_within_the_budget_and_results_do_not_change(cine, tiny_model):
+    big = new_session(cine, tiny_model)
+    small = new_session(cine, tiny_model, feature_cache_mb=2)
+    for session in (big, small):
+        session.add_prompt(1, 8, box=box_of(cine.masks[1][8]))
+        session.propagate()
+    assert small.features._bytes <= 2 * 1024 * 1024
+    assert len(small.features._entries) < len(big.features._entries)
+    assert np.array_equal(small.masks(1), big.masks(1))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(frame=30, box=[1, 1, 5, 5]), "frames are 0..23"),
+        (dict(frame=3, positive=[[500.0, 5.0]]), "outside the 128x96 frame"),
+        (dict(frame=3), "empty"),
+        (dict(frame=3, box=[10, 10, 5, 20]), "inverted"),
+        (dict(frame=3, positive=[[float("nan"), 1.0]]), "NaN"),
+    ],
+)
+def test_bad_prompts_are_refused_with_a_clear_message(cine, tiny_model, kwargs, message):
+    session = new_session(cine, tiny_model)
+    frame = kwargs.pop("frame")
+    with pytest.raises(PromptError, match=message):
+        session.add_prompt(1, frame, **kwargs)
+    assert session.computed_frames(1) == []
+
+
+def test_windows_are_validated_against_the_frames_and_prompts(cine, tiny_model):
+    session = new_session(cine, tiny_model)
+    with pytest.raises(PromptError, match="after its end"):
+        session.set_window(1, (9, 3))
+    with pytest.raises(PromptError, match="past the last frame"):
+        session.set_window(1, (3, 40))
+    session.add_prompt(1, 5, box=[10, 10, 40, 40])
+    with pytest.raises(PromptError, match="outside the window"):
+        session.set_window(1, (8, 12))
+    session.set_window(1, (3, 12))
+    with pytest.raises(PromptError, match="outside object 1's window"):
+        session.add_prompt(1, 15, box=[10, 10, 40, 40])
