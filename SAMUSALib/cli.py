@@ -7,6 +7,7 @@ Errors caused by the input are printed as one line naming the problem and the fi
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -125,7 +126,8 @@ def run_segment(
     if overlay is not None:
         from .overlay import write_overlay
 
-        write_overlay(overlay, frames, result.frame_masks, colors=result.colors, names=result.names)
+        points = {obj.id: obj.prompts for obj in prompts.objects}
+        write_overlay(overlay, frames, result.frame_masks, colors=result.colors, names=result.names, points=points)
     encoder = result.session.features.stats
     summary = {
         "output": str(written),
@@ -216,6 +218,33 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import markdown, plot, run_bench
+
+    if args.quick:
+        lengths, height, width, volume = [8, 16], 240, 320, 16
+    elif args.full:
+        lengths, height, width, volume = [30, 100, 300], 480, 640, 128
+    else:
+        lengths, height, width, volume = args.lengths, 480, 640, 128
+    models = [args.model] if args.model else (["random:sam2.1-tiny", "random:sam2.1-small", "random:sam2.1-base-plus"] if args.full else ["test-tiny"])
+    everything = []
+    for model in models:
+        results = run_bench(
+            model=model, device=args.device, lengths=lengths, height=height, width=width,
+            volume_slices=volume, progress=lambda message: print(f"bench: {message}", file=sys.stderr),
+        )
+        everything.append(results)
+        print(markdown(results))
+        if args.plot:
+            path = Path(args.plot if len(models) == 1 else f"{Path(args.plot).stem}_{model}{Path(args.plot).suffix}")
+            if plot(results, path) is None:
+                print("(no plot: matplotlib is not installed)", file=sys.stderr)
+    if args.json:
+        Path(args.json).write_text(json.dumps(everything[0] if len(everything) == 1 else everything, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="samusa", description="Interactive ultrasound segmentation with SAM2.")
     parser.add_argument("-v", "--verbose", action="store_true", help="more log output")
@@ -240,6 +269,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--device", default="auto")
     demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(func=cmd_demo)
+
+    bench = sub.add_parser("bench", help="time the SAMUSA session against the official SAM2 video predictor")
+    size = bench.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="CI size: test-tiny, 8 and 16 frames of 240x320")
+    size.add_argument("--full", action="store_true", help="SAM2.1 tiny/small/base+ at 1024 px (random weights), for a GPU")
+    bench.add_argument("--lengths", nargs="+", type=int, default=[30, 100, 300], help="loop lengths (frames of 480x640)")
+    bench.add_argument("--model", default=None, help="model id; default test-tiny (or the SAM2.1 sizes with --full)")
+    bench.add_argument("--device", default="cpu")
+    bench.add_argument("--json", default=None, help="write all figures to this JSON file")
+    bench.add_argument("--plot", default=None, help="PNG plot of time against loop length")
+    bench.set_defaults(func=cmd_bench)
 
     models = sub.add_parser("models", help="list known models and where they are cached")
     models.add_argument("--verbose", action="store_true")

@@ -12,6 +12,8 @@ temporary file and are moved into the cache only after the hash matched.
 
 from __future__ import annotations
 
+import dataclasses
+
 import contextlib
 import errno
 import hashlib
@@ -741,7 +743,19 @@ def load_model(
     """
     dev = resolve_device(device)
     meta: dict[str, Any]
-    if isinstance(model, str) and model in REGISTRY:
+    if isinstance(model, str) and model.startswith("random:"):
+        # Full-size architecture with random weights: for timing on machines without weights.
+        base = get_spec(model.split(":", 1)[1])
+        spec = dataclasses.replace(
+            base, id=model, url=None, sha256=None, filename=None, trained=False,
+            description=f"UNTRAINED random weights in the {base.id} architecture, for benchmarks only",
+        )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            sam = _build_sam(spec.config, list(spec.hydra_overrides))
+        checkpoint = None
+        meta = {"seed": seed, "source": "random", "base_model": None}
+    elif isinstance(model, str) and model in REGISTRY:
         spec = REGISTRY[model]
         overrides = list(spec.hydra_overrides)
         if spec.filename is None:  # random weights, built in memory

@@ -1,0 +1,373 @@
+"""`samusa bench`: the SAMUSA session against the official SAM2VideoPredictor, same run.
+
+Both engines get the same model object, the same frames (an in-memory uint8 loop of
+480x640 by default) and the same box prompt. The vanilla path is what a user of the
+official predictor does with an array: write a JPEG folder, `init_state`,
+`add_new_points_or_box`, `propagate_in_video` forward then in reverse, and, after a
+correction, the whole propagation again. Every measurement runs in a fresh worker
+process so peak resident memory is each engine's own.
+
+Figures are ratios ours/vanilla (or ours/our-own-baseline) from the same run, with the
+raw seconds beside them; nothing here is a pass/fail timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+TARGETS = {
+    "loop_speedup": ("whole loop, array to masks: vanilla / ours", ">=", 1.3),
+    "memory_ratio": ("peak memory above the loaded model, ours / vanilla (longest loop)", "<=", 0.5),
+    "repropagation_ratio": ("re-propagation after a mid-loop correction: ours / vanilla full re-run", "<=", 0.3),
+    "window_ratio": ("10% window / our full-loop propagation", "<=", 0.15),
+    "frame_vs_encoder": ("our propagation s/frame / encoder s/frame", "<=", 1.2),
+    "click_vs_encoder": ("click on a seen frame / encoder s/frame", "<=", 0.2),
+}
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as handle:
+        pages = int(handle.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def make_loop(num_frames: int, height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A phantom loop at (height, width): generated small and scaled up, so it is fast."""
+    from .phantoms import cine_phantom
+
+    scale = 4
+    phantom = cine_phantom(
+        num_frames, max(16, height // scale), max(16, width // scale), seed=seed,
+        visible={1: (0, num_frames - 1), 2: (0, max(0, num_frames // 2 - 1))},
+    )
+    frames = np.repeat(np.repeat(phantom.frames, scale, axis=1), scale, axis=2)[:, :height, :width]
+    masks = np.repeat(np.repeat(phantom.masks[1], scale, axis=1), scale, axis=2)[:, :height, :width]
+    return np.ascontiguousarray(frames), np.ascontiguousarray(masks)
+
+
+def _box(mask: np.ndarray) -> list[float]:
+    rows, cols = np.nonzero(mask)
+    return [float(cols.min()), float(rows.min()), float(cols.max()), float(rows.max())]
+
+
+def _sync(device) -> None:
+    import torch
+
+    if getattr(device, "type", str(device)) == "cuda":
+        torch.cuda.synchronize()
+
+
+# ------------------------------------------------------------------ workers
+def worker_ours(config: dict) -> dict:
+    import torch
+
+    from .engine import Session
+    from .frames import FrameSource
+    from .models import load_model
+
+    torch.set_grad_enabled(False)
+    frames, masks = make_loop(config["frames"], config["height"], config["width"])
+    model = load_model(config["model"], device=config["device"])
+    if model.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    T = len(frames)
+    prompt = T // 3
+    base_rss = _rss_mb()
+    out: dict[str, Any] = {"engine": "samusa", "frames": T, "base_rss_mb": base_rss}
+
+    start = time.perf_counter()
+    session = Session(FrameSource(frames), model)
+    session.add_prompt(1, prompt, box=_box(masks[prompt]))
+    report = session.propagate()
+    result = session.masks(1)
+    _sync(model.device)
+    out["loop_s"] = time.perf_counter() - start
+    out["propagation_s"] = report.seconds
+    out["propagation_s_per_frame"] = report.seconds / max(1, report.total)
+    out["encoder_s_per_frame"] = session.features.stats.seconds / max(1, session.features.stats.calls)
+    out["mask_frames"] = int(result.any(axis=(1, 2)).sum())
+
+    mid = (prompt + T) // 2
+    start = time.perf_counter()
+    session.add_prompt(1, mid, negative=[[2.0, 2.0]])
+    _sync(model.device)
+    out["click_seen_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    report = session.propagate()
+    session.masks(1)
+    _sync(model.device)
+    out["repropagation_s"] = time.perf_counter() - start
+    out["repropagation_frames"] = report.total
+    out["peak_rss_mb"] = _peak_mb()
+    if model.device.type == "cuda":
+        out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+
+    # a window of 10% of the loop around the prompted frame, on a fresh session
+    half = max(1, T // 20)
+    window = (max(0, prompt - half), min(T - 1, prompt - half + max(1, T // 10) - 1))
+    session = Session(FrameSource(frames), model)
+    start = time.perf_counter()
+    session.set_window(1, window)
+    session.add_prompt(1, prompt, box=_box(masks[prompt]))
+    session.propagate()
+    session.masks(1)
+    _sync(model.device)
+    out["window_s"] = time.perf_counter() - start
+    out["window_frames_encoded"] = session.features.stats.calls
+    return out
+
+
+def worker_vanilla(config: dict) -> dict:
+    import torch
+    from PIL import Image
+
+    from .models import load_model
+
+    torch.set_grad_enabled(False)
+    frames, masks = make_loop(config["frames"], config["height"], config["width"])
+    model = load_model(config["model"], device=config["device"])
+    predictor = model.sam
+    if model.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    T = len(frames)
+    prompt = T // 3
+    base_rss = _rss_mb()
+    out: dict[str, Any] = {"engine": "sam2-video-predictor", "frames": T, "base_rss_mb": base_rss}
+
+    processed = [0]
+
+    def propagate_all(state) -> dict[int, np.ndarray]:
+        result: dict[int, np.ndarray] = {}
+        for reverse in (False, True):
+            for frame, _, logits in predictor.propagate_in_video(state, reverse=reverse):
+                result[frame] = (logits[0, 0] > 0).cpu().numpy()
+                processed[0] += 1
+        return result
+
+    with tempfile.TemporaryDirectory() as folder, torch.inference_mode(), model.autocast():
+        start = time.perf_counter()
+        for index, frame in enumerate(frames):
+            Image.fromarray(frame).convert("RGB").save(Path(folder) / f"{index:05d}.jpg", quality=95)
+        state = predictor.init_state(video_path=folder)
+        predictor.add_new_points_or_box(state, frame_idx=prompt, obj_id=1, box=np.array(_box(masks[prompt])))
+        result = propagate_all(state)
+        _sync(model.device)
+        out["loop_s"] = time.perf_counter() - start
+        out["mask_frames"] = int(sum(m.any() for m in result.values()))
+
+        mid = (prompt + T) // 2
+        start = time.perf_counter()
+        predictor.add_new_points_or_box(
+            state, frame_idx=mid, obj_id=1, points=np.array([[2.0, 2.0]]), labels=np.array([0]), clear_old_points=False
+        )
+        _sync(model.device)
+        out["click_seen_s"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        processed[0] = 0
+        propagate_all(state)
+        _sync(model.device)
+        out["repropagation_s"] = time.perf_counter() - start
+        out["repropagation_frames"] = processed[0]
+    out["peak_rss_mb"] = _peak_mb()
+    if model.device.type == "cuda":
+        out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+def worker_encoder(config: dict) -> dict:
+    """The floor: the image encoder alone, per frame, as the session feeds it."""
+    import torch
+
+    from .features import FeatureCache
+    from .frames import FrameSource
+    from .models import load_model
+
+    frames, _ = make_loop(min(config["frames"], 12), config["height"], config["width"])
+    model = load_model(config["model"], device=config["device"])
+    source = FrameSource(frames)
+    cache = FeatureCache(model.sam, source.frame, model.device, 0, model.autocast)
+    with torch.inference_mode():
+        cache.get(0)  # warm-up
+        start = time.perf_counter()
+        for index in range(1, len(frames)):
+            cache.get(index)
+        _sync(model.device)
+    return {"encoder_s_per_frame": (time.perf_counter() - start) / (len(frames) - 1)}
+
+
+WORKERS = {"ours": worker_ours, "vanilla": worker_vanilla, "encoder": worker_encoder}
+
+
+def _run_worker(kind: str, config: dict) -> dict:
+    command = [sys.executable, "-m", "SAMUSALib.bench", "--worker", kind, "--config", json.dumps(config)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark worker {kind} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------ driver
+def machine_description(device: str) -> dict:
+    import torch
+
+    cpu = platform.processor() or ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": device,
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def run_bench(
+    *,
+    model: str = "test-tiny",
+    device: str = "cpu",
+    lengths: list[int] | None = None,
+    height: int = 480,
+    width: int = 640,
+    volume_slices: int | None = 128,
+    progress=print,
+) -> dict:
+    lengths = lengths or [30, 100, 300]
+    results: dict[str, Any] = {
+        "machine": machine_description(device),
+        "model": model,
+        "frame_size": [height, width],
+        "runs": [],
+    }
+    base = {"model": model, "device": device, "height": height, "width": width}
+    progress(f"encoder floor ({model}, {device})")
+    results["encoder"] = _run_worker("encoder", {**base, "frames": 12})
+    cases = [("cine", n, height, width) for n in lengths]
+    if volume_slices:
+        cases.append(("volume", volume_slices, 128, 128))
+    for kind, frames, h, w in cases:
+        config = {**base, "frames": frames, "height": h, "width": w}
+        progress(f"{kind} {frames} x {h}x{w}: samusa")
+        ours = _run_worker("ours", config)
+        progress(f"{kind} {frames} x {h}x{w}: sam2 video predictor")
+        vanilla = _run_worker("vanilla", config)
+        results["runs"].append({"kind": kind, "frames": frames, "height": h, "width": w, "ours": ours, "vanilla": vanilla})
+    results["ratios"] = ratios(results)
+    return results
+
+
+def ratios(results: dict) -> dict:
+    cines = [r for r in results["runs"] if r["kind"] == "cine"] or results["runs"]
+    longest = max(cines, key=lambda r: r["frames"])
+    ours, vanilla = longest["ours"], longest["vanilla"]
+    encoder = results["encoder"]["encoder_s_per_frame"]
+    values = {
+        "loop_speedup": vanilla["loop_s"] / ours["loop_s"],
+        "memory_ratio": max(ours["peak_rss_mb"] - ours["base_rss_mb"], 1e-6)
+        / max(vanilla["peak_rss_mb"] - vanilla["base_rss_mb"], 1e-6),
+        "memory_ratio_total": ours["peak_rss_mb"] / vanilla["peak_rss_mb"],
+        "repropagation_ratio": ours["repropagation_s"] / vanilla["repropagation_s"],
+        "window_ratio": ours["window_s"] / ours["loop_s"],
+        "frame_vs_encoder": ours["propagation_s_per_frame"] / encoder,
+        "click_vs_encoder": ours["click_seen_s"] / encoder,
+    }
+    met = {}
+    for key, (_, op, target) in TARGETS.items():
+        met[key] = values[key] >= target if op == ">=" else values[key] <= target
+    return {"at_frames": longest["frames"], "values": values, "met": met}
+
+
+def markdown(results: dict) -> str:
+    m = results["machine"]
+    lines = [
+        f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, device {m['device']}"
+        + (f" ({m['gpu']})" if "gpu" in m else "")
+        + f"; model `{results['model']}`; frames {results['frame_size'][0]}x{results['frame_size'][1]}.",
+        "",
+        "| loop | engine | array to masks (s) | s/frame | click on seen frame (s) | re-propagation (s, frames) | 10% window (s) | peak RSS (MB, above model) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for run in results["runs"]:
+        for name, r in (("SAMUSA", run["ours"]), ("SAM2VideoPredictor", run["vanilla"])):
+            per_frame = r["loop_s"] / run["frames"]
+            window = f"{r['window_s']:.2f}" if "window_s" in r else "n/a"
+            lines.append(
+                f"| {run['kind']} {run['frames']} x {run['height']}x{run['width']} | {name} | {r['loop_s']:.2f} | {per_frame:.3f} | "
+                f"{r['click_seen_s']:.3f} | {r['repropagation_s']:.2f} ({r['repropagation_frames']}) | {window} | "
+                f"{r['peak_rss_mb']:.0f} ({r['peak_rss_mb'] - r['base_rss_mb']:.0f}) |"
+            )
+    lines += ["", f"Encoder alone: {results['encoder']['encoder_s_per_frame']:.3f} s/frame.", ""]
+    lines += ["| ratio (longest cine) | value | target | met |", "|---|---|---|---|"]
+    values, met = results["ratios"]["values"], results["ratios"]["met"]
+    for key, (label, op, target) in TARGETS.items():
+        lines.append(f"| {label} | {values[key]:.3f} | {op} {target} | {'yes' if met[key] else 'no'} |")
+    lines.append(f"| peak RSS total, ours / vanilla | {values['memory_ratio_total']:.3f} | | |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict, path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    runs = sorted((r for r in results["runs"] if r["kind"] == "cine"), key=lambda r: r["frames"])
+    if not runs:
+        return None
+    x = [r["frames"] for r in runs]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(x, [r["ours"]["loop_s"] for r in runs], "o-", label="SAMUSA session")
+    ax.plot(x, [r["vanilla"]["loop_s"] for r in runs], "s-", label="SAM2VideoPredictor (JPEG folder)")
+    ax.plot(x, [r["ours"]["repropagation_s"] for r in runs], "o--", label="SAMUSA re-propagation after an edit")
+    ax.plot(x, [r["vanilla"]["repropagation_s"] for r in runs], "s--", label="vanilla re-run after an edit")
+    ax.set_xlabel("frames in the loop")
+    ax.set_ylabel("seconds")
+    ax.set_title(f"{results['model']} on {results['machine']['device']}, {results['frame_size'][0]}x{results['frame_size'][1]}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="samusa bench")
+    parser.add_argument("--worker", choices=sorted(WORKERS))
+    parser.add_argument("--config")
+    args = parser.parse_args(argv)
+    result = WORKERS[args.worker](json.loads(args.config))
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
