@@ -84,12 +84,13 @@ def worker_ours(config: dict) -> dict:
     torch.set_grad_enabled(False)
     frames, masks = make_loop(config["frames"], config["height"], config["width"])
     model = load_model(config["model"], device=config["device"])
+    model.precision = config.get("precision", "auto")
     if model.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     T = len(frames)
     prompt = T // 3
     base_rss = _rss_mb()
-    out: dict[str, Any] = {"engine": "samusa", "frames": T, "base_rss_mb": base_rss}
+    out: dict[str, Any] = {"engine": "samusa", "frames": T, "base_rss_mb": base_rss, "precision": model.resolved_precision}
 
     start = time.perf_counter()
     session = Session(FrameSource(frames), model)
@@ -120,8 +121,9 @@ def worker_ours(config: dict) -> dict:
         out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
 
     # a window of 10% of the loop around the prompted frame, on a fresh session
-    half = max(1, T // 20)
-    window = (max(0, prompt - half), min(T - 1, prompt - half + max(1, T // 10) - 1))
+    length = max(1, round(T / 10))
+    first = max(0, prompt - length // 2)
+    window = (first, min(T - 1, first + length - 1))
     session = Session(FrameSource(frames), model)
     start = time.perf_counter()
     session.set_window(1, window)
@@ -143,13 +145,15 @@ def worker_vanilla(config: dict) -> dict:
     torch.set_grad_enabled(False)
     frames, masks = make_loop(config["frames"], config["height"], config["width"])
     model = load_model(config["model"], device=config["device"])
+    # The official predictor's own habits: bf16 autocast on CUDA (its README), float32 elsewhere.
+    model.precision = "auto" if model.device.type == "cuda" else "fp32"
     predictor = model.sam
     if model.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     T = len(frames)
     prompt = T // 3
     base_rss = _rss_mb()
-    out: dict[str, Any] = {"engine": "sam2-video-predictor", "frames": T, "base_rss_mb": base_rss}
+    out: dict[str, Any] = {"engine": "sam2-video-predictor", "frames": T, "base_rss_mb": base_rss, "precision": model.resolved_precision}
 
     processed = [0]
 
@@ -202,6 +206,7 @@ def worker_encoder(config: dict) -> dict:
 
     frames, _ = make_loop(min(config["frames"], 12), config["height"], config["width"])
     model = load_model(config["model"], device=config["device"])
+    model.precision = config.get("precision", "auto")
     source = FrameSource(frames)
     cache = FeatureCache(model.sam, source.frame, model.device, 0, model.autocast)
     with torch.inference_mode():
@@ -210,7 +215,10 @@ def worker_encoder(config: dict) -> dict:
         for index in range(1, len(frames)):
             cache.get(index)
         _sync(model.device)
-    return {"encoder_s_per_frame": (time.perf_counter() - start) / (len(frames) - 1)}
+    return {
+        "encoder_s_per_frame": (time.perf_counter() - start) / (len(frames) - 1),
+        "precision": model.resolved_precision,
+    }
 
 
 WORKERS = {"ours": worker_ours, "vanilla": worker_vanilla, "encoder": worker_encoder}
@@ -277,7 +285,11 @@ def run_bench(
         ours = _run_worker("ours", config)
         progress(f"{kind} {frames} x {h}x{w}: sam2 video predictor")
         vanilla = _run_worker("vanilla", config)
-        results["runs"].append({"kind": kind, "frames": frames, "height": h, "width": w, "ours": ours, "vanilla": vanilla})
+        run = {"kind": kind, "frames": frames, "height": h, "width": w, "ours": ours, "vanilla": vanilla}
+        if ours.get("precision") != vanilla.get("precision"):
+            progress(f"{kind} {frames} x {h}x{w}: samusa at the vanilla precision ({vanilla.get('precision')})")
+            run["ours_same_precision"] = _run_worker("ours", {**config, "precision": vanilla.get("precision")})
+        results["runs"].append(run)
     results["ratios"] = ratios(results)
     return results
 
@@ -295,6 +307,7 @@ def ratios(results: dict) -> dict:
         "repropagation_ratio": ours["repropagation_s"] / vanilla["repropagation_s"],
         "window_ratio": ours["window_s"] / ours["loop_s"],
         "frame_vs_encoder": ours["propagation_s_per_frame"] / encoder,
+        "loop_speedup_same_precision": vanilla["loop_s"] / longest.get("ours_same_precision", ours)["loop_s"],
         "click_vs_encoder": ours["click_seen_s"] / encoder,
     }
     met = {}
@@ -314,11 +327,14 @@ def markdown(results: dict) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for run in results["runs"]:
-        for name, r in (("SAMUSA", run["ours"]), ("SAM2VideoPredictor", run["vanilla"])):
+        engines = [("SAMUSA", run["ours"]), ("SAM2VideoPredictor", run["vanilla"])]
+        if "ours_same_precision" in run:
+            engines.insert(1, ("SAMUSA (same precision)", run["ours_same_precision"]))
+        for name, r in engines:
             per_frame = r["loop_s"] / run["frames"]
             window = f"{r['window_s']:.2f}" if "window_s" in r else "n/a"
             lines.append(
-                f"| {run['kind']} {run['frames']} x {run['height']}x{run['width']} | {name} | {r['loop_s']:.2f} | {per_frame:.3f} | "
+                f"| {run['kind']} {run['frames']} x {run['height']}x{run['width']} | {name} ({r.get('precision', '?')}) | {r['loop_s']:.2f} | {per_frame:.3f} | "
                 f"{r['click_seen_s']:.3f} | {r['repropagation_s']:.2f} ({r['repropagation_frames']}) | {window} | "
                 f"{r['peak_rss_mb']:.0f} ({r['peak_rss_mb'] - r['base_rss_mb']:.0f}) |"
             )
@@ -328,6 +344,7 @@ def markdown(results: dict) -> str:
     for key, (label, op, target) in TARGETS.items():
         lines.append(f"| {label} | {values[key]:.3f} | {op} {target} | {'yes' if met[key] else 'no'} |")
     lines.append(f"| peak RSS total, ours / vanilla | {values['memory_ratio_total']:.3f} | | |")
+    lines.append(f"| whole loop, vanilla / ours at the vanilla's precision | {values['loop_speedup_same_precision']:.3f} | | |")
     return "\n".join(lines) + "\n"
 
 

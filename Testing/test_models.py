@@ -94,7 +94,7 @@ def test_test_tiny_builds_video_predictor(tiny):
     rope = tiny.sam.memory_attention.layers[0].self_attn
     assert rope.freqs_cis.shape[0] == 16 * 16  # feat_sizes override reached the yaml path
     assert _image_features(tiny).shape[-2:] == (16, 16)
-    with tiny.autocast():  # no-op on the CPU
+    with tiny.autocast():  # bf16 on CPUs with native bf16, else float32
         pass
 
 
@@ -337,10 +337,28 @@ def test_resolve_device():
         models.resolve_device("bogus")
 
 
-def test_autocast_is_noop_off_cuda():
-    ctx = models.autocast_context(torch.device("cpu"))
-    with ctx:
-        assert not torch.is_autocast_enabled()
+def test_fp32_precision_disables_autocast_on_the_cpu(monkeypatch):
+    monkeypatch.setenv("SAMUSA_PRECISION", "fp32")
+    with models.autocast_context(torch.device("cpu")):
+        assert not torch.is_autocast_enabled("cpu")
+
+
+def test_auto_precision_uses_bf16_only_on_cpus_with_native_bf16(monkeypatch):
+    monkeypatch.delenv("SAMUSA_PRECISION", raising=False)
+    monkeypatch.setattr(models, "cpu_has_native_bf16", lambda: True)
+    assert models.resolve_precision("cpu") == "bf16"
+    with models.autocast_context(torch.device("cpu")):
+        assert torch.is_autocast_enabled("cpu")
+    monkeypatch.setattr(models, "cpu_has_native_bf16", lambda: False)
+    assert models.resolve_precision("cpu") == "fp32"
+    with models.autocast_context(torch.device("cpu")):
+        assert not torch.is_autocast_enabled("cpu")
+
+
+def test_unknown_precision_is_refused(monkeypatch):
+    monkeypatch.setenv("SAMUSA_PRECISION", "fp8")
+    with pytest.raises(DeviceError, match="precision must be one of"):
+        models.resolve_precision("cpu")
 
 
 def test_download_bad_url():

@@ -1,0 +1,35 @@
+"""`samusa bench --quick` runs both engines and reports every figure the issue asks for.
+
+No timing is asserted: the figures are for reading, not for passing.
+"""
+
+from __future__ import annotations
+
+import json
+
+from SAMUSALib.bench import TARGETS, markdown
+from SAMUSALib.cli import main
+
+
+def test_quick_bench_writes_ratios_and_raw_times_for_both_engines(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    plot = tmp_path / "bench.png"
+    assert main(["bench", "--quick", "--json", str(out), "--plot", str(plot)]) == 0
+    results = json.loads(out.read_text())
+
+    assert {"cpu", "cores", "torch", "device"} <= set(results["machine"])
+    assert results["encoder"]["encoder_s_per_frame"] > 0
+    kinds = [(run["kind"], run["frames"]) for run in results["runs"]]
+    assert kinds == [("cine", 8), ("cine", 16), ("volume", 16)]
+    for run in results["runs"]:
+        ours, vanilla = run["ours"], run["vanilla"]
+        for figures in (ours, vanilla):
+            for key in ("loop_s", "click_seen_s", "repropagation_s", "repropagation_frames", "peak_rss_mb", "base_rss_mb"):
+                assert figures[key] > 0, key
+            assert figures["mask_frames"] == run["frames"], "both engines produce a mask on every frame"
+        assert ours["window_frames_encoded"] <= max(1, run["frames"] // 10) + 1
+        assert ours["repropagation_frames"] < vanilla["repropagation_frames"]
+    assert set(TARGETS) <= set(results["ratios"]["values"]) and set(TARGETS) == set(results["ratios"]["met"])
+    table = capsys.readouterr().out
+    assert "SAM2VideoPredictor" in table and "| whole loop" in table
+    assert markdown(results) in table
