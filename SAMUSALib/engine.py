@@ -1,9 +1,11 @@
-"""The interactive session: prompts in, masks out, memory propagation over frames.
+"""The interactive session: prompts in, masks out, propagation over frames.
 
-A `Session` holds one cine loop or volume (a `FrameSource`) and one SAM2 model. It
-drives SAM2's own building blocks (image encoder, memory attention, mask decoder,
-memory encoder through `SAM2Base.track_step`) with its own bookkeeping instead of
-`SAM2VideoPredictor`, because the product needs what the predictor does not give:
+A `Session` holds one cine loop or volume (a `FrameSource`) and one model. It keeps
+the prompts, windows and per-frame results of every object and decides which frames
+to compute; a backend computes one object on one frame (`sam2_backend.SAM2Backend`
+drives SAM2's building blocks through `SAM2Base.track_step`; image-only models
+propagate from the neighbouring frame's result). The session exists instead of
+`SAM2VideoPredictor` because the product needs what the predictor does not give:
 
 - frames come from memory, lazily, and their features are cached within a budget;
 - each object has its own temporal window: frames outside it are never encoded nor
@@ -22,52 +24,20 @@ two prompted frames is computed once, forward, with both prompted frames in memo
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from . import boundary as boundary_encoding
-from .errors import Cancelled, PromptError
-from .features import FeatureCache, cache_budget_bytes
+from .errors import PromptError
 from .frames import FrameSource
-from .prompts import DEFAULT_COLORS, FramePrompt, ObjectPrompts, PromptSet, TemporalWindow
+from .prompts import DEFAULT_COLORS, FramePrompt, PromptSet, TemporalWindow
+from .sam2_backend import PRESENT_LOGIT, SAM2Backend, presence_forced  # noqa: F401 (re-exported)
 
-#: Object-score logit written over the model's own inside a temporal window.
-PRESENT_LOGIT = 10.0
 DIRECTIONS = ("both", "forward", "backward")
 
 ProgressCallback = Callable[[int, int, int, int], None]
 """progress(done, total, frame, object_id), called after each computed frame."""
-
-
-@contextmanager
-def presence_forced(sam: torch.nn.Module, forced: bool) -> Iterator[None]:
-    """Declare the object present for every decoder call inside the block.
-
-    SAM2 gates the mask, the object pointer and the memory's no-object embedding on
-    `object_score_logits > 0`, the fourth output of the mask decoder; raising that
-    output is the one place that overrides all three consistently.
-    """
-    if getattr(sam, "_samusa_presence_hook", None) is None:
-        sam._samusa_force_presence = False
-
-        def hook(module, inputs, outputs):
-            if not sam._samusa_force_presence:
-                return None
-            masks, ious, tokens, scores = outputs
-            return masks, ious, tokens, torch.clamp(scores, min=PRESENT_LOGIT)
-
-        sam._samusa_presence_hook = sam.sam_mask_decoder.register_forward_hook(hook)
-    previous = sam._samusa_force_presence
-    sam._samusa_force_presence = forced
-    try:
-        yield
-    finally:
-        sam._samusa_force_presence = previous
 
 
 @dataclass
@@ -91,7 +61,7 @@ class _Step:
     source: int
 
 
-class _ObjectState:
+class ObjectState:
     """Prompts and results of one object; results per frame, split as SAM2's memory wants
     them (conditioning frames carry user prompts, the others were propagated)."""
 
@@ -150,18 +120,14 @@ class Session:
     def __init__(self, frames: FrameSource, model, *, feature_cache_mb: int | None = None) -> None:
         self.frames = frames
         self.model = model
-        self.sam = model.sam
-        self.device = model.device
-        self.image_size = int(self.sam.image_size)
-        self.features = FeatureCache(
-            self.sam, frames.frame, self.device, cache_budget_bytes(feature_cache_mb), model.autocast
-        )
-        self.objects: dict[int, _ObjectState] = {}
-        self.decoder_steps = 0
+        self.backend = make_backend(frames, model, feature_cache_mb)
+        self.objects: dict[int, ObjectState] = {}
         self._cancel_requested = False
-        spec = getattr(model, "spec", None)
-        self.boundary_native = bool(getattr(spec, "boundary_native", False))
-        self.boundary_label = int(getattr(spec, "boundary_label", 1))
+
+    @property
+    def features(self):
+        """The backend's image-feature cache (its `stats` count encoder calls)."""
+        return self.backend.features
 
     # ------------------------------------------------------------------ objects
     @property
@@ -183,7 +149,7 @@ class Session:
             raise PromptError(f"object id must be a positive integer; got {obj_id!r}")
         obj_id = int(obj_id)
         if obj_id not in self.objects:
-            self.objects[obj_id] = _ObjectState(
+            self.objects[obj_id] = ObjectState(
                 obj_id, name or f"object {obj_id}", color or DEFAULT_COLORS[(obj_id - 1) % len(DEFAULT_COLORS)]
             )
         obj = self.objects[obj_id]
@@ -194,7 +160,7 @@ class Session:
         if window is not None:
             self.set_window(obj_id, window)
 
-    def _object(self, obj_id: int) -> _ObjectState:
+    def _object(self, obj_id: int) -> ObjectState:
         if obj_id not in self.objects:
             known = sorted(self.objects) or "none"
             raise PromptError(f"no object with id {obj_id}; objects: {known}")
@@ -288,12 +254,9 @@ class Session:
 
         frame = new.frame
         previous = obj.output(frame)
-        prev_logits = None
-        if previous is not None and not replace and new.mask is None:
-            prev_logits = torch.clamp(previous["pred_masks"].float(), -32.0, 32.0)
         has_other_cond = any(f != frame for f in obj.cond)
         is_init = not has_other_cond or previous is None
-        out = self._prompt_frame(obj, merged, is_init=is_init, prev_logits=prev_logits)
+        out = self.backend.prompt(obj, merged, is_init=is_init, previous=None if replace else previous)
 
         obj.prompts[frame] = merged
         obj.noncond.pop(frame, None)
@@ -317,144 +280,6 @@ class Session:
 
     def prompts(self, obj_id: int) -> dict[int, FramePrompt]:
         return dict(self._object(obj_id).prompts)
-
-    # ------------------------------------------------------------- one frame
-    def _point_inputs(self, points: list[np.ndarray], labels: list[int]) -> dict | None:
-        if not points:
-            return None
-        height, width = self.frame_shape
-        coords = torch.tensor(np.asarray(points, dtype=np.float32), device=self.device)
-        coords = coords * torch.tensor(
-            [self.image_size / width, self.image_size / height], device=self.device
-        )
-        return {
-            "point_coords": coords[None],
-            "point_labels": torch.tensor(labels, dtype=torch.int32, device=self.device)[None],
-        }
-
-    def _encode_prompt(self, prompt: FramePrompt, *, boundary_as_points: bool) -> dict | None:
-        points: list = []
-        labels: list[int] = []
-        if prompt.box is not None:
-            x0, y0, x1, y1 = prompt.box
-            points += [[x0, y0], [x1, y1]]
-            labels += [2, 3]
-        for p in prompt.positive:
-            points.append(p)
-            labels.append(1)
-        for p in prompt.negative:
-            points.append(p)
-            labels.append(0)
-        if boundary_as_points:
-            for p in prompt.boundary:
-                points.append(p)
-                labels.append(self.boundary_label)
-        return self._point_inputs(points, labels)
-
-    def _mask_to_input(self, mask: np.ndarray) -> torch.Tensor:
-        tensor = torch.from_numpy(mask.astype(np.float32)).to(self.device)[None, None]
-        return F.interpolate(tensor, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
-
-    def _prompt_frame(self, obj: _ObjectState, prompt: FramePrompt, *, is_init: bool, prev_logits) -> dict:
-        point_inputs = None
-        mask_inputs = None
-        vanilla_boundary = len(prompt.boundary) > 0 and not self.boundary_native
-        if vanilla_boundary:
-            mask_inputs = self._mask_to_input(self._boundary_candidate(obj, prompt, is_init, prev_logits))
-            prev_logits = None
-        elif prompt.mask is not None and len(prompt.positive) + len(prompt.negative) + len(prompt.boundary) == 0 and prompt.box is None:
-            mask_inputs = self._mask_to_input(prompt.mask)
-        else:
-            point_inputs = self._encode_prompt(prompt, boundary_as_points=True)
-            if prompt.mask is not None:
-                prev_logits = F.interpolate(
-                    torch.from_numpy(prompt.mask.astype(np.float32) * 20 - 10).to(self.device)[None, None],
-                    size=(self.image_size // 4, self.image_size // 4),
-                    mode="bilinear",
-                    align_corners=False,
-                )
-        return self._track(obj, prompt.frame, is_init=is_init, point_inputs=point_inputs, mask_inputs=mask_inputs, prev_logits=prev_logits)
-
-    def _boundary_candidate(self, obj: _ObjectState, prompt: FramePrompt, is_init: bool, prev_logits) -> np.ndarray:
-        """Best mask for boundary points on a model not trained on them (see `boundary`)."""
-        shape = self.frame_shape
-        pts = prompt.boundary
-        box = prompt.box
-        positive = prompt.positive
-        if box is None and len(pts) >= 2:
-            box = boundary_encoding.bounding_box(pts, shape)
-        elif box is None:
-            positive = np.concatenate([positive, pts])
-        candidate_prompt = FramePrompt(prompt.frame, positive=positive, negative=prompt.negative, box=box)
-        point_inputs = self._encode_prompt(candidate_prompt, boundary_as_points=False)
-        feats = self.features.get(prompt.frame)
-        sam = self.sam
-        candidates: list[np.ndarray] = []
-        with torch.inference_mode(), self.model.autocast(), presence_forced(sam, obj.window is not None):
-            high_res = [
-                x.permute(1, 2, 0).view(x.size(1), x.size(2), *s)
-                for x, s in zip(feats.vision_feats[:-1], feats.feat_sizes[:-1])
-            ]
-            pix_feat = sam._prepare_memory_conditioned_features(
-                frame_idx=prompt.frame,
-                is_init_cond_frame=is_init,
-                current_vision_feats=feats.vision_feats[-1:],
-                current_vision_pos_embeds=feats.vision_pos[-1:],
-                feat_sizes=feats.feat_sizes[-1:],
-                output_dict=obj.memory(exclude=prompt.frame),
-                num_frames=self.num_frames,
-            )
-            for multimask in (True, False):
-                low_res, *_ = sam._forward_sam_heads(
-                    backbone_features=pix_feat,
-                    point_inputs=point_inputs,
-                    mask_inputs=prev_logits,
-                    high_res_features=high_res,
-                    multimask_output=multimask,
-                )
-                for index in range(low_res.shape[1]):
-                    candidates.append(self._logits_to_mask(low_res[:, index : index + 1]))
-        self.decoder_steps += 1
-        curve = boundary_encoding.curve_mask(pts, shape)
-        if curve.any():
-            candidates.append(curve)
-        return candidates[boundary_encoding.choose_candidate(candidates, pts)]
-
-    def _track(
-        self,
-        obj: _ObjectState,
-        frame: int,
-        *,
-        is_init: bool,
-        point_inputs=None,
-        mask_inputs=None,
-        prev_logits=None,
-        reverse: bool = False,
-    ) -> dict:
-        feats = self.features.get(frame)
-        with torch.inference_mode(), self.model.autocast(), presence_forced(self.sam, obj.window is not None):
-            out = self.sam.track_step(
-                frame_idx=frame,
-                is_init_cond_frame=is_init,
-                current_vision_feats=feats.vision_feats,
-                current_vision_pos_embeds=feats.vision_pos,
-                feat_sizes=feats.feat_sizes,
-                point_inputs=point_inputs,
-                mask_inputs=mask_inputs,
-                output_dict=obj.memory(exclude=frame),
-                num_frames=self.num_frames,
-                track_in_reverse=reverse,
-                run_mem_encoder=True,
-                prev_sam_mask_logits=prev_logits,
-            )
-        self.decoder_steps += 1
-        return {
-            "maskmem_features": out["maskmem_features"],
-            "maskmem_pos_enc": out["maskmem_pos_enc"],
-            "pred_masks": out["pred_masks"].float(),
-            "obj_ptr": out["obj_ptr"],
-            "object_score_logits": out["object_score_logits"],
-        }
 
     # ------------------------------------------------------------ propagation
     def cancel(self) -> None:
@@ -490,7 +315,7 @@ class Session:
         return forward + backward
 
     @staticmethod
-    def _chain_source(obj: _ObjectState, anchor: int, reverse: bool) -> int:
+    def _chain_source(obj: ObjectState, anchor: int, reverse: bool) -> int:
         if anchor in obj.cond:
             return anchor
         source, anchor_reverse = obj.origin[anchor]
@@ -519,7 +344,7 @@ class Session:
                 report.cancelled = True
                 break
             obj = self.objects[step.obj_id]
-            obj.noncond[step.frame] = self._track(obj, step.frame, is_init=False, reverse=step.reverse)
+            obj.noncond[step.frame] = self.backend.track(obj, step.frame, reverse=step.reverse)
             obj.origin[step.frame] = (step.source, step.reverse)
             report.frames_computed.setdefault(step.obj_id, []).append(step.frame)
             if progress is not None:
@@ -528,10 +353,6 @@ class Session:
         return report
 
     # ----------------------------------------------------------------- results
-    def _logits_to_mask(self, low_res: torch.Tensor) -> np.ndarray:
-        logits = F.interpolate(low_res.float(), size=self.frame_shape, mode="bilinear", align_corners=False)
-        return (logits[0, 0] > 0).cpu().numpy()
-
     def mask(self, obj_id: int, frame: int) -> np.ndarray:
         """(H, W) bool mask of an object on a frame; empty where nothing was computed."""
         obj = self._object(obj_id)
@@ -540,7 +361,7 @@ class Session:
         out = obj.output(frame)
         if out is None or (obj.window is not None and frame not in obj.window):
             return np.zeros(self.frame_shape, dtype=bool)
-        return self._logits_to_mask(out["pred_masks"])
+        return self.backend.logits_to_mask(self.backend.low_res_logits(out))
 
     def masks(self, obj_id: int) -> np.ndarray:
         """(T, H, W) bool masks of an object over all frames."""
@@ -566,3 +387,11 @@ def _runs(frames: list[int]) -> list[tuple[int, int]]:
         else:
             runs.append((g, g))
     return runs
+
+
+def make_backend(frames: FrameSource, model, feature_cache_mb: int | None = None):
+    """The backend for a loaded model's family."""
+    family = getattr(getattr(model, "spec", None), "family", "sam2")
+    if family == "sam2":
+        return SAM2Backend(frames, model, feature_cache_mb)
+    raise PromptError(f"no session backend for models of family {family!r}")

@@ -204,3 +204,11 @@ def test_windows_are_validated_against_the_frames_and_prompts(cine, tiny_model):
     session.set_window(1, (3, 12))
     with pytest.raises(PromptError, match="outside object 1's window"):
         session.add_prompt(1, 15, box=[10, 10, 40, 40])
+
+
+def test_cached_features_hold_no_autograd_graph(cine, tiny_model):
+    """A graph behind cached features would keep ~150 MB of activations per frame alive."""
+    session = new_session(cine, tiny_model)
+    session.add_prompt(1, 8, box=box_of(cine.masks[1][8]))
+    entry = session.features.get(8)
+    assert all(t.grad_fn is None and not t.requires_grad for t in entry.vision_feats)

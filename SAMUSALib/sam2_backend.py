@@ -1,0 +1,224 @@
+"""SAM2 behind the session: one frame at a time through SAM2's own building blocks.
+
+The session decides which frame to compute and in which direction; this module turns
+that into `SAM2Base.track_step` calls (image encoder, memory attention, mask decoder,
+memory encoder) with cached image features, and encodes prompts the way SAM2 expects
+(points scaled to the model's square input, box corners as labels 2 and 3).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import boundary as boundary_encoding
+from .features import FeatureCache, cache_budget_bytes
+from .frames import FrameSource
+from .prompts import FramePrompt
+
+if TYPE_CHECKING:
+    from .engine import ObjectState
+
+#: Object-score logit written over the model's own inside a temporal window.
+PRESENT_LOGIT = 10.0
+
+
+@contextmanager
+def presence_forced(sam: torch.nn.Module, forced: bool) -> Iterator[None]:
+    """Declare the object present for every decoder call inside the block.
+
+    SAM2 gates the mask, the object pointer and the memory's no-object embedding on
+    `object_score_logits > 0`, the fourth output of the mask decoder; raising that
+    output is the one place that overrides all three consistently.
+    """
+    if getattr(sam, "_samusa_presence_hook", None) is None:
+        sam._samusa_force_presence = False
+
+        def hook(module, inputs, outputs):
+            if not sam._samusa_force_presence:
+                return None
+            masks, ious, tokens, scores = outputs
+            return masks, ious, tokens, torch.clamp(scores, min=PRESENT_LOGIT)
+
+        sam._samusa_presence_hook = sam.sam_mask_decoder.register_forward_hook(hook)
+    previous = sam._samusa_force_presence
+    sam._samusa_force_presence = forced
+    try:
+        yield
+    finally:
+        sam._samusa_force_presence = previous
+
+
+class SAM2Backend:
+    """Computes one object's result on one frame with a SAM2 model (a `LoadedModel`)."""
+
+    def __init__(self, frames: FrameSource, model, feature_cache_mb: int | None = None) -> None:
+        self.frames = frames
+        self.model = model
+        self.sam = model.sam
+        self.device = model.device
+        self.image_size = int(self.sam.image_size)
+        self.features = FeatureCache(
+            self.sam, frames.frame, self.device, cache_budget_bytes(feature_cache_mb), model.autocast
+        )
+        spec = getattr(model, "spec", None)
+        self.boundary_native = bool(getattr(spec, "boundary_native", False))
+        self.boundary_label = int(getattr(spec, "boundary_label", 1))
+        self.decoder_steps = 0
+
+    # -------------------------------------------------------------- interface
+    def prompt(self, obj: "ObjectState", prompt: FramePrompt, *, is_init: bool, previous: dict | None) -> dict:
+        """Segment a prompted frame; `previous` is its earlier result when the user refines it."""
+        prev_logits = None
+        if previous is not None and prompt.mask is None:
+            prev_logits = torch.clamp(previous["pred_masks"].float().to(self.device), -32.0, 32.0)
+        point_inputs = None
+        mask_inputs = None
+        if len(prompt.boundary) > 0 and not self.boundary_native:
+            mask_inputs = self._mask_to_input(self._boundary_candidate(obj, prompt, is_init, prev_logits))
+            prev_logits = None
+        elif prompt.mask is not None and prompt.box is None and not (
+            len(prompt.positive) or len(prompt.negative) or len(prompt.boundary)
+        ):
+            mask_inputs = self._mask_to_input(prompt.mask)
+        else:
+            point_inputs = self._encode_prompt(prompt, boundary_as_points=True)
+            if prompt.mask is not None:
+                prev_logits = F.interpolate(
+                    torch.from_numpy(prompt.mask.astype(np.float32) * 20 - 10).to(self.device)[None, None],
+                    size=(self.image_size // 4, self.image_size // 4),
+                    mode="bilinear",
+                    align_corners=False,
+                )
+        return self._track(
+            obj, prompt.frame, is_init=is_init, point_inputs=point_inputs, mask_inputs=mask_inputs, prev_logits=prev_logits
+        )
+
+    def track(self, obj: "ObjectState", frame: int, *, reverse: bool) -> dict:
+        """Propagate: segment `frame` from the object's memory alone."""
+        return self._track(obj, frame, is_init=False, reverse=reverse)
+
+    @staticmethod
+    def low_res_logits(out: dict) -> torch.Tensor:
+        return out["pred_masks"]
+
+    # -------------------------------------------------------------- internals
+    def _point_inputs(self, points: list, labels: list[int]) -> dict | None:
+        if not points:
+            return None
+        height, width = self.frames.frame_shape
+        coords = torch.tensor(np.asarray(points, dtype=np.float32), device=self.device)
+        coords = coords * torch.tensor([self.image_size / width, self.image_size / height], device=self.device)
+        return {
+            "point_coords": coords[None],
+            "point_labels": torch.tensor(labels, dtype=torch.int32, device=self.device)[None],
+        }
+
+    def _encode_prompt(self, prompt: FramePrompt, *, boundary_as_points: bool) -> dict | None:
+        points: list = []
+        labels: list[int] = []
+        if prompt.box is not None:
+            x0, y0, x1, y1 = prompt.box
+            points += [[x0, y0], [x1, y1]]
+            labels += [2, 3]
+        points += list(prompt.positive)
+        labels += [1] * len(prompt.positive)
+        points += list(prompt.negative)
+        labels += [0] * len(prompt.negative)
+        if boundary_as_points:
+            points += list(prompt.boundary)
+            labels += [self.boundary_label] * len(prompt.boundary)
+        return self._point_inputs(points, labels)
+
+    def _mask_to_input(self, mask: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(mask.astype(np.float32)).to(self.device)[None, None]
+        return F.interpolate(tensor, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
+
+    def logits_to_mask(self, low_res: torch.Tensor) -> np.ndarray:
+        logits = F.interpolate(low_res.float(), size=self.frames.frame_shape, mode="bilinear", align_corners=False)
+        return (logits[0, 0] > 0).cpu().numpy()
+
+    def _boundary_candidate(self, obj: "ObjectState", prompt: FramePrompt, is_init: bool, prev_logits) -> np.ndarray:
+        """Best mask for boundary points on a model not trained on them (see `boundary`)."""
+        shape = self.frames.frame_shape
+        points = prompt.boundary
+        box = prompt.box
+        positive = prompt.positive
+        if box is None and len(points) >= 2:
+            box = boundary_encoding.bounding_box(points, shape)
+        elif box is None:
+            positive = np.concatenate([positive, points])
+        candidate_prompt = FramePrompt(prompt.frame, positive=positive, negative=prompt.negative, box=box)
+        point_inputs = self._encode_prompt(candidate_prompt, boundary_as_points=False)
+        feats = self.features.get(prompt.frame)
+        sam = self.sam
+        candidates: list[np.ndarray] = []
+        with torch.inference_mode(), self.model.autocast(), presence_forced(sam, obj.window is not None):
+            high_res = [
+                x.permute(1, 2, 0).view(x.size(1), x.size(2), *s)
+                for x, s in zip(feats.vision_feats[:-1], feats.feat_sizes[:-1])
+            ]
+            pix_feat = sam._prepare_memory_conditioned_features(
+                frame_idx=prompt.frame,
+                is_init_cond_frame=is_init,
+                current_vision_feats=feats.vision_feats[-1:],
+                current_vision_pos_embeds=feats.vision_pos[-1:],
+                feat_sizes=feats.feat_sizes[-1:],
+                output_dict=obj.memory(exclude=prompt.frame),
+                num_frames=self.frames.num_frames,
+            )
+            for multimask in (True, False):
+                low_res, *_ = sam._forward_sam_heads(
+                    backbone_features=pix_feat,
+                    point_inputs=point_inputs,
+                    mask_inputs=prev_logits,
+                    high_res_features=high_res,
+                    multimask_output=multimask,
+                )
+                for index in range(low_res.shape[1]):
+                    candidates.append(self.logits_to_mask(low_res[:, index : index + 1]))
+        self.decoder_steps += 1
+        curve = boundary_encoding.curve_mask(points, shape)
+        if curve.any():
+            candidates.append(curve)
+        return candidates[boundary_encoding.choose_candidate(candidates, points)]
+
+    def _track(
+        self,
+        obj: "ObjectState",
+        frame: int,
+        *,
+        is_init: bool,
+        point_inputs=None,
+        mask_inputs=None,
+        prev_logits=None,
+        reverse: bool = False,
+    ) -> dict:
+        feats = self.features.get(frame)
+        with torch.inference_mode(), self.model.autocast(), presence_forced(self.sam, obj.window is not None):
+            out = self.sam.track_step(
+                frame_idx=frame,
+                is_init_cond_frame=is_init,
+                current_vision_feats=feats.vision_feats,
+                current_vision_pos_embeds=feats.vision_pos,
+                feat_sizes=feats.feat_sizes,
+                point_inputs=point_inputs,
+                mask_inputs=mask_inputs,
+                output_dict=obj.memory(exclude=frame),
+                num_frames=self.frames.num_frames,
+                track_in_reverse=reverse,
+                run_mem_encoder=True,
+                prev_sam_mask_logits=prev_logits,
+            )
+        self.decoder_steps += 1
+        return {
+            "maskmem_features": out["maskmem_features"],
+            "maskmem_pos_enc": out["maskmem_pos_enc"],
+            "pred_masks": out["pred_masks"].float(),
+            "obj_ptr": out["obj_ptr"],
+            "object_score_logits": out["object_score_logits"],
+        }
