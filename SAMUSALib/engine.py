@@ -36,6 +36,9 @@ from .sam2_backend import PRESENT_LOGIT, SAM2Backend, presence_forced  # noqa: F
 
 DIRECTIONS = ("both", "forward", "backward")
 
+#: Result of a frame skipped after an image-only backend lost the object (see propagate).
+VANISHED: dict = {"vanished": True}
+
 ProgressCallback = Callable[[int, int, int, int], None]
 """progress(done, total, frame, object_id), called after each computed frame."""
 
@@ -59,6 +62,7 @@ class _Step:
     obj_id: int
     reverse: bool
     source: int
+    run: int = 0
 
 
 class ObjectState:
@@ -306,10 +310,10 @@ class Session:
                 right = b + 1 <= end and (b + 1) in known
                 if left and direction in ("both", "forward"):
                     source = self._chain_source(obj, a - 1, reverse=False)
-                    forward += [_Step(g, obj_id, False, source) for g in range(a, b + 1)]
+                    forward += [_Step(g, obj_id, False, source, a) for g in range(a, b + 1)]
                 elif right and direction in ("both", "backward"):
                     source = self._chain_source(obj, b + 1, reverse=True)
-                    backward += [_Step(g, obj_id, True, source) for g in range(b, a - 1, -1)]
+                    backward += [_Step(g, obj_id, True, source, a) for g in range(b, a - 1, -1)]
         forward.sort(key=lambda s: s.frame)
         backward.sort(key=lambda s: -s.frame)
         return forward + backward
@@ -339,12 +343,22 @@ class Session:
         self._cancel_requested = False
         report = PropagationReport()
         started = time.perf_counter()
+        vanished: set[tuple[int, int, bool]] = set()
         for done, step in enumerate(steps):
             if self._cancel_requested or (cancel is not None and cancel()):
                 report.cancelled = True
                 break
             obj = self.objects[step.obj_id]
-            obj.noncond[step.frame] = self.backend.track(obj, step.frame, reverse=step.reverse)
+            run = (step.obj_id, step.run, step.reverse)
+            if run in vanished:
+                # An image-only backend lost the object with no window to hold it: the
+                # rest of this run is empty, recorded so it is not retried until an edit.
+                out = VANISHED
+            else:
+                out = self.backend.track(obj, step.frame, reverse=step.reverse)
+                if out.get("vanished") and obj.window is None:
+                    vanished.add(run)
+            obj.noncond[step.frame] = out
             obj.origin[step.frame] = (step.source, step.reverse)
             report.frames_computed.setdefault(step.obj_id, []).append(step.frame)
             if progress is not None:
@@ -359,7 +373,7 @@ class Session:
         if not 0 <= frame < self.num_frames:
             raise PromptError(f"frame {frame} is outside 0..{self.num_frames - 1}")
         out = obj.output(frame)
-        if out is None or (obj.window is not None and frame not in obj.window):
+        if out is None or out is VANISHED or (obj.window is not None and frame not in obj.window):
             return np.zeros(self.frame_shape, dtype=bool)
         return self.backend.logits_to_mask(self.backend.low_res_logits(out))
 

@@ -212,3 +212,51 @@ def test_cached_features_hold_no_autograd_graph(cine, tiny_model):
     session.add_prompt(1, 8, box=box_of(cine.masks[1][8]))
     entry = session.features.get(8)
     assert all(t.grad_fn is None and not t.requires_grad for t in entry.vision_feats)
+
+
+class _FakeImageOnlyBackend:
+    """Loses the object after two propagated frames, like an image-only model on a fading structure."""
+
+    def __init__(self, frames):
+        from SAMUSALib.features import EncoderStats
+
+        self.frames = frames
+        self.features = type("Cache", (), {"stats": EncoderStats()})()
+        self.tracked: list[int] = []
+
+    def prompt(self, obj, prompt, *, is_init, previous):
+        return {"logits": torch.ones(1, 1, 4, 4)}
+
+    def track(self, obj, frame, *, reverse):
+        self.tracked.append(frame)
+        if len(self.tracked) > 2:
+            return {"logits": -torch.ones(1, 1, 4, 4), "vanished": True}
+        return {"logits": torch.ones(1, 1, 4, 4)}
+
+    @staticmethod
+    def low_res_logits(out):
+        return out["logits"]
+
+    def logits_to_mask(self, low_res):
+        return np.full(self.frames.frame_shape, bool(low_res.mean() > 0))
+
+
+@pytest.mark.parametrize("window", [None, (0, 23)])
+def test_a_lost_object_stops_propagation_unless_a_window_holds_it(cine, window, monkeypatch):
+    import SAMUSALib.engine as engine
+
+    frames = FrameSource(cine.frames)
+    monkeypatch.setattr(engine, "make_backend", lambda frames, model, mb=None: _FakeImageOnlyBackend(frames))
+    session = Session(frames, model=None)
+    session.set_window(1, window)
+    session.add_prompt(1, 10, box=[10, 10, 40, 40])
+    report = session.propagate("forward")
+    tracked = session.backend.tracked
+    if window is None:
+        assert tracked == [11, 12, 13], "nothing is computed after the object is lost"
+        assert report.total == 13, "the rest of the run is recorded as empty, not retried"
+        assert session.plan("forward") == []
+    else:
+        assert tracked == list(range(11, 24)), "inside a window the object is never given up"
+    masks = session.masks(1)
+    assert masks[10:13].all() and not masks[13:].any()
