@@ -13,12 +13,20 @@ the defaults), and both using numpy only:
       like a calcification, deeper than object 1, moving right to left over a different
       range of frames.
 
-    Each object is visible in one contiguous block of frames, ``visible[id] = (first,
-    last)`` inclusive: its mask is empty in every frame outside that block and non-empty
-    in every frame inside it (the generator places the objects so that this holds
-    exactly; a block of frames in which an object leaves in the middle of the loop is
-    not generated). A block that starts at frame 0 or ends at the last frame means the
+    By default each object is visible in one contiguous block of frames, ``visible[id] =
+    (first, last)`` inclusive: its mask is empty in every frame outside that block and
+    non-empty in every frame inside it (the generator places the objects so that this
+    holds exactly). A block that starts at frame 0 or ends at the last frame means the
     object is already in view when the loop starts or is still in view when it ends.
+
+    Leaving and re-entering the view: with ``reenter=True`` (object 1) or ``gaps={id:
+    (g0, g1)}`` the object leaves the field of view in the middle of its span, its mask
+    is exactly empty in frames g0..g1, and it comes back in: the probe sweeps away and
+    back, so the object leaves through one side, re-enters through the same side moving
+    the other way, and, as the probe was pressed/tilted differently meanwhile, at a
+    somewhat shallower depth. ``visible[id]`` stays the (first, last) of the whole span,
+    which then has a hole; the exact per-frame visibility is ``present[id]`` (bool per
+    frame) and ``visible_runs[id]`` (the inclusive blocks of frames in which it is seen).
     Masks are clipped to the field of view: with ``sector=True`` the image is a fan
     (curvilinear probe) and everything outside the fan is black and outside every mask.
 
@@ -41,7 +49,7 @@ the ITK (I, J, K) axes. Inside a frame x is the column and y the row.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -148,14 +156,21 @@ class CinePhantom:
     frames: uint8 (T, H, W).
     masks: object id -> bool (T, H, W); ids 1 (dark ellipse) and 2 (bright ellipse).
         Masks of different objects never overlap and are empty outside ``field_of_view``.
-    visible: object id -> (first, last) frame, inclusive, in which the mask is non-empty;
-        it is empty in every other frame.
+    visible: object id -> (first, last) frame, inclusive, of the span in which the object
+        is seen: the mask is empty in every frame outside it. Without gaps (the default)
+        the mask is non-empty in every frame of the span; with ``reenter``/``gaps`` the
+        span may contain a gap (the object left the view and came back) in which the
+        mask is empty: use ``present`` / ``visible_runs`` for the exact frames.
     geometry: spacing (x, y, frame) etc. for the (I, J, K) = (column, row, frame) axes.
     field_of_view: bool (H, W), the imaged region (a fan when ``sector=True``).
     centers: object id -> float (T, 2), the ellipse centre (x, y) in pixels in each frame
         (outside the image in frames where the object is not visible).
     axes: object id -> float (T, 2), the ellipse semi-axes in pixels in each frame.
     names: object id -> a short description.
+    present: object id -> bool (T,), True exactly in the frames where the mask is
+        non-empty.
+    visible_runs: object id -> list of (first, last) inclusive blocks of consecutive
+        frames with a non-empty mask, in order (one block unless the object re-enters).
     """
 
     frames: np.ndarray
@@ -166,6 +181,8 @@ class CinePhantom:
     centers: dict[int, np.ndarray] = field(default_factory=dict)
     axes: dict[int, np.ndarray] = field(default_factory=dict)
     names: dict[int, str] = field(default_factory=dict)
+    present: dict[int, np.ndarray] = field(default_factory=dict)
+    visible_runs: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
 
     @property
     def num_frames(self) -> int:
@@ -225,6 +242,44 @@ def _default_visible(num_frames: int) -> dict[int, tuple[int, int]]:
     return {1: (s1, e1), 2: (0, e2)}
 
 
+def _default_gap(first: int, last: int) -> tuple[int, int]:
+    """A gap of about 15 % (at least 2 frames where possible) centred in first..last,
+    leaving at least one visible frame on either side."""
+    n = last - first + 1
+    if n < 3:
+        raise InputError(
+            f"object 1 must be visible in at least 3 frames to leave and re-enter the view; "
+            f"its span is {(first, last)}"
+        )
+    length = min(max(2, int(round(0.15 * n))), n - 2)
+    start = first + (n - length) // 2
+    return start, start + length - 1
+
+
+def _normalize_gaps(object_id: int, spec, first: int, last: int) -> list[tuple[int, int]]:
+    """One (g0, g1) or a sequence of them -> sorted list, validated against the span."""
+    items = list(spec) if spec is not None else []
+    if len(items) == 2 and all(isinstance(v, (int, np.integer)) for v in items):
+        items = [tuple(items)]
+    gaps = []
+    for item in items:
+        try:
+            g0, g1 = (int(v) for v in item)
+        except (TypeError, ValueError):
+            raise InputError(f"gaps of object {object_id} must be (first, last) pairs; got {spec!r}") from None
+        if not first < g0 <= g1 < last:
+            raise InputError(
+                f"gap {(g0, g1)} of object {object_id} must lie strictly inside its visible span "
+                f"{(first, last)}: {first} < first <= last < {last}"
+            )
+        gaps.append((g0, g1))
+    gaps.sort()
+    for (_, prev_end), (start, _) in zip(gaps, gaps[1:]):
+        if start <= prev_end + 1:
+            raise InputError(f"gaps {gaps} of object {object_id} overlap or touch (no visible frame between)")
+    return gaps
+
+
 def cine_phantom(
     num_frames: int = 40,
     height: int = 128,
@@ -235,6 +290,8 @@ def cine_phantom(
     sector: bool = True,
     visible: Mapping[int, tuple[int, int]] | None = None,
     speckle_correlation: float = 0.8,
+    reenter: bool = False,
+    gaps: Mapping[int, tuple[int, int] | Sequence[tuple[int, int]]] | None = None,
 ) -> CinePhantom:
     """Synthetic B-mode cine loop with two moving objects and their exact masks.
 
@@ -244,6 +301,15 @@ def cine_phantom(
     speckle pattern persists from frame to frame (1: frozen speckle, 0: new speckle in
     every frame). ``spacing`` is (column, row, frame) in millimetres (and whatever unit
     the frame axis has).
+
+    ``gaps`` maps an object id to one (g0, g1) inclusive gap, or a list of them, strictly
+    inside its visible span: the object leaves the view before g0 and comes back after g1
+    (its mask is exactly empty in g0..g1 and non-empty in every other frame of the span).
+    ``reenter=True`` gives object 1 a default gap (about 15 % of its span, at least 2
+    frames, in the middle) unless ``gaps`` names one. After each gap the object moves the
+    other way (the probe swept away and back) and sits somewhat closer to the middle of
+    the depth range. ``visible[id]`` stays the whole (first, last) span; the exact frames
+    are in ``present`` and ``visible_runs``.
     """
     num_frames, height, width = int(num_frames), int(height), int(width)
     if num_frames < 1:
@@ -264,6 +330,18 @@ def cine_phantom(
                     f"0 <= first <= last <= {num_frames - 1}"
                 )
             ranges[object_id] = (first, last)
+    gap_spec = dict(gaps or {})
+    for object_id in gap_spec:
+        if object_id not in ranges:
+            raise InputError(f"object ids are 1 and 2; got {object_id!r} in gaps")
+    if reenter and gap_spec.get(1) is None:
+        gap_spec[1] = [_default_gap(*ranges[1])]
+    runs: dict[int, list[tuple[int, int]]] = {}
+    for object_id, (first, last) in ranges.items():
+        holes = _normalize_gaps(object_id, gap_spec.get(object_id), first, last)
+        starts = [first] + [g1 + 1 for _, g1 in holes]
+        ends = [g0 - 1 for g0, _ in holes] + [last]
+        runs[object_id] = list(zip(starts, ends))
     geometry = Geometry(spacing=spacing)
     rng = np.random.default_rng(seed)
 
@@ -301,25 +379,48 @@ def cine_phantom(
     centers: dict[int, np.ndarray] = {}
     semi_axes: dict[int, np.ndarray] = {}
     for object_id, spec in specs.items():
-        first, last = ranges[object_id]
+        object_runs = runs[object_id]
+        if len(object_runs) > 1:
+            # Re-entries: from the middle of each gap on, the object sits closer to the
+            # middle of the depth range (the probe was repositioned while it was away).
+            shift = np.zeros(num_frames)
+            jump = (-0.06 if object_id == 1 else 0.04) * height
+            for index, ((_, end), (start, _)) in enumerate(zip(object_runs, object_runs[1:])):
+                shift[(end + 1 + start) // 2 :] = jump * ((index + 1) % 2)
+            spec["cy"] = spec["cy"] + shift
         quads = [_ellipse_quadratic(spec["a"][k], spec["b"][k], spec["theta"][k]) for k in range(num_frames)]
         bounds = np.array([_entry_exit(rows_f, left, right, spec["cy"][k], quads[k]) for k in range(num_frames)])
         span = float(np.mean(bounds[:, 1] - bounds[:, 0]))
-        step = span / (last - first + 1)
-        q0 = 0.3 if first == 0 else 0.0
-        q1 = 0.7 if last == num_frames - 1 else 1.0
+        # Which run governs each frame (direction, speed): the run itself, or for frames
+        # before/after/between runs the run they follow (the first run before it starts).
+        governing = np.zeros(num_frames, dtype=int)
+        for index, (start, _) in enumerate(object_runs[1:], start=1):
+            governing[start:] = index
+        for index, (_, end) in enumerate(object_runs[:-1]):
+            governing[end + 1 : object_runs[index + 1][0]] = index
         cx = np.empty(num_frames)
         for k in range(num_frames):
+            index = governing[k]
+            start, end = object_runs[index]
+            step = span / (end - start + 1)
+            # Every run after the first enters through the side the previous one left by
+            # (moving the other way); only the first / last may start / end in view.
+            q0 = 0.3 if start == 0 else 0.0
+            q1 = 0.7 if end == num_frames - 1 else 1.0
             x_in, x_out = bounds[k]
             margin = min(max(step / 2.0, 1.5), 0.25 * (x_out - x_in))
-            if first <= k <= last:
-                q = 0.5 * (q0 + q1) if last == first else q0 + (q1 - q0) * (k - first) / (last - first)
+            if start <= k <= end:
+                q = 0.5 * (q0 + q1) if end == start else q0 + (q1 - q0) * (k - start) / (end - start)
                 offset = margin + q * (x_out - x_in - 2 * margin)
-            elif k < first:
-                offset = -margin - (first - 1 - k) * step
+            elif k < start:
+                offset = -margin - (start - 1 - k) * step
+            elif index + 1 < len(object_runs):  # in a gap: out beyond the exit side and back
+                back = object_runs[index + 1][0]
+                offset = (x_out - x_in) + margin + min(k - end - 1, back - 1 - k) * step
             else:
-                offset = (x_out - x_in) + margin + (k - last - 1) * step
-            cx[k] = x_in + offset if spec["direction"] > 0 else x_out - offset
+                offset = (x_out - x_in) + margin + (k - end - 1) * step
+            direction = spec["direction"] * (-1) ** index
+            cx[k] = x_in + offset if direction > 0 else x_out - offset
         mask = np.zeros((num_frames, height, width), dtype=bool)
         grow = 0.025 * size + 1.0 if object_id == 1 else 0.0
         for k in range(num_frames):
@@ -374,14 +475,18 @@ def cine_phantom(
     frames = _to_uint8(envelope)
     frames[:, ~fov] = 0
 
-    seen = {}
+    present: dict[int, np.ndarray] = {}
     for object_id, mask in masks.items():
-        present = np.flatnonzero(mask.reshape(num_frames, -1).any(axis=1))
-        seen[object_id] = (int(present[0]), int(present[-1])) if present.size else None
-        if seen[object_id] != ranges[object_id] or present.size != ranges[object_id][1] - ranges[object_id][0] + 1:
+        expected = np.zeros(num_frames, dtype=bool)
+        for start, end in runs[object_id]:
+            expected[start : end + 1] = True
+        seen = mask.reshape(num_frames, -1).any(axis=1)
+        if not np.array_equal(seen, expected):
             raise RuntimeError(  # pragma: no cover - guarded by construction
-                f"phantom object {object_id} visible in {present.tolist()}, expected {ranges[object_id]}"
+                f"phantom object {object_id} visible in {np.flatnonzero(seen).tolist()}, "
+                f"expected the runs {runs[object_id]}"
             )
+        present[object_id] = expected
     return CinePhantom(
         frames=frames,
         masks=masks,
@@ -391,6 +496,8 @@ def cine_phantom(
         centers=centers,
         axes=semi_axes,
         names={1: "hypoechoic ellipse (lumen-like)", 2: "hyperechoic ellipse (calcification-like)"},
+        present=present,
+        visible_runs={object_id: list(object_runs) for object_id, object_runs in runs.items()},
     )
 
 

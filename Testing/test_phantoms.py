@@ -219,3 +219,126 @@ def test_volume_ranges_and_contrast(volume):
     inside = volume.volume[volume.mask].mean()
     outside = volume.volume[~volume.mask].mean()
     assert inside < outside - 30
+
+
+# ---------------------------------------------------------------------------------------
+# Leaving and re-entering the view
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def reentry():
+    return cine_phantom(reenter=True)
+
+
+def _areas(cine, object_id: int) -> np.ndarray:
+    return cine.masks[object_id].reshape(cine.num_frames, -1).sum(axis=1)
+
+
+def test_default_has_one_run_and_present_matches_visible(cine):
+    for object_id, (first, last) in cine.visible.items():
+        assert cine.visible_runs[object_id] == [(first, last)]
+        expected = np.zeros(cine.num_frames, dtype=bool)
+        expected[first : last + 1] = True
+        assert cine.present[object_id].dtype == bool
+        assert np.array_equal(cine.present[object_id], expected)
+
+
+def test_reentry_runs_and_exact_gap(reentry):
+    assert reentry.visible == {1: (5, 32), 2: (0, 19)}  # the whole span is unchanged
+    runs = reentry.visible_runs[1]
+    assert len(runs) == 2
+    (s0, e0), (s1, e1) = runs
+    assert (s0, e1) == reentry.visible[1] and s1 - e0 - 1 >= 2  # a gap of a few frames
+    areas = _areas(reentry, 1)
+    assert (areas[s0 : e0 + 1] > 0).all() and (areas[s1 : e1 + 1] > 0).all()
+    assert (areas[e0 + 1 : s1] == 0).all()  # exactly empty while out of view
+    assert (areas[:s0] == 0).all() and (areas[e1 + 1 :] == 0).all()
+    assert np.array_equal(reentry.present[1], areas > 0)
+    assert reentry.visible_runs[2] == [reentry.visible[2]] and np.array_equal(reentry.present[2], _areas(reentry, 2) > 0)
+    assert not (reentry.masks[1] & reentry.masks[2]).any()
+    assert not (reentry.masks[1] & ~reentry.field_of_view).any()
+
+
+def test_reentry_object_moved(reentry):
+    (s0, e0), (s1, e1) = reentry.visible_runs[1]
+    before, after = _centroid(reentry.masks[1][e0]), _centroid(reentry.masks[1][s1])
+    assert np.linalg.norm(after - before) > 3  # comes back somewhere else (shallower)
+    assert after[1] < before[1] - 2
+    # Sweeps away and back: left to right before the gap, right to left after it.
+    x_before = [_centroid(reentry.masks[1][t])[0] for t in range(s0, e0 + 1)]
+    x_after = [_centroid(reentry.masks[1][t])[0] for t in range(s1, e1 + 1)]
+    assert x_before[-1] - x_before[0] > 60 and x_after[0] - x_after[-1] > 60
+    # Still a dark lumen after coming back.
+    for t in _fully_inside(reentry, 1):
+        mask = reentry.masks[1][t]
+        ring = _dilate(mask, 9) & ~_dilate(mask, 3) & reentry.field_of_view
+        frame = reentry.frames[t].astype(float)
+        assert frame[mask].mean() < frame[ring].mean() - 30
+
+
+def test_reentry_is_deterministic_per_seed():
+    kwargs = dict(num_frames=24, height=96, width=128, visible={1: (4, 17), 2: (0, 11)}, reenter=True)
+    a, b, c = cine_phantom(seed=3, **kwargs), cine_phantom(seed=3, **kwargs), cine_phantom(seed=4, **kwargs)
+    assert np.array_equal(a.frames, b.frames)
+    for object_id in (1, 2):
+        assert np.array_equal(a.masks[object_id], b.masks[object_id])
+    assert not np.array_equal(a.frames, c.frames)
+    assert a.visible == c.visible == {1: (4, 17), 2: (0, 11)}
+    assert a.visible_runs == c.visible_runs
+    assert len(a.visible_runs[1]) == 2
+    # The same seed without re-entry is unaffected by the option.
+    plain = cine_phantom(seed=3, num_frames=24, height=96, width=128, visible={1: (4, 17), 2: (0, 11)})
+    assert plain.visible_runs[1] == [(4, 17)]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"reenter": True, "sector": False},
+        {"reenter": True, "seed": 7, "num_frames": 12, "height": 96, "width": 96},
+        {"reenter": True, "num_frames": 120},
+        {"reenter": True, "visible": {1: (0, 39)}},
+        {"reenter": True, "visible": {1: (2, 4)}},
+        {"visible": {1: (0, 39), 2: (0, 39)}, "gaps": {1: [(5, 7), (20, 30)], 2: (10, 10)}},
+        {"reenter": True, "gaps": {1: (30, 31)}},
+    ],
+)
+def test_gaps_are_exact(kwargs):
+    cine = cine_phantom(**kwargs)
+    for object_id, runs in cine.visible_runs.items():
+        expected = np.zeros(cine.num_frames, dtype=bool)
+        for first, last in runs:
+            expected[first : last + 1] = True
+        assert np.array_equal(_areas(cine, object_id) > 0, expected), (object_id, runs)
+        assert np.array_equal(cine.present[object_id], expected)
+        assert cine.visible[object_id] == (runs[0][0], runs[-1][1])
+    if kwargs.get("reenter") and "gaps" in kwargs:  # explicit gaps win over the default one
+        assert cine.visible_runs[1] == [(5, 29), (32, 32)]
+    elif "gaps" in kwargs:
+        assert cine.visible_runs[1] == [(0, 4), (8, 19), (31, 39)]
+        assert cine.visible_runs[2] == [(0, 9), (11, 39)]
+
+
+def test_reentry_is_fast():
+    cine_phantom(reenter=True)
+    start = time.perf_counter()
+    cine_phantom(reenter=True)
+    assert time.perf_counter() - start < 0.6
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"reenter": True, "visible": {1: (3, 4)}},  # too short to leave and come back
+        {"gaps": {1: (5, 10)}},  # touches the start of the span (5, 32)
+        {"gaps": {1: (20, 32)}},  # touches its end
+        {"gaps": {1: [(10, 12), (13, 15)]}},  # no visible frame between
+        {"gaps": {1: [(10, 14), (12, 15)]}},  # overlap
+        {"gaps": {3: (10, 12)}},
+        {"gaps": {1: "ab"}},
+    ],
+)
+def test_invalid_gaps(kwargs):
+    with pytest.raises(InputError):
+        cine_phantom(**kwargs)
