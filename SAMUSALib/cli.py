@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
@@ -89,7 +92,7 @@ def run_segment(
 ) -> dict:
     """The work behind `samusa segment`; returns a summary for printing and tests."""
     from .frames import FrameSource
-    from .io import read_image, write_segmentation
+    from .io import read_image
     from .markups import read_markups
     from .models import load_model
     from .pipeline import segment
@@ -121,13 +124,7 @@ def run_segment(
         result = segment(frames, prompts, loaded, direction=direction, progress=update)
     finally:
         close()
-    volumes = result.volumes
-    written = write_segmentation(out, volumes, geometry, names=result.names, colors=result.colors)
-    if overlay is not None:
-        from .overlay import write_overlay
-
-        points = {obj.id: obj.prompts for obj in prompts.objects}
-        write_overlay(overlay, frames, result.frame_masks, colors=result.colors, names=result.names, points=points)
+    written = _write_outputs(out, overlay, geometry, frames, result, prompts)
     encoder = result.session.features.stats
     summary = {
         "output": str(written),
@@ -149,6 +146,46 @@ def run_segment(
         },
     }
     return summary
+
+
+def _write_outputs(out: Path, overlay: Path | None, geometry, frames, result, prompts) -> Path:
+    """Write the .seg.nrrd and the optional overlay so that a failure changes neither.
+
+    Each file is written atomically, but the pair is not: writing the segmentation and
+    then failing on the overlay would replace the user's old .seg.nrrd and leave no overlay.
+    So the overlay is rendered first into a hidden folder beside its target, then the
+    segmentation is written, and only then is the overlay renamed into place.
+    """
+    from .io import write_segmentation
+
+    def segmentation() -> Path:
+        return write_segmentation(out, result.volumes, geometry, names=result.names, colors=result.colors)
+
+    if overlay is None:
+        return segmentation()
+    from .overlay import write_overlay
+
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{overlay.name}.", dir=overlay.parent))
+    except OSError as exc:
+        raise InputError(f"cannot write into {overlay.parent}: {exc.strerror or exc}; check write permission") from exc
+    try:
+        points = {obj.id: obj.prompts for obj in prompts.objects}
+        staged = write_overlay(
+            staging / overlay.name, frames, result.frame_masks, colors=result.colors, names=result.names, points=points
+        )
+        written = segmentation()
+        try:
+            if overlay.exists():
+                os.chmod(staged, overlay.stat().st_mode & 0o7777)
+            os.replace(staged, overlay)
+        except OSError as exc:
+            raise InputError(
+                f"wrote {written}, but could not move the overlay into {overlay}: {exc.strerror or exc}"
+            ) from exc
+        return written
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _print_summary(summary: dict) -> None:
@@ -209,7 +246,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     print(f"cache folder: {cache_dir()}  (set SAMUSA_CACHE_DIR to change it)")
     for info in list_models():
-        where = info.get("cached_path") or "not downloaded"
+        where = info.get("cached") or ("built in memory" if not info.get("url") else "not downloaded")
         trained = "trained" if info.get("trained") else "UNTRAINED"
         prompts = ",".join(sorted(info.get("prompt_types", [])))
         print(f"{info['id']:<18} {trained:<9} prompts: {prompts:<22} {where}")

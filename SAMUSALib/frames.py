@@ -157,7 +157,10 @@ class FrameSource:
         """The frame as stored, (H, W) or (H, W, 3), without a copy where possible."""
         if not 0 <= index < self.num_frames:
             raise InputError(f"frame {index} is outside 0..{self.num_frames - 1}")
-        return np.take(self.array, index, axis=self._np_axis)
+        # Basic indexing returns a view; np.take would copy the frame every time.
+        slicer: list = [slice(None)] * self.array.ndim
+        slicer[self._np_axis] = int(index)
+        return self.array[tuple(slicer)]
 
     def frame(self, index: int) -> np.ndarray:
         """The frame as float32 in [0, 1], (H, W) or (H, W, 3)."""

@@ -45,21 +45,57 @@ def _world_to_ijk(frames: FrameSource, coordinate_system: str) -> np.ndarray:
     return np.linalg.inv(matrix)
 
 
-def _to_frame_xy(frames: FrameSource, ijk: np.ndarray, what: str) -> tuple[int, float, float]:
-    axis_index = 2 - AXES[frames.axis]  # numpy axis 0 is K = ijk index 2
-    frame_coord = ijk[axis_index]
+def _frame_of(frames: FrameSource, ijk: np.ndarray, what: str) -> int:
+    frame_coord = ijk[2 - AXES[frames.axis]]  # numpy axis 0 is K = ijk index 2
     frame = int(np.round(frame_coord))
     if not 0 <= frame < frames.num_frames:
         raise PromptError(
             f"{what} lies on frame {frame_coord:.2f}, outside the image's frames 0..{frames.num_frames - 1}; "
             "was it placed on this image?"
         )
+    return frame
+
+
+def _to_frame_xy(frames: FrameSource, ijk: np.ndarray, what: str) -> tuple[int, float, float]:
+    frame = _frame_of(frames, ijk, what)
     x_index, y_index = _FRAME_PLANE[frames.axis]
     return frame, float(ijk[x_index]), float(ijk[y_index])
 
 
+def _vector(value, size: int, what: str) -> np.ndarray:
+    try:
+        vector = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        vector = np.zeros(0)
+    if vector.shape != (size,) or not np.isfinite(vector).all():
+        raise PromptError(f"{what} must be {size} finite numbers; got {value!r}")
+    return vector
+
+
+def _roi_box(frames: FrameSource, node: dict, to_ijk: np.ndarray, name: str) -> FramePrompt:
+    """The ROI's frame (where its centre lies) and the bounding box of its 8 corners in that frame."""
+    what = f"ROI '{name}'"
+    center = node.get("center")
+    points = node.get("controlPoints")
+    if center is None and isinstance(points, list) and points and isinstance(points[0], dict):
+        center = points[0].get("position")  # files that keep the centre only as the control point
+    center = _vector(center, 3, f"{what}: its center")
+    size = np.abs(_vector(node.get("size"), 3, f"{what}: its size"))
+    axes = _vector(node.get("orientation", np.eye(3).ravel()), 9, f"{what}: its orientation").reshape(3, 3)
+    frame = _frame_of(frames, to_ijk @ np.append(center, 1.0), what)
+    x_index, y_index = _FRAME_PLANE[frames.axis]
+    signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=float)
+    corners = center + (signs * size / 2) @ axes.T  # orientation columns are the ROI's axes
+    ijk = (to_ijk[:3, :3] @ corners.T).T + to_ijk[:3, 3]
+    xs, ys = ijk[:, x_index], ijk[:, y_index]
+    return FramePrompt(frame, box=(xs.min(), ys.min(), xs.max(), ys.max()))
+
+
 def read_markups(path: str | Path, frames: FrameSource, window: tuple[int, int] | None = None) -> PromptSet:
-    """Prompts from a Slicer .mrk.json file, mapped onto `frames` by its geometry."""
+    """Prompts from a Slicer .mrk.json file, mapped onto `frames` by its geometry.
+
+    The prompts are checked against `frames` (and `window`, if given) before they are returned.
+    """
     path = Path(path)
     if not path.exists():
         raise PromptError(f"markups file {path} does not exist")
@@ -72,33 +108,33 @@ def read_markups(path: str | Path, frames: FrameSource, window: tuple[int, int] 
         raise PromptError(f"{path} holds no markups; expected Slicer's .mrk.json with a 'markups' list")
     objects: dict[str, ObjectPrompts] = {}
     per_frame: dict[tuple[str, int], FramePrompt] = {}
-    for node in nodes:
+    for node_index, node in enumerate(nodes):
+        if not isinstance(node, dict):
+            raise PromptError(f"markups[{node_index}] in {path} must be a JSON object (a markups node)")
         name = str(node.get("name", ""))
         system = str(node.get("coordinateSystem", "LPS"))
+        if system.upper() not in ("LPS", "RAS"):
+            raise PromptError(
+                f"markups node '{name}' uses the coordinate system {system!r}; Slicer files use LPS or RAS"
+            )
         to_ijk = _world_to_ijk(frames, system)
         kind, object_name = _kind_and_object(name)
         obj = objects.setdefault(object_name, ObjectPrompts(id=len(objects) + 1, name=object_name))
         if node.get("type") == "ROI":
-            center = np.asarray(node.get("center", [0, 0, 0]), float)
-            size = np.asarray(node.get("size", [0, 0, 0]), float)
-            corners = []
-            for sign in (-1, 1):
-                world = np.append(center + sign * size / 2, 1.0)
-                corners.append(to_ijk @ world)
-            frame, _, _ = _to_frame_xy(frames, (corners[0][:3] + corners[1][:3]) / 2, f"ROI '{name}'")
-            xs = [_to_frame_xy(frames, c[:3], f"ROI '{name}'")[1] for c in corners]
-            ys = [_to_frame_xy(frames, c[:3], f"ROI '{name}'")[2] for c in corners]
-            prompt = FramePrompt(frame, box=(min(xs), min(ys), max(xs), max(ys)))
-            key = (object_name, frame)
+            prompt = _roi_box(frames, node, to_ijk, name)
+            key = (object_name, prompt.frame)
             per_frame[key] = per_frame[key].merged(prompt) if key in per_frame else prompt
             continue
-        for index, point in enumerate(node.get("controlPoints") or []):
+        control_points = node.get("controlPoints") or []
+        if not isinstance(control_points, list):
+            raise PromptError(f"controlPoints of '{name}' must be a list; got {control_points!r}")
+        for index, point in enumerate(control_points):
+            if not isinstance(point, dict):
+                raise PromptError(f"control point {index} of '{name}' must be a JSON object")
             if point.get("positionStatus", "defined") != "defined":
                 continue
-            position = point.get("position")
-            if not isinstance(position, list) or len(position) != 3:
-                raise PromptError(f"control point {index} of '{name}' has no valid position")
-            ijk = to_ijk @ np.append(np.asarray(position, float), 1.0)
+            position = _vector(point.get("position"), 3, f"control point {index} of '{name}': its position")
+            ijk = to_ijk @ np.append(position, 1.0)
             frame, x, y = _to_frame_xy(frames, ijk[:3], f"point {index + 1} of '{name}'")
             prompt = FramePrompt(frame, **{kind: [[x, y]]})
             key = (object_name, frame)
@@ -111,6 +147,7 @@ def read_markups(path: str | Path, frames: FrameSource, window: tuple[int, int] 
     if window is not None:
         for obj in result.objects:
             obj.window = TemporalWindow(*window)
+    result.check(frames.num_frames, frames.frame_shape)
     return result
 
 

@@ -195,6 +195,17 @@ class ObjectPrompts:
             self.name = f"object {self.id}"
         if self.color is None:
             self.color = DEFAULT_COLORS[(self.id - 1) % len(DEFAULT_COLORS)]
+        else:
+            try:
+                color = tuple(float(c) for c in self.color)
+            except (TypeError, ValueError):
+                color = ()
+            if len(color) != 3 or not np.isfinite(color).all() or min(color) < 0 or max(color) > 1:
+                raise PromptError(
+                    f"colour of object {self.id} must be three numbers between 0 and 1 (red, green, "
+                    f"blue); got {self.color!r}; divide 0-255 values by 255"
+                )
+            self.color = color  # type: ignore[assignment]
 
     def check(self, num_frames: int, frame_shape: tuple[int, int]) -> None:
         if not self.prompts:
@@ -260,7 +271,7 @@ class PromptSet:
                     name=str(item.get("name", "")),
                     prompts=prompts,
                     window=window,
-                    color=tuple(color) if color is not None else None,
+                    color=color,
                 )
             )
         return cls(objects)
