@@ -282,6 +282,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation.command import cmd_eval as run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="samusa", description="Interactive ultrasound segmentation with SAM2.")
     parser.add_argument("-v", "--verbose", action="store_true", help="more log output")
@@ -317,6 +323,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", default=None, help="write all figures to this JSON file")
     bench.add_argument("--plot", default=None, help="PNG plot of time against loop length")
     bench.set_defaults(func=cmd_bench)
+
+    from .evaluation.command import add_arguments as add_eval_arguments
+
+    evaluate = sub.add_parser("eval", help="simulated-user evaluation (image, video or volume protocol) with a report")
+    add_eval_arguments(evaluate)
+    evaluate.set_defaults(func=cmd_eval)
 
     models = sub.add_parser("models", help="list known models and where they are cached")
     models.add_argument("--verbose", action="store_true")

@@ -1,0 +1,184 @@
+"""`samusa eval`: run a simulated-user protocol on a dataset and write the report.
+
+Kept free of heavy imports at module level: ``samusa --help`` builds this parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from ..errors import InputError
+
+log = logging.getLogger("samusa")
+
+PROTOCOLS = ("image", "video", "volume")
+DEFAULT_PROMPTS = {
+    "image": "boundary,region,box,box+region",
+    "video": "boundary,region",
+    "volume": "box",
+}
+PROMPT_ALIASES = {"box+clicks": "box+region", "points": "region", "region-points": "region"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--protocol", required=True, choices=PROTOCOLS, help="image: clicks on single frames; video: propagate and correct; volume: prompt the middle slice, propagate both ways")
+    parser.add_argument("--data", required=True, help="dataset folder (images/+masks/, images/+labels/, a sequence folder, volumes with labels) or 'phantom[:N]'")
+    parser.add_argument("--model", default="test-tiny", help="model id (see `samusa models`) or a checkpoint path (default: test-tiny, UNTRAINED)")
+    parser.add_argument("--prompt", action="append", default=None, metavar="TYPE", help="prompt type(s): boundary, region, box, box+region, box+boundary; repeat or comma-separate (default per protocol: image %s; video %s; volume %s)" % tuple(DEFAULT_PROMPTS[p] for p in PROTOCOLS))
+    parser.add_argument("--out", required=True, help="output folder for results.json, summary.md and the PNG plots")
+    parser.add_argument("--max-clicks", type=int, default=10, help="image protocol: clicks per case (default 10)")
+    parser.add_argument("--thresholds", type=float, nargs="+", default=[0.85, 0.90], help="image protocol: IoU targets for clicks-to-reach (default 0.85 0.90)")
+    parser.add_argument("--clicks", type=int, default=5, help="video/volume protocols: clicks per prompted frame (default 5; a box is one)")
+    parser.add_argument("--iou-threshold", type=float, default=0.75, help="video protocol: IoU below which a frame is corrected (default 0.75)")
+    parser.add_argument("--max-interventions", type=int, default=7, help="video protocol: corrections per loop (default 7)")
+    parser.add_argument("--window", choices=["off", "on", "both"], default=None, help="temporal window from the reference's visible frames (default: both for video, off for volume)")
+    parser.add_argument("--direction", choices=["forward", "both"], default="forward", help="video protocol: propagation direction (default forward)")
+    parser.add_argument("--start", choices=["middle", "largest"], default="middle", help="volume protocol: slice to prompt (default middle)")
+    parser.add_argument("--axis", default="K", type=str.upper, choices=["I", "J", "K"], help="volume protocol: slice along this image axis")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N cases (in name order)")
+    parser.add_argument("--cases", nargs="+", default=None, metavar="ID", help="use only these cases")
+    parser.add_argument("--objects", nargs="+", type=int, default=None, metavar="N", help="evaluate only these object ids / label values (default: every object)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the simulated users (boundary user's first click) and of test-tiny's weights")
+    parser.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
+    parser.add_argument("--no-plots", action="store_true", help="write JSON and markdown only")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _prompt_types(values: list[str] | None, protocol: str) -> list[str]:
+    from .clicks import PROMPT_TYPES
+
+    raw = values or [DEFAULT_PROMPTS[protocol]]
+    out: list[str] = []
+    for value in raw:
+        for name in value.split(","):
+            name = PROMPT_ALIASES.get(name.strip().lower(), name.strip().lower())
+            if not name:
+                continue
+            if name not in PROMPT_TYPES:
+                raise InputError(f"unknown prompt type {name!r}; use {', '.join(PROMPT_TYPES)}")
+            if name not in out:
+                out.append(name)
+    return out
+
+
+def _progress(quiet: bool, description: str):
+    if quiet:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(done: int, total: int, label: str) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=description, unit="case", file=sys.stderr)
+        bar.set_postfix_str(label[:40], refresh=False)
+        bar.update(done - bar.n)
+        if done == 0:
+            bar.refresh()
+
+    def close() -> None:
+        if bar is not None:
+            bar.close()
+
+    return update, close
+
+
+def run_eval(args: argparse.Namespace) -> dict:
+    """The work behind `samusa eval`; returns the written paths and the summary."""
+    from ..models import load_model
+    from .datasets import load_cases
+    from .protocols import run_image_protocol, run_video_protocol, run_volume_protocol, session_factory
+    from .report import write_report
+
+    protocol = args.protocol
+    prompt_types = _prompt_types(args.prompt, protocol)
+    for name in ("max_clicks", "clicks", "max_interventions"):
+        value = getattr(args, name)
+        if value < (0 if name == "max_interventions" else 1):
+            raise InputError(f"--{name.replace('_', '-')} must be at least {0 if name == 'max_interventions' else 1}; got {value}")
+    if not 0.0 < args.iou_threshold <= 1.0 or not all(0.0 < t <= 1.0 for t in args.thresholds):
+        raise InputError("IoU thresholds must lie in (0, 1]")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; give a folder")
+    cases = load_cases(args.data, protocol, ids=args.cases, limit=args.limit, axis=args.axis, seed=args.seed)
+    if args.objects:
+        wanted = set(args.objects)
+        for case in cases:
+            case.references = {k: v for k, v in case.references.items() if k in wanted}
+        cases = [case for case in cases if case.references]
+    if not cases:
+        raise InputError(f"no cases (with the objects asked for) found in {args.data}")
+
+    started = time.perf_counter()
+    model = load_model(args.model, device=args.device, seed=args.seed)
+    if not model.spec.trained:
+        log.warning("model %s is UNTRAINED (random weights): the scores only show that the harness runs", model.spec.id)
+    factory = session_factory(model)
+    update, close = _progress(args.quiet, f"eval {protocol}")
+    window = args.window or ("both" if protocol == "video" else "off")
+    try:
+        if protocol == "image":
+            result = run_image_protocol(
+                cases, factory, prompt_types=prompt_types, max_clicks=args.max_clicks,
+                thresholds=args.thresholds, seed=args.seed, progress=update,
+            )
+        elif protocol == "video":
+            result = run_video_protocol(
+                cases, factory, prompt_types=prompt_types, clicks=args.clicks, iou_threshold=args.iou_threshold,
+                max_interventions=args.max_interventions, window=window, direction=args.direction,
+                seed=args.seed, progress=update,
+            )
+        else:
+            result = run_volume_protocol(
+                cases, factory, prompt_types=prompt_types, clicks=args.clicks, window=window,
+                start=args.start, seed=args.seed, progress=update,
+            )
+    finally:
+        close()
+    model_info = {"id": model.spec.id, "trained": bool(model.spec.trained), "device": str(model.device), "seed": args.seed}
+    written = write_report(
+        result, out, model=model_info, data=str(args.data), plots=not args.no_plots,
+        extra={"seconds_total": round(time.perf_counter() - started, 2)},
+    )
+    return {"written": written, "result": result, "cases": len(cases)}
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    outcome = run_eval(args)
+    written = outcome["written"]
+    print(f"evaluated {outcome['cases']} cases ({len(outcome['result'].records)} records)")
+    print(f"wrote {written['json']}")
+    print(f"wrote {written['markdown']}")
+    for path in written["plots"]:
+        print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """A stand-alone parser (``python -m SAMUSALib.evaluation.command``); `samusa eval` adds
+    the same arguments to the main command."""
+    parser = argparse.ArgumentParser(prog="samusa eval", description="Simulated-user evaluation of SAMUSA.")
+    add_arguments(parser)
+    return parser
+
+
+def main(argv=None) -> int:
+    from ..errors import SamusaError
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        return cmd_eval(args)
+    except SamusaError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
