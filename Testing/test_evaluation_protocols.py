@@ -249,11 +249,12 @@ def test_volume_protocol_prompts_the_middle_slice_and_measures_in_millimetres():
 # --------------------------------------------------------------------------- with the model
 def test_image_protocol_with_test_tiny_on_a_phantom(tiny_model, tmp_path):
     cases = phantom_cases("image", count=1, seed=5, height=64, width=80)
-    result = run_image_protocol(cases, session_factory(tiny_model), prompt_types=["boundary", "region", "box"], max_clicks=2)
+    result = run_image_protocol(cases, session_factory(tiny_model), prompt_types=["boundary", "box", "box+region"], max_clicks=2)
     assert len(result.records) == 3
     for record in result.records:
         expected = 1 if record["prompt"] == "box" else 2
         assert len(record["iou_by_clicks"]) == expected
+        assert record["clicks"][0]["click"]["kind"] == ("boundary" if record["prompt"] == "boundary" else "box")
         assert all(0.0 <= v <= 1.0 for v in record["iou_by_clicks"])
         assert record["frames_encoded"] == 1  # one encoding shared by all prompt types
         assert result.mask(record["key"]).shape == (64, 80)
@@ -267,7 +268,7 @@ def test_video_protocol_with_test_tiny_on_a_phantom(tiny_model, tmp_path):
     cases = phantom_cases("video", count=1, seed=2, num_frames=6, height=64, width=80)
     cases[0].references = {1: cases[0].references[1]}
     result = run_video_protocol(
-        cases, session_factory(tiny_model), prompt_types=["region"], clicks=1, max_interventions=1, window="on"
+        cases, session_factory(tiny_model), prompt_types=["box"], clicks=1, max_interventions=1, window="on"
     )
     (record,) = result.records
     assert record["window"] == list(record["visible"])
@@ -368,11 +369,11 @@ def test_image_protocol_runs_on_real_busbra_cases(tiny_model, tmp_path):
     folder = require_shared_data("busbra")
     cases = load_cases(folder, "image", limit=2)
     assert len(cases) == 2 and all(c.units == "px" for c in cases)
-    result = run_image_protocol(cases, session_factory(tiny_model), prompt_types=["boundary", "region"], max_clicks=2)
+    result = run_image_protocol(cases, session_factory(tiny_model), prompt_types=["boundary", "region"], max_clicks=1)
     assert len(result.records) == 4
     written = write_report(result, tmp_path, model={"id": "test-tiny", "trained": False}, data=str(folder), plots=False)
     doc = json.loads(written["json"].read_text())
     assert {r["case"] for r in doc["cases"]} == {c.id for c in cases}
-    assert all(len(r["clicks"]) == 2 for r in doc["cases"])
+    assert all(len(r["clicks"]) == 1 and r["clicks"][0]["iou"] is not None for r in doc["cases"])
     text = written["markdown"].read_text()
     assert "| boundary |" in text and "| region |" in text

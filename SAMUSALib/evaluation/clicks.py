@@ -140,11 +140,6 @@ def contour_points(mask) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------- users
-def _components(mask: np.ndarray) -> list[np.ndarray]:
-    labels, count = ndimage.label(mask)
-    return [labels == index for index in range(1, count + 1)]
-
-
 def region_click(
     reference,
     prediction=None,
@@ -161,25 +156,35 @@ def region_click(
     prediction = _as_mask(prediction)
     if prediction.shape != reference.shape:
         raise ValueError(f"prediction {prediction.shape} and reference {reference.shape} differ in shape")
-    candidates = []
-    for kind, errors in (("positive", reference & ~prediction), ("negative", prediction & ~reference)):
-        for component in _components(errors):
-            point = deepest_point(component, taken)
-            if point is None:
-                continue
-            x, y = point
-            depth = ndimage.distance_transform_edt(np.pad(component, 1))[1:-1, 1:-1][int(y), int(x)]
-            candidates.append((int(component.sum()), float(depth), kind, point))
-    if not candidates:
-        return None
-    if criterion == "area":
-        key = lambda c: (c[0], c[1])  # noqa: E731
-    elif criterion == "depth":
-        key = lambda c: (c[1], c[0])  # noqa: E731
-    else:
+    if criterion not in ("area", "depth"):
         raise ValueError(f"criterion must be 'area' or 'depth'; got {criterion!r}")
-    best = max(candidates, key=key)  # max keeps the first of equals: missed regions first
-    return Click(best[2], *best[3])
+    height, width = reference.shape
+    best = None  # (key, kind, labels, index)
+    for kind, errors in (("positive", reference & ~prediction), ("negative", prediction & ~reference)):
+        labels, count = ndimage.label(errors)
+        if count == 0:
+            continue
+        # Error regions never touch each other, so one distance map serves them all.
+        free = errors.copy()
+        for x, y in taken:
+            col, row = int(round(x)), int(round(y))
+            if 0 <= row < height and 0 <= col < width:
+                free[row, col] = False
+        depth = ndimage.distance_transform_edt(np.pad(free, 1))[1:-1, 1:-1]
+        index = np.arange(1, count + 1)
+        areas = ndimage.sum_labels(errors, labels, index)
+        depths = ndimage.maximum(depth, labels, index)
+        for i, area, deepest in zip(index, areas, depths):
+            if deepest <= 0:  # every pixel of it already clicked
+                continue
+            key = (int(area), float(deepest)) if criterion == "area" else (float(deepest), int(area))
+            if best is None or key > best[0]:  # strict: the first of equals wins, missed regions first
+                best = (key, kind, labels, int(i))
+    if best is None:
+        return None
+    _, kind, labels, i = best
+    point = deepest_point(labels == i, taken)
+    return None if point is None else Click(kind, *point)
 
 
 def _far_from_clicks(points: np.ndarray, previous: Sequence[Click]) -> np.ndarray:

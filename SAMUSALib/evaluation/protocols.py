@@ -44,7 +44,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ..frames import AXES, FrameSource
-from .clicks import PROMPT_TYPES, Click, SimulatedUser, case_rng
+from .clicks import PROMPT_TYPES, SimulatedUser, case_rng
 from .datasets import Case
 from .metrics import all_metrics, dice, iou
 

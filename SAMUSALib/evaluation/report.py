@@ -457,12 +457,13 @@ def _per_frame_plot(plt, doc: dict, path: Path, *, what: str) -> Path:
     marks = "★ prompted frame, ▼ intervention (dotted line)" if what == "frame" else "★ prompted slice"
     marks = "colour: prompt type, dashed: with window; " + marks
     extra = "; thin dashed: IoU threshold" if threshold is not None else ""
-    fig.text(
-        0.5, 0.01, f"{marks}; grey lines: first/last {what} holding the object; shaded: window{extra}",
-        ha="center", fontsize=7,
-    )
-    top = 1.0 - 0.45 / (2.9 * rows + 1.0)
-    fig.tight_layout(rect=(0, 0.25 / (2.9 * rows + 1.0), 1, top))
+    import textwrap
+
+    note = f"{marks}; grey lines: first/last {what} holding the object; shaded: window{extra}"
+    note = "\n".join(textwrap.wrap(note, width=int(width * 15)))
+    fig.text(0.5, 0.01, note, ha="center", va="bottom", fontsize=7)
+    height = 2.9 * rows + 1.0
+    fig.tight_layout(rect=(0, (0.15 + 0.13 * note.count("\n") + 0.15) / height, 1, 1.0 - 0.45 / height))
     fig.savefig(path)
     plt.close(fig)
     return path
@@ -515,7 +516,7 @@ def _overlay_image(plt, result: EvaluationResult, doc: dict, path: Path, per_sid
     if not rows:
         return None
     cols = max(len(items) for _, items in rows)
-    fig, axes = plt.subplots(len(rows), cols, figsize=(2.9 * cols, 3.0 * len(rows)), dpi=110, squeeze=False)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(3.0 * cols, 3.4 * len(rows)), dpi=110, squeeze=False)
     for row_axes, (prompt, items) in zip(axes, rows):
         for ax, (tag, r) in zip(row_axes, items):
             case = result.cases[r["case"]]
@@ -523,12 +524,13 @@ def _overlay_image(plt, result: EvaluationResult, doc: dict, path: Path, per_sid
             image = frames.frame(r["frame"])
             reference = case.reference_frames(r["object"])[r["frame"]]
             prediction = result.mask(r["key"])
-            title = f"{tag}: {r['case']}\n{r['prompt']}, {len(r['clicks'])} clicks, IoU {r['final_iou']:.2f}"
+            what = f" ({r['name']})" if len(case.objects) > 1 else ""
+            title = f"{tag}: {r['case']}{what}\n{r['prompt']}, {len(r['clicks'])} clicks, IoU {r['final_iou']:.2f}"
             _show(ax, image, reference, prediction, r["clicks"], title)
         for ax in row_axes[len(items):]:
             ax.axis("off")
     _legend(fig)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.tight_layout(rect=(0, 0.04, 1, 1), h_pad=1.6)
     fig.savefig(path)
     plt.close(fig)
     return path
@@ -554,7 +556,7 @@ def _overlay_frames(plt, result: EvaluationResult, doc: dict, path: Path) -> Pat
     if len(ranked) > 1:
         chosen.append(("worst", ranked[-1]))
     cols = 4
-    fig, axes = plt.subplots(len(chosen), cols, figsize=(2.9 * cols, 3.0 * len(chosen)), dpi=110, squeeze=False)
+    fig, axes = plt.subplots(len(chosen), cols, figsize=(3.0 * cols, 3.4 * len(chosen)), dpi=110, squeeze=False)
     for row_axes, (tag, r) in zip(axes, chosen):
         case = result.cases[r["case"]]
         frames = case.frame_source()
@@ -583,12 +585,13 @@ def _overlay_frames(plt, result: EvaluationResult, doc: dict, path: Path) -> Pat
             value = ious[f]
             label = "frame" if result.protocol == "video" else "slice"
             note = " (prompted)" if f in clicks_by_frame else ""
-            title = f"{tag}: {r['case']} {r['variant']}\n{label} {f}{note}, IoU {'n/a' if value is None else f'{value:.2f}'}"
+            what = f" ({r['name']})" if len(case.objects) > 1 else ""
+            title = f"{tag}: {r['case']}{what} {r['variant']}\n{label} {f}{note}, IoU {'n/a' if value is None else f'{value:.2f}'}"
             _show(ax, frames.frame(f), reference[f], None if masks is None else masks[f], clicks_by_frame.get(f, []), title)
         for ax in row_axes[len(picked):]:
             ax.axis("off")
     _legend(fig)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.tight_layout(rect=(0, 0.04, 1, 1), h_pad=1.6)
     fig.savefig(path)
     plt.close(fig)
     return path
