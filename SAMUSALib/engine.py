@@ -408,4 +408,8 @@ def make_backend(frames: FrameSource, model, feature_cache_mb: int | None = None
     family = getattr(getattr(model, "spec", None), "family", "sam2")
     if family == "sam2":
         return SAM2Backend(frames, model, feature_cache_mb)
+    if family == "litemedsam":
+        from .litemedsam import make_backend as litemedsam_backend
+
+        return litemedsam_backend(frames, model, feature_cache_mb)
     raise PromptError(f"no session backend for models of family {family!r}")

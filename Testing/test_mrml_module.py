@@ -172,7 +172,7 @@ def test_dependencies_are_reported_in_words_and_pinned(samusa):
     assert logic.missingDependencies() == []  # the test environment has them all
     with mock.patch.object(module.importlib.util, "find_spec", lambda name: None):
         missing = logic.missingDependencies("litemedsam")
-        assert "PyTorch" in missing and "SAM 2" in missing
+        assert "PyTorch" in missing and "SAM 2" in missing and "LiteMedSAM weights" in missing
         with pytest.raises(module.InstallError, match="not fully installed yet"):
             logic.requireDependencies()
     assert module.SAM2_REQUIREMENT == "sam2==1.1.0"

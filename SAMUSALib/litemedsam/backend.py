@@ -1,0 +1,304 @@
+"""LiteMedSAM behind the session: prompted frames and frame-to-frame propagation.
+
+The session (`engine.Session`) decides which frame to compute and from which
+neighbour; this backend computes one object on one frame, with the same interface as
+`sam2_backend.SAM2Backend`:
+
+- `prompt(obj, prompt, is_init=..., previous=...)`: segment a frame from the user's
+  prompt (boundary points, region clicks, box, mask; see `encodings`);
+- `track(obj, frame, reverse=...)`: segment a frame from its neighbour's result (the
+  frame before it, or after it when `reverse`): the neighbour mask's bounding box,
+  grown by a margin for motion, is the box prompt; a second pass with the bounding box
+  of that first mask tightens it. An image-only model has no memory, so that is all
+  a frame knows of the object;
+- `low_res_logits(out)` / `logits_to_mask(low_res)`: 256 x 256 logits in the model's
+  padded square, and the (H, W) mask they give on the frame.
+
+Presence. Outside a temporal window the object may leave the picture: a propagated
+frame whose mask is empty, shrinks below `VANISH_AREA` of its neighbour's, or whose
+edge contrast drops below `VANISH_CONTRAST` of its neighbour's, is returned as
+``{"vanished": True}`` and the session stops that run there. Inside a window the object is declared present: the mask is kept
+whatever its score, and an empty result falls back to the neighbour's box and mask.
+
+Image embeddings are cached per frame within a byte budget (`EmbeddingCache`), so
+clicks and re-propagation after an edit only run the decoder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections import OrderedDict
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Callable, Iterator
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from ..features import EncoderStats, cache_budget_bytes
+from ..frames import FrameSource
+from ..prompts import FramePrompt
+from . import encodings
+from .network import IMAGE_SIZE, Letterbox
+
+if TYPE_CHECKING:
+    from ..engine import ObjectState
+
+BOUNDARY_ENV = "SAMUSA_LITEMEDSAM_BOUNDARY"
+REGION_ENV = "SAMUSA_LITEMEDSAM_REGION"
+
+#: Propagation: the neighbour's bounding box grows by this fraction of its size on each
+#: side (motion); 0.25 followed the carotid sequence best (0.15: chained Dice 0.58, 0.25:
+#: 0.64, 0.35: 0.45; docs/litemedsam_results.md).
+TRACK_MARGIN = 0.25
+#: Without a window, a propagated mask smaller than this fraction of its neighbour's ...
+VANISH_AREA = 0.2
+#: ... or whose edge contrast (mean intensity inside against a ring around it) falls below
+#: this fraction of the neighbour's means the object left the picture. A box model finds
+#: "something" in any box, blank frames included (predicted IoU 0.78 on a black frame),
+#: so the image must say whether a structure is there: on the carotid sequence the true
+#: lumen keeps at least 0.7 of its neighbour's contrast; a blank frame has none.
+VANISH_CONTRAST = 0.35
+
+
+class EmbeddingCache:
+    """Image embeddings per frame, least recently used dropped first beyond the budget.
+
+    `stats` counts encoder calls like SAM2's `FeatureCache`. With `shared_embeddings()`
+    active, embeddings are also kept across sessions keyed by the frame's content (for
+    evaluations that open the same image many times).
+    """
+
+    _shared: "OrderedDict[str, torch.Tensor] | None" = None
+    _shared_budget = 0
+
+    def __init__(self, net, load_frame: Callable[[int], np.ndarray], letterbox: Letterbox, device, budget_bytes: int, autocast) -> None:
+        self.net = net
+        self.load_frame = load_frame
+        self.letterbox = letterbox
+        self.device = device
+        self.budget = budget_bytes
+        self.autocast = autocast
+        self.stats = EncoderStats()
+        self._entries: "OrderedDict[int, torch.Tensor]" = OrderedDict()
+        self._bytes = 0
+
+    def __contains__(self, frame: int) -> bool:
+        return frame in self._entries
+
+    def get(self, frame: int) -> torch.Tensor:
+        """(1, 256, 64, 64) embedding of a frame."""
+        entry = self._entries.get(frame)
+        if entry is not None:
+            self._entries.move_to_end(frame)
+            return entry
+        entry = self._embed(frame)
+        if self.budget > 0:
+            self._entries[frame] = entry
+            self._bytes += entry.numel() * entry.element_size()
+            while self._bytes > self.budget and len(self._entries) > 1:
+                _, dropped = self._entries.popitem(last=False)
+                self._bytes -= dropped.numel() * dropped.element_size()
+        return entry
+
+    def _embed(self, frame: int) -> torch.Tensor:
+        image = self.load_frame(frame)
+        shared = EmbeddingCache._shared
+        key = None
+        if shared is not None:
+            key = hashlib.sha1(np.ascontiguousarray(image).tobytes() + str(image.shape).encode()).hexdigest()
+            if key in shared:
+                shared.move_to_end(key)
+                return shared[key]
+        start = time.perf_counter()
+        with torch.inference_mode():
+            tensor = self.letterbox.image(image, self.device)
+            with self.autocast():
+                embedding = self.net.embed(tensor)
+            embedding = embedding.float().clone()
+        self.stats.calls += 1
+        self.stats.frames.append(frame)
+        self.stats.seconds += time.perf_counter() - start
+        if shared is not None and key is not None:
+            shared[key] = embedding
+            while len(shared) * embedding.numel() * 4 > EmbeddingCache._shared_budget and len(shared) > 1:
+                shared.popitem(last=False)
+        return embedding
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._bytes = 0
+
+
+@contextmanager
+def shared_embeddings(megabytes: int = 2048) -> Iterator[None]:
+    """Keep LiteMedSAM embeddings across sessions inside the block, keyed by frame content
+    (a 256 x 64 x 64 float embedding is 4 MB). Cache hits do not count as encoder calls."""
+    previous = EmbeddingCache._shared, EmbeddingCache._shared_budget
+    EmbeddingCache._shared = OrderedDict()
+    EmbeddingCache._shared_budget = int(megabytes) * 1024 * 1024
+    try:
+        yield
+    finally:
+        EmbeddingCache._shared, EmbeddingCache._shared_budget = previous
+
+
+def edge_contrast(image: np.ndarray, mask: np.ndarray) -> float:
+    """|mean inside - mean of a ring around the mask| (ring width 15 % of the mask's size)."""
+    if not mask.any():
+        return 0.0
+    width = max(3, int(round(0.15 * np.sqrt(mask.sum()))))
+    ring = ndimage.binary_dilation(mask, iterations=width) & ~mask
+    if not ring.any():
+        return 0.0
+    return abs(float(image[mask].mean()) - float(image[ring].mean()))
+
+
+def _box_of(mask: np.ndarray) -> tuple[float, float, float, float] | None:
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    return (cols[0] - 0.5, rows[0] - 0.5, cols[-1] + 0.5, rows[-1] + 0.5)
+
+
+class LiteMedSAMBackend:
+    """Computes one object's result on one frame with LiteMedSAM (a `LoadedModel`)."""
+
+    def __init__(
+        self,
+        frames: FrameSource,
+        model,
+        feature_cache_mb: int | None = None,
+        *,
+        boundary_encoding: str | None = None,
+        region_encoding: str | None = None,
+    ) -> None:
+        self.frames = frames
+        self.model = model
+        self.net = model.sam
+        self.device = model.device
+        self.image_size = IMAGE_SIZE
+        self.letterbox = Letterbox(frames.frame_shape)
+        self.features = EmbeddingCache(
+            self.net, frames.frame, self.letterbox, self.device, cache_budget_bytes(feature_cache_mb), model.autocast
+        )
+        self.boundary_encoding = boundary_encoding or os.environ.get(BOUNDARY_ENV) or encodings.DEFAULT_BOUNDARY_ENCODING
+        self.region_encoding = region_encoding or os.environ.get(REGION_ENV) or encodings.DEFAULT_REGION_ENCODING
+        if self.boundary_encoding not in encodings.BOUNDARY_ENCODINGS:
+            raise ValueError(
+                f"LiteMedSAM boundary encoding must be one of {', '.join(encodings.BOUNDARY_ENCODINGS)}; "
+                f"got {self.boundary_encoding!r}"
+            )
+        if self.region_encoding not in encodings.REGION_ENCODINGS:
+            raise ValueError(
+                f"LiteMedSAM region encoding must be one of {', '.join(encodings.REGION_ENCODINGS)}; "
+                f"got {self.region_encoding!r}"
+            )
+        self.decoder_steps = 0
+
+    # -------------------------------------------------------------- interface
+    def prompt(self, obj: "ObjectState", prompt: FramePrompt, *, is_init: bool, previous: dict | None) -> dict:
+        """Segment a prompted frame from all of its prompt (clicks accumulate in `prompt`);
+        `previous` is the frame's earlier result, used as the starting box for region
+        clicks that come without one."""
+        decoder = self._decoder(prompt.frame)
+        previous_mask = None
+        if previous is not None and not previous.get("vanished"):
+            previous_mask = self.logits_to_mask(self.low_res_logits(previous))
+        clicks = len(prompt.positive) + len(prompt.negative)
+        if len(prompt.boundary):
+            decoded = encodings.encode_boundary(
+                decoder, prompt.boundary, self.boundary_encoding, box=prompt.box,
+                positive=prompt.positive, negative=prompt.negative,
+            )
+        elif prompt.mask is not None and prompt.box is None and not clicks:
+            decoded = encodings.Decoded(decoder.hard_logits(prompt.mask), 1.0, "mask")
+        elif prompt.box is not None and not clicks:
+            logits, iou = decoder.decode(encodings.clip_boxes(np.asarray(prompt.box, dtype=float)[None], decoder.shape))
+            decoded = encodings.Decoded(logits[:1][None], float(iou[0]), "box")
+        else:
+            start = prompt.mask if prompt.mask is not None else previous_mask
+            decoded = encodings.encode_region(
+                decoder, prompt.positive, prompt.negative, self.region_encoding, box=prompt.box, previous=start
+            )
+        self.decoder_steps += decoder.calls
+        return self._result(decoded)
+
+    def track(self, obj: "ObjectState", frame: int, *, reverse: bool) -> dict:
+        """Segment `frame` from its neighbour's result (see the module docstring)."""
+        neighbour = frame + 1 if reverse else frame - 1
+        source = obj.output(neighbour)
+        windowed = obj.window is not None
+        if source is None or source.get("vanished"):
+            if not windowed:
+                return self._vanished()
+            source = self._last_present(obj, frame, reverse)
+            if source is None:
+                return self._vanished()
+        source_mask = self.logits_to_mask(self.low_res_logits(source))
+        box = _box_of(source_mask) or source.get("box")
+        if box is None:
+            return self._vanished() if not windowed else dict(source)
+        decoder = self._decoder(frame)
+        shape = decoder.shape
+        grown = encodings.clip_boxes(encodings.grown(box, (TRACK_MARGIN,)), shape)
+        logits, iou = decoder.decode(grown)
+        mask = decoder.masks(logits)[0]
+        tight = _box_of(mask)
+        if tight is not None:  # a second pass with the first mask's own box
+            logits2, iou2 = decoder.decode(encodings.clip_boxes(np.asarray(tight)[None], shape))
+            if iou2[0] >= iou[0]:
+                logits, iou = logits2, iou2
+                mask = decoder.masks(logits)[0]
+        self.decoder_steps += decoder.calls
+        area, source_area = int(mask.sum()), int(source_mask.sum())
+        lost = area == 0 or area < VANISH_AREA * source_area
+        if not lost and not windowed:
+            before = edge_contrast(self._grey(neighbour), source_mask)
+            lost = edge_contrast(self._grey(frame), mask) < VANISH_CONTRAST * before
+        if lost and not windowed:
+            return self._vanished()
+        if area == 0:  # inside a window: the object stays where it was last seen
+            out = dict(source)
+            out["how"] = "held"
+            return out
+        return self._result(encodings.Decoded(logits[:1][None], float(iou[0]), "track"))
+
+    @staticmethod
+    def low_res_logits(out: dict) -> torch.Tensor:
+        return out["logits"]
+
+    def logits_to_mask(self, low_res: torch.Tensor) -> np.ndarray:
+        with torch.inference_mode():
+            return (self.letterbox.to_frame(low_res.float())[0, 0] > 0).cpu().numpy()
+
+    # -------------------------------------------------------------- internals
+    def _grey(self, frame: int) -> np.ndarray:
+        image = self.frames.frame(frame)
+        return image.mean(axis=-1) if image.ndim == 3 else image
+
+    def _decoder(self, frame: int) -> encodings.FrameDecoder:
+        return encodings.FrameDecoder(self.net, self.features.get(frame), self.letterbox, self.model.autocast)
+
+    def _result(self, decoded: encodings.Decoded) -> dict:
+        mask = self.logits_to_mask(decoded.logits)
+        return {"logits": decoded.logits.float(), "iou": decoded.iou, "how": decoded.how, "box": _box_of(mask)}
+
+    def _vanished(self) -> dict:
+        empty = torch.full((1, 1, IMAGE_SIZE, IMAGE_SIZE), -encodings.HARD_LOGIT, device=self.device)
+        return {"vanished": True, "logits": empty, "iou": 0.0, "how": "vanished", "box": None}
+
+    @staticmethod
+    def _last_present(obj: "ObjectState", frame: int, reverse: bool) -> dict | None:
+        step = 1 if reverse else -1
+        g = frame + step
+        while True:
+            out = obj.output(g)
+            if out is None:
+                return None
+            if not out.get("vanished"):
+                return out
+            g += step
