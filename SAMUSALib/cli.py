@@ -289,6 +289,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .training.command import cmd_train as run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="samusa", description="Interactive ultrasound segmentation with SAM2.")
     parser.add_argument("-v", "--verbose", action="store_true", help="more log output")
@@ -330,6 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("eval", help="simulated-user evaluation (image, video or volume protocol) with a report")
     add_eval_arguments(evaluate)
     evaluate.set_defaults(func=cmd_eval)
+
+    from .training.command import add_arguments as add_train_arguments
+
+    train = sub.add_parser("train", help="fine-tune SAMUSA-Lite (CPU) or SAM2 from a YAML config")
+    add_train_arguments(train)
+    train.set_defaults(func=cmd_train)
 
     models = sub.add_parser("models", help="list known models and where they are cached")
     models.add_argument("--verbose", action="store_true")

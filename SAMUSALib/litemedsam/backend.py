@@ -209,7 +209,9 @@ class LiteMedSAMBackend:
         if previous is not None and not previous.get("vanished"):
             previous_mask = self.logits_to_mask(self.low_res_logits(previous))
         clicks = len(prompt.positive) + len(prompt.negative)
-        if len(prompt.boundary):
+        if getattr(self.net, "boundary_native", False) and (clicks or len(prompt.boundary) or prompt.box is not None):
+            decoded = self._native(prompt, previous)
+        elif len(prompt.boundary):
             decoded = encodings.encode_boundary(
                 decoder, prompt.boundary, self.boundary_encoding, box=prompt.box,
                 positive=prompt.positive, negative=prompt.negative,
@@ -276,6 +278,27 @@ class LiteMedSAMBackend:
             return (self.letterbox.to_frame(low_res.float())[0, 0] > 0).cpu().numpy()
 
     # -------------------------------------------------------------- internals
+    def _native(self, prompt: FramePrompt, previous: dict | None) -> encodings.Decoded:
+        """SAMUSA-Lite: every point with its own label (boundary 4, positive 1, negative 0),
+        the box, and the frame's previous logits as the mask prompt, in one decoder call,
+        as it was trained (`SAMUSALib.training.lite`)."""
+        from .lite import BOUNDARY_LABEL, batch_tokens, prompt_tokens
+
+        xy = np.concatenate([prompt.boundary, prompt.positive, prompt.negative]).reshape(-1, 2)
+        labels = [BOUNDARY_LABEL] * len(prompt.boundary) + [1] * len(prompt.positive) + [0] * len(prompt.negative)
+        box = self.letterbox.box(prompt.box) if prompt.box is not None else None
+        coords, kinds = batch_tokens([prompt_tokens(self.letterbox.points(xy), labels, box)], self.device)
+        masks = None
+        if previous is not None and not previous.get("vanished"):
+            masks = self.low_res_logits(previous).float().to(self.device)
+        elif prompt.mask is not None:
+            masks = self.letterbox.mask(prompt.mask, self.device)
+        embedding = self.features.get(prompt.frame)
+        with torch.inference_mode(), self.model.autocast():
+            logits, iou = self.net.decode_tokens(embedding, coords, kinds, masks)
+        self.decoder_steps += 1
+        return encodings.Decoded(logits.float(), float(iou[0, 0]), "native")
+
     def _grey(self, frame: int) -> np.ndarray:
         image = self.frames.frame(frame)
         return image.mean(axis=-1) if image.ndim == 3 else image

@@ -1,0 +1,201 @@
+"""SAMUSA-Lite: LiteMedSAM whose prompt encoder knows boundary points.
+
+LiteMedSAM's prompt encoder has SAM's point labels: 0 negative, 1 positive, 2 and 3
+the corners of a box, -1 "not a point" (padding). SAMUSA-Lite adds label 4, a
+*boundary point* (a click on the structure's border), with its own learned embedding,
+so the model can tell "the edge is here" from "this is inside" (SAMUSA paper, 2.2).
+Everything else is LiteMedSAM's architecture; training (`SAMUSALib.training.lite`)
+changes the prompt encoder and the mask decoder only.
+
+Prompts travel as one token list per mask: points, then one padding token when there
+is no box (SAM's convention), then the box as its two corner tokens; batches pad with
+-1. The previous prediction's 256 x 256 logits may come as the dense (mask) prompt,
+as in SAM's interactive refinement.
+
+Weights ship as a *delta* on the pinned LiteMedSAM checkpoint (`DELTA_FORMAT`): the
+difference of every trained tensor, in float16, plus the boundary embedding, so the
+repository carries megabytes instead of LiteMedSAM's 39 MB, and nothing of it
+without the original package.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..errors import ModelError
+from .network import EMBED_DIM, LiteMedSAM
+
+BOUNDARY_LABEL = 4
+PAD_LABEL = -1
+DELTA_FORMAT = "samusa-lite-delta/1"
+TRAINED_PREFIXES = ("prompt_encoder.", "mask_decoder.")
+
+
+class SAMUSALite(LiteMedSAM):
+    """LiteMedSAM with a boundary-point embedding and batched mixed prompts."""
+
+    boundary_native = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.boundary_embed = nn.Embedding(1, EMBED_DIM)
+
+    def init_boundary_embedding(self) -> None:
+        """Start the new embedding from the mean of the box-corner embeddings: like a
+        corner, a boundary point lies on the object's edge."""
+        pe = self.prompt_encoder.point_embeddings
+        with torch.no_grad():
+            self.boundary_embed.weight.copy_((pe[2].weight + pe[3].weight) / 2)
+
+    def sparse_embeddings(self, coords: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """(K, N, 2) model x, y and (K, N) labels in {-1, 0, 1, 2, 3, 4} -> (K, N, 256)."""
+        pe = self.prompt_encoder
+        embedding = pe.pe_layer.forward_with_coords(coords + 0.5, pe.input_image_size)
+        labels = labels.unsqueeze(-1)
+        embedding = torch.where(labels == PAD_LABEL, torch.zeros_like(embedding) + pe.not_a_point_embed.weight, embedding)
+        for value in range(4):
+            embedding = torch.where(labels == value, embedding + pe.point_embeddings[value].weight, embedding)
+        embedding = torch.where(labels == BOUNDARY_LABEL, embedding + self.boundary_embed.weight, embedding)
+        return embedding
+
+    def decode_tokens(
+        self,
+        embedding: torch.Tensor,
+        coords: torch.Tensor,
+        labels: torch.Tensor,
+        masks: torch.Tensor | None = None,
+        use_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decode K token lists. `embedding` (1 or K, 256, 64, 64); `masks` (K, 1, 256, 256)
+        logits used where `use_mask` (K,) is True (all, when None). Returns logits
+        (K, 1, 256, 256) and predicted IoU (K, 1)."""
+        pe = self.prompt_encoder
+        sparse = self.sparse_embeddings(coords, labels)
+        count = coords.shape[0]
+        dense = pe.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(count, -1, *pe.image_embedding_size)
+        if masks is not None:
+            from_masks = pe._embed_masks(masks)
+            if use_mask is None:
+                dense = from_masks
+            else:
+                dense = torch.where(use_mask.reshape(-1, 1, 1, 1), from_masks, dense)
+        logits, iou, _, _ = self.mask_decoder(
+            image_embeddings=embedding,
+            image_pe=pe.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=False,
+            repeat_image=embedding.shape[0] != count,
+        )
+        return logits, iou
+
+
+def prompt_tokens(points: np.ndarray, labels: Sequence[int], box: Sequence[float] | None) -> tuple[np.ndarray, np.ndarray]:
+    """One mask's token list (model coordinates): points, a pad if no box, the box."""
+    coords = [np.asarray(points, dtype=np.float32).reshape(-1, 2)]
+    kinds = [np.asarray(labels, dtype=np.int64).reshape(-1)]
+    if box is None:
+        coords.append(np.zeros((1, 2), dtype=np.float32))
+        kinds.append(np.array([PAD_LABEL]))
+    else:
+        x0, y0, x1, y1 = (float(v) for v in box)
+        coords.append(np.array([[x0, y0], [x1, y1]], dtype=np.float32))
+        kinds.append(np.array([2, 3]))
+    return np.concatenate(coords), np.concatenate(kinds)
+
+
+def batch_tokens(lists: Sequence[tuple[np.ndarray, np.ndarray]], device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad token lists to one (K, N, 2) / (K, N) batch with -1 labels."""
+    longest = max(len(labels) for _, labels in lists)
+    coords = np.zeros((len(lists), longest, 2), dtype=np.float32)
+    labels = np.full((len(lists), longest), PAD_LABEL, dtype=np.int64)
+    for i, (c, l) in enumerate(lists):
+        coords[i, : len(l)] = c
+        labels[i, : len(l)] = l
+    return torch.from_numpy(coords).to(device), torch.from_numpy(labels).to(device)
+
+
+# ------------------------------------------------------------------ weights as a delta
+def from_litemedsam(base: LiteMedSAM) -> SAMUSALite:
+    """A SAMUSA-Lite network holding `base`'s weights and a fresh boundary embedding."""
+    net = SAMUSALite()
+    net.load_state_dict(base.state_dict(), strict=False)
+    net.init_boundary_embedding()
+    return net.eval()
+
+
+def delta_state(net: SAMUSALite, base: LiteMedSAM) -> dict[str, torch.Tensor]:
+    """float16 differences of the trained tensors, and the boundary embedding."""
+    own, reference = net.state_dict(), base.state_dict()
+    delta = {k: (own[k].float() - reference[k].float()).half() for k in own if k.startswith(TRAINED_PREFIXES)}
+    delta["boundary_embed.weight"] = own["boundary_embed.weight"].float().clone()
+    return delta
+
+
+def save_delta(path: str | Path, net: SAMUSALite, base: LiteMedSAM, metadata: dict) -> Path:
+    """Write the delta file (atomically)."""
+    from .network import CHECKPOINT_SHA256
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": DELTA_FORMAT, "base_sha256": CHECKPOINT_SHA256, "delta": delta_state(net, base), "metadata": dict(metadata)}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+    return path
+
+
+def read_delta(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelError(f"{path} could not be read as a SAMUSA-Lite weights file ({type(exc).__name__}: {exc}).") from None
+    if not isinstance(payload, dict) or payload.get("format") != DELTA_FORMAT:
+        raise ModelError(f"{path} is not a SAMUSA-Lite weights file (format {DELTA_FORMAT!r} expected).")
+    return payload
+
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+def shipped_weights(spec) -> Path | None:
+    """The delta file a registry spec names, in SAMUSALib/weights/ (None if absent)."""
+    path = WEIGHTS_DIR / str(spec.filename)
+    return path if path.is_file() else None
+
+
+def is_delta_file(path: str | Path) -> bool:
+    try:
+        return read_delta(path) is not None
+    except ModelError:
+        return False
+
+
+def apply_delta(base: LiteMedSAM, payload: dict) -> SAMUSALite:
+    """SAMUSA-Lite from the pinned LiteMedSAM and a delta payload."""
+    from .network import CHECKPOINT_SHA256
+
+    if payload.get("base_sha256") != CHECKPOINT_SHA256:
+        raise ModelError(
+            f"these SAMUSA-Lite weights were trained on LiteMedSAM {payload.get('base_sha256')}, "
+            f"not the installed {CHECKPOINT_SHA256}."
+        )
+    net = from_litemedsam(base)
+    state = net.state_dict()
+    delta = payload["delta"]
+    unknown = sorted(set(delta) - set(state))
+    if unknown:
+        raise ModelError(f"SAMUSA-Lite weights name tensors this network lacks: {unknown[:3]}")
+    for key, value in delta.items():
+        if key == "boundary_embed.weight":
+            state[key] = value.float()
+        else:
+            state[key] = state[key].float() + value.float()
+    net.load_state_dict(state, strict=True)
+    return net.eval()

@@ -1,0 +1,59 @@
+"""``samusa train CONFIG.yaml``: one command for both trainers.
+
+The config's ``model:`` picks the loop: ``samusa-lite`` / ``litemedsam`` train SAMUSA-Lite
+on the CPU (`lite`); anything else is a SAM2 model id or checkpoint (`sam2`). Keys given
+on the command line as ``key=value`` override the file (``steps=20 out=runs/try``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import InputError
+
+LITE_MODELS = ("samusa-lite", "litemedsam")
+
+
+def read_config(path: str | Path, overrides: list[str] = ()) -> dict:
+    from omegaconf import OmegaConf
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"training config {path} does not exist (examples: configs/samusa_lite.yaml, configs/sam2_finetune.yaml)")
+    try:
+        config = OmegaConf.load(path)
+        if overrides:
+            config = OmegaConf.merge(config, OmegaConf.from_dotlist(list(overrides)))
+        values = OmegaConf.to_container(config, resolve=True)
+    except Exception as exc:  # omegaconf/yaml errors name the line
+        raise InputError(f"{path} is not a valid training config: {exc}") from None
+    if not isinstance(values, dict):
+        raise InputError(f"{path} must hold a mapping of options (model:, train:, ...)")
+    base = path.resolve().parent
+    for key in ("train", "validate"):  # relative data paths are relative to the config file
+        if isinstance(values.get(key), list):
+            values[key] = [v if str(v).startswith("phantom") or Path(v).is_absolute() or Path(v).exists() else str((base / v).resolve())
+                           for v in values[key]]
+    return values
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="YAML training config (configs/samusa_lite.yaml, configs/sam2_finetune.yaml)")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. steps=20 out=runs/try")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    values = read_config(args.config, args.overrides)
+    model = str(values.pop("model", "samusa-lite"))
+    if model in LITE_MODELS:
+        from .lite import LiteTrainConfig, train_lite
+
+        result = train_lite(LiteTrainConfig.from_dict(values))
+        print(f"SAMUSA-Lite weights: {result['weights']}  (use: samusa segment --model {result['weights']} ...)")
+        return 0
+    from .sam2 import Sam2TrainConfig, train_sam2
+
+    result = train_sam2(Sam2TrainConfig.from_dict({"model": model, **values}))
+    print(f"SAM2 checkpoint: {result['checkpoint']}  (use: samusa segment --model {result['checkpoint']} ...)")
+    return 0

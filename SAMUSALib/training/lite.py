@@ -1,0 +1,343 @@
+"""Training SAMUSA-Lite on a CPU: LiteMedSAM's prompt encoder and mask decoder learn
+boundary points, with the image encoder frozen and its embeddings cached.
+
+One step: a batch of cached images, each with a prompt mode (boundary points, region
+clicks, box, box + region clicks) and its first interaction; `corrections` images of
+the batch then receive corrective clicks one at a time from the model's own
+prediction (no gradient), the previous logits fed back as the mask prompt, until their
+budget of 2 to 10 points; finally the whole batch is decoded with gradient and the loss
+L = L_model + lambda L_boundary (`losses`) is minimised. The pretrained weights stay the
+starting point; the box prompt is kept in the mix so that it does not regress.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from .embeddings import EmbeddedImage, embed_cases, split_by_group
+from .losses import BoundaryLossConfig, boundary_loss, litemedsam_model_loss
+from .sampling import PromptState, choose_corrections, choose_mode, correct, point_budget, start_prompt
+
+DEFAULT_MODES = {"boundary": 0.4, "region": 0.3, "box": 0.1, "box+region": 0.2}
+
+
+@dataclass
+class LiteTrainConfig:
+    train: list[str]
+    out: str = "runs/samusa-lite"
+    holdout: float = 0.1  # fraction of patients held out of `train` for our own validation
+    steps: int = 600
+    batch: int = 8
+    lr: float = 1e-4
+    boundary_embedding_lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup: int = 30
+    modes: dict = field(default_factory=lambda: dict(DEFAULT_MODES))
+    corrections: int = 2
+    min_points: int = 2
+    max_points: int = 10
+    box_noise: float = 0.1
+    boundary_loss: dict = field(default_factory=dict)
+    seed: int = 0
+    cache: str | None = None
+    limit: int | None = None  # first N images per folder (tests, smoke runs)
+    validate_every: int = 100
+    validate_images: int = 40
+    log_every: int = 10
+    threads: int | None = None
+    time_limit_minutes: float | None = None
+    resume: bool = True
+
+    def loss_config(self) -> BoundaryLossConfig:
+        return BoundaryLossConfig(**self.boundary_loss)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "LiteTrainConfig":
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InputError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
+        if not values.get("train"):
+            raise InputError("the training config needs `train:`, a list of data folders (images/ + masks/ or labels/)")
+        return cls(**values)
+
+
+# ------------------------------------------------------------------ one batch
+def tokens_of(state: PromptState) -> tuple[np.ndarray, np.ndarray]:
+    from ..litemedsam.lite import prompt_tokens
+
+    points = np.array([(x, y) for x, y, _ in state.points], dtype=np.float32).reshape(-1, 2)
+    labels = [label for _, _, label in state.points]
+    return prompt_tokens(points, labels, state.box)
+
+
+def _decode(net, embeddings: torch.Tensor, states: list[PromptState], masks: torch.Tensor, use_mask: torch.Tensor):
+    from ..litemedsam.lite import batch_tokens
+
+    coords, labels = batch_tokens([tokens_of(s) for s in states], embeddings.device)
+    return net.decode_tokens(embeddings, coords, labels, masks, use_mask)
+
+
+def simulate(net, embeddings: torch.Tensor, references: list[np.ndarray], modes: list[str], rng: np.random.Generator,
+             *, corrected: np.ndarray, budgets: dict[int, int], box_noise: float = 0.1):
+    """Prompts for a batch: first interactions, then corrective clicks for the `corrected`
+    images from the model's own predictions (no gradient). Returns the prompt states,
+    the mask prompts (previous logits) and which images use them."""
+    count = len(references)
+    states = []
+    for i, (reference, mode) in enumerate(zip(references, modes)):
+        # Corrected images start as the evaluation's user does (one point); others get
+        # one or two boundary points.
+        initial = 1 if i in budgets or mode != "boundary" else int(rng.integers(1, 3))
+        states.append(start_prompt(reference, mode, rng, box_noise=box_noise, initial=initial))
+    masks = torch.zeros((count, 1, 256, 256), device=embeddings.device)
+    use_mask = torch.zeros(count, dtype=torch.bool, device=embeddings.device)
+    active = [int(i) for i in corrected if modes[i] != "box"]
+    with torch.no_grad():
+        while active:
+            index = torch.tensor(active, device=embeddings.device)
+            logits, _ = _decode(net, embeddings[index], [states[i] for i in active], masks[index], use_mask[index])
+            still = []
+            for j, i in enumerate(active):
+                masks[i] = logits[j]
+                use_mask[i] = True
+                if correct(states[i], (logits[j, 0] > 0).cpu().numpy()) and len(states[i].points) < budgets[i]:
+                    still.append(i)
+            active = still
+    return states, masks, use_mask
+
+
+def batch_loss(net, samples: list[EmbeddedImage], rng: np.random.Generator, config: LiteTrainConfig) -> dict[str, torch.Tensor]:
+    """Simulate prompts for a batch and return its loss terms (with gradient)."""
+    device = next(net.parameters()).device
+    embeddings = torch.stack([s.embedding for s in samples]).to(device=device, dtype=torch.float32)
+    references = [s.mask for s in samples]
+    modes = [choose_mode(rng, config.modes) for _ in samples]
+    corrected = choose_corrections(len(samples), rng, config.corrections)
+    budgets = {int(i): point_budget(rng, config.min_points, config.max_points) for i in corrected}
+    states, masks, use_mask = simulate(net, embeddings, references, modes, rng, corrected=corrected, budgets=budgets,
+                                       box_noise=config.box_noise)
+    logits, iou = _decode(net, embeddings, states, masks, use_mask)
+    target = torch.from_numpy(np.stack(references)).to(device)
+    parts = litemedsam_model_loss(logits[:, 0], iou[:, 0], target)
+    longest = max(1, max(len(s.boundary_points) for s in states))
+    points = torch.zeros((len(states), longest, 2), device=device)
+    valid = torch.zeros((len(states), longest), dtype=torch.bool, device=device)
+    for i, state in enumerate(states):
+        b = state.boundary_points
+        points[i, : len(b)] = torch.from_numpy(b)
+        valid[i, : len(b)] = True
+    loss_config = config.loss_config()
+    parts["boundary"] = boundary_loss(logits, points, valid, loss_config)
+    parts["loss"] = parts["model"] + loss_config.weight * parts["boundary"]
+    return parts
+
+
+# ------------------------------------------------------------------ validation in model space
+def quick_validation(net, samples: list[EmbeddedImage], seed: int = 0, clicks: tuple[int, ...] = (1, 3, 5)) -> dict[str, float]:
+    """Mean Dice in the model's 256 x 256 square after k clicks, per prompt type, with the
+    evaluation's simulated users and the previous logits fed back, as at inference."""
+    from ..evaluation.clicks import case_rng
+    from ..evaluation.metrics import dice
+
+    device = next(net.parameters()).device
+    out: dict[str, list[float]] = {}
+    with torch.no_grad():
+        for sample in samples:
+            embedding = sample.embedding[None].to(device=device, dtype=torch.float32)
+            for mode in ("boundary", "region", "box"):
+                rng = case_rng(seed, sample.key, mode)
+                state = start_prompt(sample.mask, mode, rng, box_noise=0.0, initial=1)
+                masks = torch.zeros((1, 1, 256, 256), device=device)
+                use = torch.zeros(1, dtype=torch.bool, device=device)
+                for k in range(1, (1 if mode == "box" else max(clicks)) + 1):
+                    logits, _ = _decode(net, embedding, [state], masks, use)
+                    prediction = (logits[0, 0] > 0).cpu().numpy()
+                    if k in clicks or mode == "box":
+                        out.setdefault(f"{mode}@{k}", []).append(dice(prediction, sample.mask))
+                    masks, use = logits, torch.ones(1, dtype=torch.bool, device=device)
+                    if not correct(state, prediction):
+                        for rest in clicks:
+                            if rest > k:
+                                out.setdefault(f"{mode}@{rest}", []).append(dice(prediction, sample.mask))
+                        break
+    return {key: round(float(np.mean(values)), 4) for key, values in out.items()}
+
+
+# ------------------------------------------------------------------ the loop
+def load_samples(config: LiteTrainConfig, net, progress: Callable[[str], None] = print) -> list[EmbeddedImage]:
+    from ..models import cache_dir
+    from .data import training_items
+
+    cache = Path(config.cache) if config.cache else cache_dir() / "training" / "litemedsam"
+    samples: list[EmbeddedImage] = []
+    for folder in config.train:
+        items = list(training_items(folder, limit=config.limit))
+        if not items:
+            raise InputError(f"no image/mask pairs with an object in {folder}")
+        started = time.perf_counter()
+        samples += embed_cases(net, items, cache)
+        progress(f"{folder}: {len(items)} images ({time.perf_counter() - started:.0f} s to embed or read)")
+    return samples
+
+
+def _lr(step: int, config: LiteTrainConfig, elapsed: float = 0.0) -> float:
+    """Warm-up, then cosine decay to 0.1 over the steps or the time limit, whichever
+    runs out first."""
+    if step < config.warmup:
+        return (step + 1) / config.warmup
+    progress = (step - config.warmup) / max(1, config.steps - config.warmup)
+    if config.time_limit_minutes:
+        progress = max(progress, elapsed / (60 * config.time_limit_minutes))
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def train_lite(config: LiteTrainConfig, progress: Callable[[str], None] = print) -> dict:
+    """Train SAMUSA-Lite; writes `out/samusa_lite.pt` (the delta weights), `out/log.csv`,
+    `out/validation.json`, `out/curves.png` and `out/state.pt` (for resuming)."""
+    from ..litemedsam.lite import from_litemedsam, save_delta
+    from ..litemedsam.network import build_litemedsam
+
+    if config.threads:
+        torch.set_num_threads(int(config.threads))
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    base, _ = build_litemedsam()
+    net = from_litemedsam(base)
+    samples = load_samples(config, base, progress)
+    train, held = split_by_group(samples, config.holdout, config.seed)
+    if not train:
+        raise InputError("no training images left after the hold-out split; lower `holdout`")
+    if len(held) > config.validate_images:  # a fixed random subset, all sources mixed
+        keep = np.random.default_rng(config.seed).choice(len(held), size=config.validate_images, replace=False)
+        held = [held[i] for i in sorted(keep)]
+    progress(f"{len(train)} training images, {len(held)} held out ({len({s.group for s in held})} patients)")
+    for p in net.image_encoder.parameters():
+        p.requires_grad_(False)
+    decoder = [p for n, p in net.named_parameters() if n.startswith(("prompt_encoder.", "mask_decoder."))]
+    optimizer = torch.optim.AdamW(
+        [{"params": decoder, "lr": config.lr}, {"params": [net.boundary_embed.weight], "lr": config.boundary_embedding_lr}],
+        weight_decay=config.weight_decay,
+    )
+    clock = {"began": time.perf_counter(), "before": 0.0}
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: _lr(s, config, clock["before"] + time.perf_counter() - clock["began"]))
+    state_path = out / "state.pt"
+    start, history, validations = 0, [], []
+    if config.resume and state_path.is_file():
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        net.load_state_dict(state["net"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start, history, validations = state["step"], state["history"], state["validations"]
+        clock["before"] = float(sum(r["seconds"] for r in history))
+        progress(f"resumed at step {start}")
+    rng = np.random.default_rng([config.seed, start])
+    if not validations and held:
+        validations.append({"step": 0, **quick_validation(net, held, config.seed)})
+        progress(f"step 0 validation: {validations[-1]}")
+    began = time.perf_counter()
+    clock["began"] = began
+    net.train()
+    step = start
+    for step in range(start, config.steps):
+        t0 = time.perf_counter()
+        batch = [train[i] for i in rng.choice(len(train), size=min(config.batch, len(train)), replace=False)]
+        parts = batch_loss(net, batch, rng, config)
+        optimizer.zero_grad(set_to_none=True)
+        parts["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(decoder, 1.0)
+        optimizer.step()
+        scheduler.step()
+        row = {"step": step + 1, **{k: round(float(v.detach()), 5) for k, v in parts.items()},
+               "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - t0, 3)}
+        history.append(row)
+        if (step + 1) % config.log_every == 0:
+            recent = history[-config.log_every:]
+            progress(f"step {step + 1}/{config.steps} loss {np.mean([r['loss'] for r in recent]):.4f} "
+                     f"boundary {np.mean([r['boundary'] for r in recent]):.4f} {np.mean([r['seconds'] for r in recent]):.2f} s/step")
+        last = step + 1 == config.steps
+        elapsed = clock["before"] + time.perf_counter() - began
+        out_of_time = config.time_limit_minutes is not None and elapsed > 60 * config.time_limit_minutes
+        if held and ((step + 1) % config.validate_every == 0 or last or out_of_time):
+            net.eval()
+            validations.append({"step": step + 1, **quick_validation(net, held, config.seed)})
+            net.train()
+            progress(f"step {step + 1} validation: {validations[-1]}")
+        if (step + 1) % config.validate_every == 0 or last or out_of_time:
+            torch.save({"net": net.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                        "step": step + 1, "history": history, "validations": validations}, state_path)
+        if out_of_time:
+            progress(f"time limit reached after step {step + 1}")
+            break
+    net.eval()
+    steps_done = len(history)
+    metadata = {
+        "id": "samusa-lite", "family": "litemedsam", "base_model": "litemedsam", "image_size": 256,
+        "prompt_types": ["boundary", "region", "box"], "boundary_native": True,
+        "data": [str(Path(f)) for f in config.train], "train_images": len(train), "holdout_images": len(held),
+        "steps": steps_done, "config": asdict(config), "validation": validations[-1] if validations else None,
+        "seconds_per_step": round(float(np.mean([r["seconds"] for r in history])), 3) if history else None,
+    }
+    weights = save_delta(out / "samusa_lite.pt", net, base, metadata)
+    write_log(out / "log.csv", history)
+    (out / "validation.json").write_text(json.dumps(validations, indent=2))
+    plot_curves(history, validations, out / "curves.png")
+    progress(f"wrote {weights}")
+    return {"weights": str(weights), "history": history, "validations": validations, "metadata": metadata}
+
+
+def write_log(path: Path, history: list[dict]) -> None:
+    if not history:
+        return
+    keys = list(history[0])
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def plot_curves(history: list[dict], validations: list[dict], path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    if not history:
+        return None
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    steps = np.array([r["step"] for r in history])
+    window = max(1, len(history) // 50)
+    for key in ("loss", "model", "boundary"):
+        values = np.convolve([r[key] for r in history], np.ones(window) / window, mode="valid")
+        left.plot(steps[window - 1:], values, label=key)
+    left.set_xlabel("step")
+    left.set_title(f"training loss (moving mean of {window})")
+    left.legend()
+    left.grid(alpha=0.3)
+    if validations:
+        vsteps = [v["step"] for v in validations]
+        for key in sorted(k for k in validations[0] if k != "step"):
+            right.plot(vsteps, [v.get(key) for v in validations], "-o", markersize=3, label=key)
+        right.set_ylim(0, 1)
+        right.legend(fontsize=7, ncol=2, loc="lower right")
+    right.set_xlabel("step")
+    right.set_title("held-out patients: Dice after k clicks (model space)")
+    right.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

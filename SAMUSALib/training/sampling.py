@@ -1,0 +1,107 @@
+"""Simulated prompts for training, as the SAMUSA paper samples them (section 2.2).
+
+Boundary points: a random point of the reference contour, then the contour point
+furthest from it, then, one at a time, the reference contour point furthest from the
+*predicted* contour (the model's own prediction with the points so far). Per batch,
+`corrections` images (2 in the paper) receive such corrective points, up to a total
+drawn from 2 to 10. Region clicks for baselines follow the evaluation's simulated user
+(the first at the reference's deepest point, then the centre of the largest error
+region, positive or negative). The point simulators are the evaluation's
+(`SAMUSALib.evaluation.clicks`), so training and evaluation prompt alike.
+
+Temporal windows for training videos span the frames where the object is visible,
+optionally loosened by a few frames, as a user would mark them approximately.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..evaluation.clicks import Click, SimulatedUser
+
+MODES = ("boundary", "region", "box", "box+region")
+KIND_LABELS = {"negative": 0, "positive": 1, "boundary": 4}
+"""Point labels as SAMUSA-Lite's prompt encoder reads them: SAM's 0 (negative) and 1
+(positive), 2 and 3 for box corners, and 4, new, for boundary points."""
+
+
+@dataclass
+class PromptState:
+    """One training image's simulated user and the prompt it has given so far."""
+
+    mode: str
+    user: SimulatedUser
+    points: list[tuple[float, float, int]] = field(default_factory=list)  # x, y, label
+    box: tuple[float, float, float, float] | None = None
+
+    def add(self, click: Click | None) -> bool:
+        if click is None:
+            return False
+        if click.kind == "box":
+            self.box = click.box
+        else:
+            self.points.append((float(click.x), float(click.y), KIND_LABELS[click.kind]))
+        return True
+
+    @property
+    def boundary_points(self) -> np.ndarray:
+        return np.array([(x, y) for x, y, label in self.points if label == KIND_LABELS["boundary"]], dtype=np.float32).reshape(-1, 2)
+
+
+def start_prompt(reference: np.ndarray, mode: str, rng: np.random.Generator, *, box_noise: float = 0.1,
+                 initial: int = 2) -> PromptState:
+    """The first interaction(s) without a prediction: `initial` (1 or 2) boundary points
+    (random, then the furthest), one region click at the deepest point, or a (noisy) box."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
+    state = PromptState(mode, SimulatedUser(mode, reference, rng, box_noise=box_noise))
+    state.add(state.user.next(None))
+    if mode == "boundary" and initial >= 2:
+        state.add(state.user.next(None))
+    return state
+
+
+def correct(state: PromptState, prediction: np.ndarray) -> bool:
+    """One corrective click from the current prediction; False when the user is done
+    (nothing left to correct, or box-only mode)."""
+    if state.mode == "box":
+        return False
+    return state.add(state.user.next(prediction))
+
+
+def choose_corrections(batch: int, rng: np.random.Generator, count: int = 2) -> np.ndarray:
+    """Indices of the images of a batch that receive corrective points."""
+    return np.sort(rng.choice(batch, size=min(count, batch), replace=False))
+
+
+def point_budget(rng: np.random.Generator, low: int = 2, high: int = 10) -> int:
+    """Total points for a corrected image, uniform in [low, high]."""
+    if not 1 <= low <= high:
+        raise ValueError(f"need 1 <= low <= high; got {low}, {high}")
+    return int(rng.integers(low, high + 1))
+
+
+def choose_mode(rng: np.random.Generator, weights: dict[str, float]) -> str:
+    names = [m for m in MODES if weights.get(m, 0) > 0]
+    if not names:
+        raise ValueError(f"prompt mode weights must give at least one of {MODES} a positive weight")
+    p = np.array([weights[m] for m in names], dtype=float)
+    return names[int(rng.choice(len(names), p=p / p.sum()))]
+
+
+def temporal_window(visible: np.ndarray, rng: np.random.Generator | None = None, slack: int = 0) -> tuple[int, int] | None:
+    """(start, end) frames of a training video's window: the first and last frames where
+    the object is visible, each moved outwards by up to `slack` frames (random) and
+    clipped to the video; None when the object is never visible."""
+    visible = np.asarray(visible, dtype=bool)
+    frames = np.flatnonzero(visible)
+    if frames.size == 0:
+        return None
+    start, end = int(frames[0]), int(frames[-1])
+    if slack > 0:
+        rng = rng if rng is not None else np.random.default_rng(0)
+        start = max(0, start - int(rng.integers(0, slack + 1)))
+        end = min(len(visible) - 1, end + int(rng.integers(0, slack + 1)))
+    return start, end
