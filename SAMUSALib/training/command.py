@@ -38,6 +38,10 @@ def read_config(path: str | Path, overrides: list[str] = ()) -> dict:
     return values
 
 
+def _say(message: str) -> None:
+    print(message, flush=True)  # flushed: training logs are often redirected to a file
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="YAML training config (configs/samusa_lite.yaml, configs/sam2_finetune.yaml)")
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. steps=20 out=runs/try")
@@ -49,7 +53,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if model in LITE_MODELS:
         from .lite import LiteTrainConfig, train_lite
 
-        result = train_lite(LiteTrainConfig.from_dict(values))
+        result = train_lite(LiteTrainConfig.from_dict(values), progress=_say)
         print(f"SAMUSA-Lite weights: {result['weights']}  (use: samusa segment --model {result['weights']} ...)")
         return 0
     from .sam2 import Sam2TrainConfig, train_sam2
