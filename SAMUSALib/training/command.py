@@ -35,6 +35,9 @@ def read_config(path: str | Path, overrides: list[str] = ()) -> dict:
         if isinstance(values.get(key), list):
             values[key] = [v if str(v).startswith("phantom") or Path(v).is_absolute() or Path(v).exists() else str((base / v).resolve())
                            for v in values[key]]
+    for key in ("out", "cache"):  # so are the output and cache folders
+        if isinstance(values.get(key), str) and not Path(values[key]).is_absolute():
+            values[key] = str((base / values[key]).resolve())
     return values
 
 

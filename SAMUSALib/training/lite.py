@@ -145,7 +145,8 @@ def batch_loss(net, samples: list[EmbeddedImage], rng: np.random.Generator, conf
 
 
 # ------------------------------------------------------------------ validation in model space
-def quick_validation(net, samples: list[EmbeddedImage], seed: int = 0, clicks: tuple[int, ...] = (1, 3, 5)) -> dict[str, float]:
+def quick_validation(net, samples: list[EmbeddedImage], seed: int = 0, clicks: tuple[int, ...] = (1, 3, 5),
+                     feedback: bool = True) -> dict[str, float]:
     """Mean Dice in the model's 256 x 256 square after k clicks, per prompt type, with the
     evaluation's simulated users and the previous logits fed back, as at inference."""
     from ..evaluation.clicks import case_rng
@@ -166,7 +167,7 @@ def quick_validation(net, samples: list[EmbeddedImage], seed: int = 0, clicks: t
                     prediction = (logits[0, 0] > 0).cpu().numpy()
                     if k in clicks or mode == "box":
                         out.setdefault(f"{mode}@{k}", []).append(dice(prediction, sample.mask))
-                    masks, use = logits, torch.ones(1, dtype=torch.bool, device=device)
+                    masks, use = logits, torch.full((1,), feedback, dtype=torch.bool, device=device)
                     if not correct(state, prediction):
                         for rest in clicks:
                             if rest > k:
