@@ -144,3 +144,14 @@ def test_configs_name_what_is_wrong(tmp_path):
     assert shipped["steps"] == 5 and shipped["model"] == "samusa-lite"
     assert all(Path(p).is_absolute() for p in shipped["train"])
     LiteTrainConfig.from_dict({k: v for k, v in shipped.items() if k != "model"})
+
+
+def test_samusa_train_names_unsupported_models(tmp_path):
+    from SAMUSALib.cli import main
+
+    config = tmp_path / "sam2.yaml"
+    config.write_text("model: sam2.1-tiny\ntrain: [phantom:2]\n")
+    import importlib.util
+
+    if importlib.util.find_spec("SAMUSALib.training.sam2") is None:
+        assert main(["train", str(config)]) == 2
