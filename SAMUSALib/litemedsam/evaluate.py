@@ -187,6 +187,8 @@ def plot(tables: dict, path: Path) -> Path | None:
     except ImportError:
         return None
     datasets = list(tables["image"])
+    if not datasets:  # video only: nothing to plot here
+        return None
     fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), sharey=True, squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
         for name, row in tables["image"][dataset].items():
