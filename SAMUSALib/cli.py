@@ -243,8 +243,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .models import cache_dir, list_models
+    from .models import cache_dir, describe_checkpoint, list_models
 
+    if args.show:
+        print(json.dumps(describe_checkpoint(args.show), indent=2, default=str))
+        return 0
     print(f"cache folder: {cache_dir()}  (set SAMUSA_CACHE_DIR to change it)")
     for info in list_models():
         where = info.get("cached") or ("built in memory" if not info.get("url") else "not downloaded")
@@ -345,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="list known models and where they are cached")
     models.add_argument("--verbose", action="store_true")
+    models.add_argument("--show", metavar="CHECKPOINT", help="print what a checkpoint file says it was trained for and on")
     models.set_defaults(func=cmd_models)
     return parser
 

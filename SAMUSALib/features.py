@@ -48,6 +48,22 @@ def cache_budget_bytes(megabytes: int | None) -> int:
     return max(0, int(megabytes)) * 1024 * 1024
 
 
+def preprocess_frame(frame: np.ndarray, size: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """[0, 1] frame (H, W) or (H, W, 3) -> SAM2's normalised (1, 3, size, size) input.
+
+    Shared by inference and training so that a fine-tuned model sees its frames exactly
+    as the session will show them."""
+    image = torch.from_numpy(np.ascontiguousarray(frame)).to(device)
+    if image.ndim == 2:
+        image = image[None, None].expand(1, 3, -1, -1)
+    else:
+        image = image.permute(2, 0, 1)[None]
+    image = F.interpolate(image.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+    return (image - mean) / std
+
+
 class FeatureCache:
     """LRU cache of encoded frames, bounded in bytes (least recently used dropped first)."""
 
@@ -70,23 +86,13 @@ class FeatureCache:
         self._shared_pos: list[torch.Tensor] | None = None
         size = int(sam.image_size)
         self._size = size
-        self._mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-        self._std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
 
     def __contains__(self, frame: int) -> bool:
         return frame in self._entries
 
     def preprocess(self, frame: np.ndarray) -> torch.Tensor:
         """[0, 1] frame (H, W) or (H, W, 3) -> normalised (1, 3, S, S) on the device."""
-        image = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device)
-        if image.ndim == 2:
-            image = image[None, None].expand(1, 3, -1, -1)
-        else:
-            image = image.permute(2, 0, 1)[None]
-        image = F.interpolate(
-            image.float(), size=(self._size, self._size), mode="bilinear", align_corners=False, antialias=True
-        )
-        return (image - self._mean) / self._std
+        return preprocess_frame(frame, self._size, self.device)
 
     def get(self, frame: int) -> FrameFeatures:
         entry = self._entries.get(frame)

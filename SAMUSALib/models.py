@@ -1011,6 +1011,24 @@ def save_checkpoint(
 # --------------------------------------------------------------------------- listing
 
 
+def describe_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """What a local checkpoint says about itself (base model, prompt types, training data,
+    validation figures), read without building the model."""
+    path = Path(path).expanduser()
+    from .litemedsam.lite import is_delta_file, read_delta
+
+    if path.is_file() and is_delta_file(path):
+        meta = dict(read_delta(path).get("metadata") or {})
+        meta.setdefault("family", "litemedsam")
+    else:
+        _, meta = _read_checkpoint(path)
+        meta.setdefault("family", "sam2")
+    meta.setdefault("id", path.stem)
+    meta["file"] = str(path)
+    meta["sha256"] = sha256_of(path)
+    return meta
+
+
 def _human_size(n: int | None) -> str:
     if n is None:
         return "-"

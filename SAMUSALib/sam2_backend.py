@@ -1,13 +1,21 @@
 """SAM2 behind the session: one frame at a time through SAM2's own building blocks.
 
 The session decides which frame to compute and in which direction; this module turns
-that into `SAM2Base.track_step` calls (image encoder, memory attention, mask decoder,
-memory encoder) with cached image features, and encodes prompts the way SAM2 expects
-(points scaled to the model's square input, box corners as labels 2 and 3).
+that into SAM2's steps (image encoder, memory attention, mask decoder, memory encoder)
+with cached image features, and encodes prompts the way SAM2 expects (points scaled to
+the model's square input, box corners as labels 2 and 3).
+
+Clicks are what a user waits for, so a click on a frame already computed skips
+everything but the prompt encoder and mask decoder: the frame's memory-conditioned
+features from its last computation are reused (kept within `CONDITIONED_CACHE_MB`,
+valid while the object's other prompted frames are unchanged), and the clicked frame's
+own memory is encoded only when another frame first needs it.
 """
 
 from __future__ import annotations
 
+import os
+from collections import OrderedDict
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterator
 
@@ -25,6 +33,8 @@ if TYPE_CHECKING:
 
 #: Object-score logit written over the model's own inside a temporal window.
 PRESENT_LOGIT = 10.0
+#: Memory-conditioned features kept for fast clicks (MB; SAMUSA_CONDITIONED_CACHE_MB).
+CONDITIONED_CACHE_MB = 128
 
 
 @contextmanager
@@ -69,6 +79,11 @@ class SAM2Backend:
         self.boundary_native = bool(getattr(spec, "boundary_native", False))
         self.boundary_label = int(getattr(spec, "boundary_label", 1))
         self.decoder_steps = 0
+        self.memory_encodings = 0
+        self.conditioned: "OrderedDict[tuple[int, int], tuple[tuple, bool, torch.Tensor]]" = OrderedDict()
+        self._conditioned_bytes = 0
+        mb = int(os.environ.get("SAMUSA_CONDITIONED_CACHE_MB", CONDITIONED_CACHE_MB))
+        self._conditioned_budget = max(0, mb) * 1024 * 1024
 
     # -------------------------------------------------------------- interface
     def prompt(self, obj: "ObjectState", prompt: FramePrompt, *, is_init: bool, previous: dict | None) -> dict:
@@ -95,7 +110,8 @@ class SAM2Backend:
                     align_corners=False,
                 )
         return self._track(
-            obj, prompt.frame, is_init=is_init, point_inputs=point_inputs, mask_inputs=mask_inputs, prev_logits=prev_logits
+            obj, prompt.frame, is_init=is_init, point_inputs=point_inputs, mask_inputs=mask_inputs,
+            prev_logits=prev_logits, click=True,
         )
 
     def track(self, obj: "ObjectState", frame: int, *, reverse: bool) -> dict:
@@ -168,7 +184,7 @@ class SAM2Backend:
                 current_vision_feats=feats.vision_feats[-1:],
                 current_vision_pos_embeds=feats.vision_pos[-1:],
                 feat_sizes=feats.feat_sizes[-1:],
-                output_dict=obj.memory(exclude=prompt.frame),
+                output_dict=self._memory(obj, prompt.frame),
                 num_frames=self.frames.num_frames,
             )
             for multimask in (True, False):
@@ -197,28 +213,90 @@ class SAM2Backend:
         mask_inputs=None,
         prev_logits=None,
         reverse: bool = False,
+        click: bool = False,
     ) -> dict:
+        """One frame through SAM2 (as `SAM2Base.track_step`). A click reuses the frame's
+        memory-conditioned features when they are still valid and defers its memory."""
         feats = self.features.get(frame)
+        signature = self._signature(obj, frame)
+        cached = self.conditioned.get((obj.id, frame)) if click and mask_inputs is None else None
+        reuse = cached is not None and cached[0] == signature and cached[1] == is_init
         with torch.inference_mode(), self.model.autocast(), presence_forced(self.sam, obj.window is not None):
-            out = self.sam.track_step(
-                frame_idx=frame,
-                is_init_cond_frame=is_init,
-                current_vision_feats=feats.vision_feats,
-                current_vision_pos_embeds=feats.vision_pos,
-                feat_sizes=feats.feat_sizes,
-                point_inputs=point_inputs,
-                mask_inputs=mask_inputs,
-                output_dict=obj.memory(exclude=frame),
-                num_frames=self.frames.num_frames,
-                track_in_reverse=reverse,
-                run_mem_encoder=True,
-                prev_sam_mask_logits=prev_logits,
-            )
+            if reuse:
+                high_res = [
+                    x.permute(1, 2, 0).view(x.size(1), x.size(2), *s)
+                    for x, s in zip(feats.vision_feats[:-1], feats.feat_sizes[:-1])
+                ]
+                if prev_logits is not None and point_inputs is None:
+                    prev_logits = None
+                outputs = self.sam._forward_sam_heads(
+                    backbone_features=cached[2],
+                    point_inputs=point_inputs,
+                    mask_inputs=prev_logits,
+                    high_res_features=high_res,
+                    multimask_output=self.sam._use_multimask(is_init, point_inputs),
+                )
+                self.conditioned.move_to_end((obj.id, frame))
+            else:
+                self._encode_pending(obj, exclude=frame)
+                _, outputs, _, pix_feat = self.sam._track_step(
+                    frame, is_init, feats.vision_feats, feats.vision_pos, feats.feat_sizes, point_inputs,
+                    mask_inputs, obj.memory(exclude=frame), self.frames.num_frames, reverse, prev_logits,
+                )
+                if mask_inputs is None:
+                    self._keep_conditioned(obj.id, frame, signature, is_init, pix_feat)
+            _, _, _, low_res, high_res_masks, obj_ptr, scores = outputs
+            out = {"pred_masks": low_res.float(), "obj_ptr": obj_ptr, "object_score_logits": scores,
+                   "from_points": point_inputs is not None}
+            if click:
+                out.update(maskmem_features=None, maskmem_pos_enc=None)  # encoded when another frame needs it
+            else:
+                self._encode_memory(out, feats, high_res_masks)
         self.decoder_steps += 1
-        return {
-            "maskmem_features": out["maskmem_features"],
-            "maskmem_pos_enc": out["maskmem_pos_enc"],
-            "pred_masks": out["pred_masks"].float(),
-            "obj_ptr": out["obj_ptr"],
-            "object_score_logits": out["object_score_logits"],
-        }
+        return out
+
+    def _memory(self, obj: "ObjectState", frame: int) -> dict:
+        self._encode_pending(obj, exclude=frame)
+        return obj.memory(exclude=frame)
+
+    # -------------------------------------------------------------- fast clicks
+    @staticmethod
+    def _signature(obj: "ObjectState", frame: int) -> tuple:
+        """What a frame's memory-conditioned features depend on that a click can change:
+        the object's other prompted frames and their results."""
+        return tuple((f, id(out)) for f, out in sorted(obj.cond.items()) if f != frame)
+
+    def _keep_conditioned(self, obj_id: int, frame: int, signature: tuple, is_init: bool, pix_feat: torch.Tensor) -> None:
+        if self._conditioned_budget <= 0:
+            return
+        key = (obj_id, frame)
+        old = self.conditioned.pop(key, None)
+        if old is not None:
+            self._conditioned_bytes -= old[2].numel() * old[2].element_size()
+        self.conditioned[key] = (signature, is_init, pix_feat)
+        self._conditioned_bytes += pix_feat.numel() * pix_feat.element_size()
+        while self._conditioned_bytes > self._conditioned_budget and self.conditioned:
+            _, dropped = self.conditioned.popitem(last=False)
+            self._conditioned_bytes -= dropped[2].numel() * dropped[2].element_size()
+
+    def _encode_memory(self, out: dict, feats, high_res_masks: torch.Tensor | None = None) -> None:
+        if high_res_masks is None:
+            high_res_masks = F.interpolate(out["pred_masks"].to(feats.vision_feats[-1].dtype),
+                                           size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
+        features, position = self.sam._encode_new_memory(
+            current_vision_feats=feats.vision_feats,
+            feat_sizes=feats.feat_sizes,
+            pred_masks_high_res=high_res_masks,
+            object_score_logits=out["object_score_logits"],
+            is_mask_from_pts=out.get("from_points", False),
+        )
+        out["maskmem_features"] = features
+        out["maskmem_pos_enc"] = position
+        self.memory_encodings += 1
+
+    def _encode_pending(self, obj: "ObjectState", exclude: int | None = None) -> None:
+        """Encode the memory of clicked frames before any other frame reads it."""
+        for frame, out in list(obj.cond.items()) + list(obj.noncond.items()):
+            if frame != exclude and out.get("maskmem_features") is None and "pred_masks" in out:
+                with torch.inference_mode(), self.model.autocast(), presence_forced(self.sam, obj.window is not None):
+                    self._encode_memory(out, self.features.get(frame))

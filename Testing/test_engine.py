@@ -127,6 +127,38 @@ def test_click_on_a_seen_frame_reuses_its_features(cine, tiny_model):
     assert session.features.stats.calls == calls
 
 
+def _click_after_propagation(cine, model, monkeypatch, budget_mb: int):
+    monkeypatch.setenv("SAMUSA_CONDITIONED_CACHE_MB", str(budget_mb))
+    session = new_session(cine, model)
+    visible = [t for t in range(len(cine.frames)) if cine.masks[1][t].any()]
+    first, seen = visible[0], visible[len(visible) // 2]
+    session.add_prompt(1, first, box=box_of(cine.masks[1][first]))
+    session.propagate("forward")
+    attention: list[int] = []
+    hook = model.sam.memory_attention.register_forward_hook(lambda *a: attention.append(1))
+    try:
+        encodings = session.backend.memory_encodings
+        clicked = session.add_prompt(1, seen, negative=[[2.0, 2.0]])
+        click_attention, click_encodings = len(attention), session.backend.memory_encodings - encodings
+        report = session.propagate("forward")
+    finally:
+        hook.remove()
+    return clicked, session.masks(1), click_attention, click_encodings, report, seen
+
+
+def test_click_on_a_seen_frame_runs_only_the_decoder_and_changes_no_result(cine, tiny_model, monkeypatch):
+    """The fast click reuses the frame's memory-conditioned features and defers its memory;
+    with the same memory available, masks equal those of the full recomputation."""
+    fast = _click_after_propagation(cine, tiny_model, monkeypatch, 128)
+    slow = _click_after_propagation(cine, tiny_model, monkeypatch, 0)
+    assert fast[2] == 0 and fast[3] == 0  # no memory attention, no memory encoder on the click
+    assert slow[2] == 1
+    np.testing.assert_array_equal(fast[0], slow[0])
+    np.testing.assert_array_equal(fast[1], slow[1])
+    seen = fast[5]
+    assert fast[4].frames_computed[1][0] == seen + 1  # frames after the click recomputed, from its memory
+
+
 def test_cancel_keeps_finished_frames_and_resumes_to_the_same_result(cine, tiny_model):
     reference = new_session(cine, tiny_model)
     reference.add_prompt(1, 8, box=box_of(cine.masks[1][8]))

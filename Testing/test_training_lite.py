@@ -119,6 +119,28 @@ def test_weights_ship_as_a_small_delta_that_rebuilds_the_network(base, tmp_path)
     assert loaded.spec.prompt_types == frozenset({"boundary", "region", "box"})
 
 
+def test_boundary_box_models_get_the_points_extent_as_their_box(base, tmp_path):
+    from SAMUSALib.training.lite import tokens_of
+    from SAMUSALib.training.sampling import PromptState
+
+    state = PromptState("boundary", user=None, points=[(10.0, 20.0, 4), (50.0, 60.0, 4), (30.0, 65.0, 4)])
+    coords, labels = tokens_of(state, derive_box=True)
+    assert list(labels[-2:]) == [2, 3]
+    np.testing.assert_allclose(coords[-2:], [[10, 20], [50, 65]])
+    assert list(tokens_of(state)[1]) == [4, 4, 4, -1]  # models trained without it: no box
+    one = PromptState("boundary", user=None, points=[(10.0, 20.0, 4)])
+    assert list(tokens_of(one, derive_box=True)[1]) == [4, -1]  # one point has no extent
+    region = PromptState("region", user=None, points=[(10.0, 20.0, 1), (50.0, 60.0, 1)])
+    assert list(tokens_of(region, derive_box=True)[1]) == [1, 1, -1]  # region clicks are not on the border
+    boxed = PromptState("boundary", user=None, points=[(10.0, 20.0, 4), (50.0, 60.0, 4)], box=(0.0, 0.0, 90.0, 90.0))
+    np.testing.assert_allclose(tokens_of(boxed, derive_box=True)[0][-2:], [[0, 0], [90, 90]])  # the user's box wins
+
+    net = from_litemedsam(base)
+    path = save_delta(tmp_path / "boxed.pt", net, base, {"boundary_box": True})
+    assert apply_delta(base, read_delta(path)).boundary_box
+    assert not apply_delta(base, read_delta(save_delta(tmp_path / "plain.pt", net, base, {}))).boundary_box
+
+
 def test_splits_keep_each_patient_on_one_side(tmp_path):
     (tmp_path / "bus_data.csv").write_text("ID,Case\nbus_0001-l,1\nbus_0001-r,1\nbus_0002-l,2\n")
     table = group_table(tmp_path)
@@ -146,12 +168,10 @@ def test_configs_name_what_is_wrong(tmp_path):
     LiteTrainConfig.from_dict({k: v for k, v in shipped.items() if k != "model"})
 
 
-def test_samusa_train_names_unsupported_models(tmp_path):
+def test_samusa_train_names_unknown_models(tmp_path, capsys):
     from SAMUSALib.cli import main
 
     config = tmp_path / "sam2.yaml"
-    config.write_text("model: sam2.1-tiny\ntrain: [phantom:2]\n")
-    import importlib.util
-
-    if importlib.util.find_spec("SAMUSALib.training.sam2") is None:
-        assert main(["train", str(config)]) == 2
+    config.write_text("model: sam9-huge\ntrain: [phantom:2]\nprogress_bar: false\ntensorboard: false\n")
+    assert main(["train", str(config)]) == 2
+    assert "sam9-huge" in capsys.readouterr().err

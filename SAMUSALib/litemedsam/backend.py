@@ -282,12 +282,15 @@ class LiteMedSAMBackend:
         """SAMUSA-Lite: every point with its own label (boundary 4, positive 1, negative 0),
         the box, and the frame's previous logits as the mask prompt, in one decoder call,
         as it was trained (`SAMUSALib.training.lite`)."""
-        from .lite import BOUNDARY_LABEL, batch_tokens, prompt_tokens
+        from .lite import BOUNDARY_LABEL, batch_tokens, boundary_box, prompt_tokens
 
         xy = np.concatenate([prompt.boundary, prompt.positive, prompt.negative]).reshape(-1, 2)
         labels = [BOUNDARY_LABEL] * len(prompt.boundary) + [1] * len(prompt.positive) + [0] * len(prompt.negative)
         box = self.letterbox.box(prompt.box) if prompt.box is not None else None
-        coords, kinds = batch_tokens([prompt_tokens(self.letterbox.points(xy), labels, box)], self.device)
+        points = self.letterbox.points(xy)
+        if getattr(self.net, "boundary_box", False):
+            box = boundary_box(points, labels, box)
+        coords, kinds = batch_tokens([prompt_tokens(points, labels, box)], self.device)
         masks = None
         if previous is not None and not previous.get("vanished"):
             masks = self.low_res_logits(previous).float().to(self.device)

@@ -40,6 +40,7 @@ class SAMUSALite(LiteMedSAM):
     """LiteMedSAM with a boundary-point embedding and batched mixed prompts."""
 
     boundary_native = True
+    boundary_box = False  # trained with the points' extent added as a box (`boundary_box`)
 
     def __init__(self) -> None:
         super().__init__()
@@ -107,6 +108,21 @@ def prompt_tokens(points: np.ndarray, labels: Sequence[int], box: Sequence[float
         coords.append(np.array([[x0, y0], [x1, y1]], dtype=np.float32))
         kinds.append(np.array([2, 3]))
     return np.concatenate(coords), np.concatenate(kinds)
+
+
+def boundary_box(points: np.ndarray, labels: Sequence[int], box=None, size: int = 256):
+    """The box a `boundary_box` model is given with its boundary points when the user gave
+    none: the points' extent (two points: the square on their chord), clipped to the
+    square. Boundary points lie on the border, so their extent is the part of the
+    object's box the user has shown; the labels-4 tokens then say where the edge is."""
+    if box is not None:
+        return box
+    points = np.asarray(points, dtype=float).reshape(-1, 2)[np.asarray(labels, dtype=int).reshape(-1) == BOUNDARY_LABEL]
+    if len(points) < 2:
+        return None
+    from .encodings import clip_boxes, extent_box
+
+    return clip_boxes(extent_box(points)[None], (size, size))[0]
 
 
 def batch_tokens(lists: Sequence[tuple[np.ndarray, np.ndarray]], device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
@@ -198,4 +214,5 @@ def apply_delta(base: LiteMedSAM, payload: dict) -> SAMUSALite:
         else:
             state[key] = state[key].float() + value.float()
     net.load_state_dict(state, strict=True)
+    net.boundary_box = bool((payload.get("metadata") or {}).get("boundary_box", False))
     return net.eval()

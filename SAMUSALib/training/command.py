@@ -59,14 +59,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = train_lite(LiteTrainConfig.from_dict(values), progress=_say)
         print(f"SAMUSA-Lite weights: {result['weights']}  (use: samusa segment --model {result['weights']} ...)")
         return 0
-    try:
-        from .sam2 import Sam2TrainConfig, train_sam2
-    except ModuleNotFoundError:
-        raise InputError(
-            f"model: {model!r}: fine-tuning SAM2 is not available in this version of SAMUSA yet; "
-            f"`model:` may be one of {', '.join(LITE_MODELS)} (the CPU loop, configs/samusa_lite.yaml)."
-        ) from None
+    from .sam2 import Sam2TrainConfig, train_sam2
 
-    result = train_sam2(Sam2TrainConfig.from_dict({"model": model, **values}))
+    result = train_sam2(Sam2TrainConfig.from_dict({"model": model, **values}), progress=_say)
     print(f"SAM2 checkpoint: {result['checkpoint']}  (use: samusa segment --model {result['checkpoint']} ...)")
     return 0

@@ -48,6 +48,7 @@ class LiteTrainConfig:
     min_points: int = 2
     max_points: int = 10
     box_noise: float = 0.1
+    boundary_box: bool = False  # give boundary points (from two on) their extent as a box too
     boundary_loss: dict = field(default_factory=dict)
     seed: int = 0
     cache: str | None = None
@@ -74,18 +75,22 @@ class LiteTrainConfig:
 
 
 # ------------------------------------------------------------------ one batch
-def tokens_of(state: PromptState) -> tuple[np.ndarray, np.ndarray]:
-    from ..litemedsam.lite import prompt_tokens
+def tokens_of(state: PromptState, derive_box: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Token list for a simulated prompt; with `derive_box`, boundary points come with
+    their extent as the box, as a `boundary_box` model is given them at inference."""
+    from ..litemedsam.lite import boundary_box, prompt_tokens
 
     points = np.array([(x, y) for x, y, _ in state.points], dtype=np.float32).reshape(-1, 2)
     labels = [label for _, _, label in state.points]
-    return prompt_tokens(points, labels, state.box)
+    box = boundary_box(points, labels, state.box) if derive_box else state.box
+    return prompt_tokens(points, labels, box)
 
 
 def _decode(net, embeddings: torch.Tensor, states: list[PromptState], masks: torch.Tensor, use_mask: torch.Tensor):
     from ..litemedsam.lite import batch_tokens
 
-    coords, labels = batch_tokens([tokens_of(s) for s in states], embeddings.device)
+    derive = bool(getattr(net, "boundary_box", False))
+    coords, labels = batch_tokens([tokens_of(s, derive) for s in states], embeddings.device)
     return net.decode_tokens(embeddings, coords, labels, masks, use_mask)
 
 
@@ -216,6 +221,7 @@ def train_lite(config: LiteTrainConfig, progress: Callable[[str], None] = print)
     out.mkdir(parents=True, exist_ok=True)
     base, _ = build_litemedsam()
     net = from_litemedsam(base)
+    net.boundary_box = bool(config.boundary_box)
     samples = load_samples(config, base, progress)
     train, held = split_by_group(samples, config.holdout, config.seed)
     if not train:
@@ -287,6 +293,7 @@ def train_lite(config: LiteTrainConfig, progress: Callable[[str], None] = print)
     metadata = {
         "id": "samusa-lite", "family": "litemedsam", "base_model": "litemedsam", "image_size": 256,
         "prompt_types": ["boundary", "region", "box"], "boundary_native": True,
+        "boundary_box": bool(config.boundary_box),
         "data": [str(Path(f)) for f in config.train], "train_images": len(train), "holdout_images": len(held),
         "steps": steps_done, "config": asdict(config), "validation": validations[-1] if validations else None,
         "seconds_per_step": round(float(np.mean([r["seconds"] for r in history])), 3) if history else None,
