@@ -17,7 +17,8 @@ from PIL import Image
 from SAMUSALib.errors import InputError
 from SAMUSALib.io import read_image
 from SAMUSALib.litemedsam import checkpoint_path
-from SAMUSALib.litemedsam.lite import SAMUSALite, apply_delta, from_litemedsam, read_delta, save_delta
+from SAMUSALib.litemedsam.lite import (SAMUSALite, apply_delta, batch_tokens, from_litemedsam, prompt_tokens, read_delta,
+                                       save_delta)
 from SAMUSALib.litemedsam.network import build_litemedsam
 from SAMUSALib.models import load_model
 from SAMUSALib.training.command import read_config
@@ -139,6 +140,23 @@ def test_boundary_box_models_get_the_points_extent_as_their_box(base, tmp_path):
     path = save_delta(tmp_path / "boxed.pt", net, base, {"boundary_box": True})
     assert apply_delta(base, read_delta(path)).boundary_box
     assert not apply_delta(base, read_delta(save_delta(tmp_path / "plain.pt", net, base, {}))).boundary_box
+
+
+def test_pretrained_box_keeps_litemedsam_s_heads_for_boxes_only(base, tmp_path):
+    net = from_litemedsam(base)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if name.startswith("mask_decoder.output_upscaling"):
+                p.add_(0.05)
+    path = save_delta(tmp_path / "lite.pt", net, base, {"pretrained_box": True})
+    rebuilt = apply_delta(base, read_delta(path))
+    assert rebuilt.pretrained_box and not any(k.startswith("pretrained_heads.") for k in read_delta(path)["delta"])
+    embedding = torch.randn(1, 256, 64, 64)
+    box = torch.tensor([[40.0, 50.0, 150.0, 160.0]])
+    with torch.no_grad():
+        np.testing.assert_allclose(rebuilt.decode(embedding, boxes=box)[0], base.decode(embedding, boxes=box)[0], atol=1e-5)
+        trained, _ = rebuilt.decode_tokens(embedding, *batch_tokens([prompt_tokens(np.zeros((0, 2)), [], [40, 50, 150, 160])]))
+        assert not torch.allclose(trained, base.decode(embedding, boxes=box)[0], atol=1e-3)  # points go to the trained heads
 
 
 def test_splits_keep_each_patient_on_one_side(tmp_path):

@@ -27,7 +27,7 @@ SAMPLES = Path(__file__).resolve().parent.parent / "Resources" / "Samples"
 def _config(tmp_path: Path, **overrides) -> Sam2TrainConfig:
     values = dict(model="test-tiny", train=["phantom:4"], out=str(tmp_path / "run"), steps=12, batch=4, lr=3e-4,
                   warmup=1, augment="none", validate_every=1000, progress_bar=False, tensorboard=False,
-                  resume=False, threads=2, log_every=1000)
+                  resume=False, log_every=1000)
     values.update(overrides)
     return Sam2TrainConfig.from_dict(values)
 
@@ -105,7 +105,7 @@ def test_checkpoint_records_training_and_segments_through_the_cli(tmp_path, caps
                  "--out", str(out), "--model", result["checkpoint"], "--device", "cpu", "--quiet"])
     assert code == 0, capsys.readouterr().err
     masks, _, _ = read_segmentation(out)
-    assert masks.shape[0] >= 1
+    assert masks and all(m.shape[0] == 15 for m in masks.values())  # every frame of the sample cine
 
 
 def test_frozen_encoder_stays_put_and_the_rest_moves(tmp_path):

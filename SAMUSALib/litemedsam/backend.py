@@ -209,7 +209,9 @@ class LiteMedSAMBackend:
         if previous is not None and not previous.get("vanished"):
             previous_mask = self.logits_to_mask(self.low_res_logits(previous))
         clicks = len(prompt.positive) + len(prompt.negative)
-        if getattr(self.net, "boundary_native", False) and (clicks or len(prompt.boundary) or prompt.box is not None):
+        native = getattr(self.net, "boundary_native", False)
+        box_by_pretrained = getattr(self.net, "pretrained_box", False)
+        if native and (clicks or len(prompt.boundary) or (prompt.box is not None and not box_by_pretrained)):
             decoded = self._native(prompt, previous)
         elif len(prompt.boundary):
             decoded = encodings.encode_boundary(

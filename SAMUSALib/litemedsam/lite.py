@@ -41,6 +41,34 @@ class SAMUSALite(LiteMedSAM):
 
     boundary_native = True
     boundary_box = False  # trained with the points' extent added as a box (`boundary_box`)
+    pretrained_box = False  # box-only prompts and box tracking through LiteMedSAM's own heads
+
+    def keep_pretrained_heads(self, base: LiteMedSAM) -> None:
+        """Keep LiteMedSAM's original prompt encoder and mask decoder for `decode` (box
+        prompts and the box tracker): it is the box model it was trained to be, so a
+        plain box gives exactly LiteMedSAM's mask, while every prompt with points goes
+        through the trained heads (`decode_tokens`). Not part of the saved delta."""
+        import copy
+
+        self.pretrained_heads = nn.ModuleDict(
+            {"prompt_encoder": copy.deepcopy(base.prompt_encoder), "mask_decoder": copy.deepcopy(base.mask_decoder)}
+        ).requires_grad_(False)
+        self.pretrained_box = True
+
+    def decode(self, embedding, *, boxes=None, points=None, masks=None, multimask=False):
+        heads = getattr(self, "pretrained_heads", None)
+        if heads is None:
+            return super().decode(embedding, boxes=boxes, points=points, masks=masks, multimask=multimask)
+        sparse, dense = heads["prompt_encoder"](points=points, boxes=boxes, masks=masks)
+        logits, iou, _, _ = heads["mask_decoder"](
+            image_embeddings=embedding,
+            image_pe=heads["prompt_encoder"].get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=multimask,
+            repeat_image=embedding.shape[0] != sparse.shape[0],
+        )
+        return logits, iou
 
     def __init__(self) -> None:
         super().__init__()
@@ -214,5 +242,8 @@ def apply_delta(base: LiteMedSAM, payload: dict) -> SAMUSALite:
         else:
             state[key] = state[key].float() + value.float()
     net.load_state_dict(state, strict=True)
-    net.boundary_box = bool((payload.get("metadata") or {}).get("boundary_box", False))
+    metadata = payload.get("metadata") or {}
+    net.boundary_box = bool(metadata.get("boundary_box", False))
+    if metadata.get("pretrained_box", False):
+        net.keep_pretrained_heads(base)
     return net.eval()
