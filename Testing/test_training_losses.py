@@ -74,6 +74,21 @@ def test_points_on_the_predicted_boundary_cost_less_than_points_away_from_it():
     assert boundary_loss(logits, on).item() < boundary_loss(logits, away).item() - 0.05
 
 
+def test_as_written_the_loss_prefers_masks_past_the_points_and_edge_does_not():
+    """Eq. 1 as written is lower when the mask's edge lies beyond the points than when it
+    passes through them; the `edge` target is lowest on the edge."""
+    angles = np.linspace(0, 2 * np.pi, 6, endpoint=False)
+    points = torch.tensor(np.stack([80 + 40 * np.cos(angles), 80 + 40 * np.sin(angles)], -1)[None], dtype=torch.float32)
+    disc = lambda radius: disc_logits(size=160, centre=(80, 80), radius=radius)[None]  # noqa: E731
+    through, grown, shrunk = disc(40), disc(48), disc(32)
+    assert boundary_loss(grown, points).item() < boundary_loss(through, points).item() - 0.1
+    edge = BoundaryLossConfig(target="edge")
+    assert boundary_loss(through, points, config=edge).item() < boundary_loss(grown, points, config=edge).item() - 0.1
+    assert boundary_loss(through, points, config=edge).item() < boundary_loss(shrunk, points, config=edge).item() - 0.1
+    with pytest.raises(ValueError, match="target"):
+        BoundaryLossConfig(target="outside")
+
+
 def test_gradients_flow_to_the_logits_near_the_points():
     logits = disc_logits()[None].clone().requires_grad_(True)
     points = torch.tensor([[[40.0, 24.0]]])  # just outside the disc's edge

@@ -22,6 +22,14 @@ outside the prediction costs most, one on its contour less. The paper leaves ope
 - *Batching.* The loss is computed per image and averaged over the images that have
   boundary points; images without points add nothing (``reduction="mean"``), or the
   per-image values are returned (``"none"``).
+- *Where the loss is smallest* (``target``). Taken as written (``"inside"``, the
+  default), exp(-sum G_I G_P) keeps falling as G_I at the points rises towards 1, i.e.
+  as the mask grows past the points: with G_I blurred over about 9 px, a mask whose edge
+  lies 10 px beyond the points scores better than one whose edge passes through them
+  (measured in the first SAMUSA-Lite run, docs/samusa_lite.md). ``"edge"`` replaces G_I by
+  4 G_I (1 - G_I), which is 1 exactly on the blurred mask's edge and falls to 0 deep
+  inside or far outside, so the loss is smallest when the predicted boundary passes
+  through the points: what a boundary click means.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import torch
 import torch.nn.functional as F
 
 NORMALISATIONS = ("mean", "sum", "peak")
+TARGETS = ("inside", "edge")
 
 
 @dataclass(frozen=True)
@@ -41,8 +50,11 @@ class BoundaryLossConfig:
     sigma: float = 2.0
     weight: float = 2.0  # lambda
     normalisation: str = "mean"
+    target: str = "inside"  # "inside": eq. 1 as written; "edge": smallest on the predicted boundary
 
     def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise ValueError(f"boundary loss target must be one of {TARGETS}; got {self.target!r}")
         if self.normalisation not in NORMALISATIONS:
             raise ValueError(f"boundary loss normalisation must be one of {NORMALISATIONS}; got {self.normalisation!r}")
         if self.blur_kernel < 1 or self.blur_kernel % 2 == 0:
@@ -92,6 +104,8 @@ def boundary_loss(
     if valid is None:
         valid = torch.ones(points.shape[:2], dtype=torch.bool, device=points.device)
     g_i = blurred_mask(torch.sigmoid(logits.float()), config.blur_kernel, config.blur_passes)
+    if config.target == "edge":
+        g_i = 4 * g_i * (1 - g_i)
     g_p = point_heatmap(points.float(), valid, tuple(logits.shape[-2:]), config.sigma, config.normalisation)
     per_image = torch.exp(-(g_i * g_p).flatten(1).sum(-1))
     if reduction == "none":
