@@ -49,6 +49,7 @@ class LiteTrainConfig:
     max_points: int = 10
     box_noise: float = 0.1
     boundary_box: bool = False  # give boundary points (from two on) their extent as a box too
+    pretrained_box: bool = False  # the saved model decodes box-only prompts and tracks with LiteMedSAM's heads
     boundary_loss: dict = field(default_factory=dict)
     seed: int = 0
     cache: str | None = None
@@ -293,7 +294,7 @@ def train_lite(config: LiteTrainConfig, progress: Callable[[str], None] = print)
     metadata = {
         "id": "samusa-lite", "family": "litemedsam", "base_model": "litemedsam", "image_size": 256,
         "prompt_types": ["boundary", "region", "box"], "boundary_native": True,
-        "boundary_box": bool(config.boundary_box),
+        "boundary_box": bool(config.boundary_box), "pretrained_box": bool(config.pretrained_box),
         "data": [str(Path(f)) for f in config.train], "train_images": len(train), "holdout_images": len(held),
         "steps": steps_done, "config": asdict(config), "validation": validations[-1] if validations else None,
         "seconds_per_step": round(float(np.mean([r["seconds"] for r in history])), 3) if history else None,
