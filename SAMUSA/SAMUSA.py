@@ -209,7 +209,7 @@ class SAMUSAParameterNode:
     segmentation: vtkMRMLSegmentationNode
     segmentID: str = ""
     axis: SliceAxis = SliceAxis.K
-    modelName: Annotated[str, Choice(MODEL_IDS), Default("sam2.1-tiny")]
+    modelName: Annotated[str, Choice(MODEL_IDS), Default("samusa-lite")]
     device: Annotated[str, Choice(DEVICES), Default("auto")]
     promptMode: PromptMode = PromptMode.BOUNDARY
     direction: Direction = Direction.BOTH
@@ -953,7 +953,7 @@ class SAMUSALogic(ScriptedLoadableModuleLogic):
         self.setWindow(inputNode, segmentationNode, segmentId, None, None, axis)
 
     # ------------------------------------------------------------------ segmenting
-    def segmentFrame(self, inputNode, segmentationNode, segmentId: str, frame=None, modelName: str = "sam2.1-tiny",
+    def segmentFrame(self, inputNode, segmentationNode, segmentId: str, frame=None, modelName: str = "samusa-lite",
                      device: str = "auto", axis: str = "K", promptPoint=None):
         """Segment the frames whose prompts changed (and `frame`) and write them into the segment.
 
@@ -975,7 +975,7 @@ class SAMUSALogic(ScriptedLoadableModuleLogic):
         return result
 
     def propagate(self, inputNode, segmentationNode, segmentId: str, direction: str = "both",
-                  modelName: str = "sam2.1-tiny", device: str = "auto", axis: str = "K", progress=None, cancel=None):
+                  modelName: str = "samusa-lite", device: str = "auto", axis: str = "K", progress=None, cancel=None):
         """Carry a segment's masks from its prompted frames through its temporal window.
 
         Only frames inside the window are computed and written; finished frames are kept if

@@ -29,10 +29,11 @@ DEMO_PROMPTS = SAMPLE_DIR / "carotid_cine_prompts.json"
 
 def default_model_id() -> str:
     """The best model usable without a download: a cached SAM2.1 checkpoint, else the
-    installed LiteMedSAM (real, pretrained, CPU-sized), else the untrained test-tiny."""
+    shipped SAMUSA-Lite (LiteMedSAM trained for boundary points, CPU-sized), else the
+    installed LiteMedSAM, else the untrained test-tiny."""
     from .models import cached_path, get_spec
 
-    for model_id in ("sam2.1-base-plus", "sam2.1-small", "sam2.1-tiny", "sam2.1-large", "litemedsam"):
+    for model_id in ("sam2.1-base-plus", "sam2.1-small", "sam2.1-tiny", "sam2.1-large", "samusa-lite", "litemedsam"):
         try:
             if cached_path(get_spec(model_id)) is not None:
                 return model_id

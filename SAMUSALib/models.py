@@ -225,27 +225,26 @@ REGISTRY: dict[str, ModelSpec] = {
         size_bytes=39_370_479,
     ),
     # SAMUSA-Lite: LiteMedSAM's prompt encoder and mask decoder trained with boundary points
-    # and region clicks (samusa train configs/samusa_lite.yaml), saved as a float16 delta on
-    # the LiteMedSAM weights. Not shipped yet: the first CPU run did not beat LiteMedSAM with
-    # its best boundary encoding (docs/samusa_lite.md). A trained file is used with
-    # --model PATH, or placed as SAMUSALib/weights/samusa_lite.pt.
+    # and region clicks (samusa train configs/samusa_lite.yaml), shipped as a float16 delta
+    # on the LiteMedSAM weights in SAMUSALib/weights/ (model card: docs/samusa_lite.md).
     "samusa-lite": ModelSpec(
         id="samusa-lite",
         family="litemedsam",
         config="",
         image_size=256,
         url=None,
-        sha256=None,
+        sha256="bf6b16045921f4534488c9b0d307ef44781f28b998292b3f1d9f470d230550b9",
         filename="samusa_lite.pt",
-        licence="Apache-2.0 (LiteMedSAM base); delta trained on BUS-BRA and carotid data (see the model card)",
+        licence="Apache-2.0 (LiteMedSAM base); delta trained on BUS-BRA (CC BY 4.0) and carotid (CC BY 4.0) data",
         description=(
             "SAMUSA-Lite: LiteMedSAM fine-tuned on a CPU with the SAMUSA boundary loss to read "
-            "boundary points (label 4), region clicks and boxes, with iterative refinement. Not "
-            "shipped: train it with `samusa train configs/samusa_lite.yaml` (docs/samusa_lite.md)"
+            "boundary points (label 4), region clicks and boxes with iterative refinement; boxes "
+            "alone and tracking keep LiteMedSAM's own heads (docs/samusa_lite.md)"
         ),
         prompt_types=frozenset({"boundary", "region", "box"}),
         boundary_native=True,
         boundary_label=4,
+        size_bytes=8_179_243,
     ),
 }
 

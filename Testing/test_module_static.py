@@ -311,6 +311,12 @@ def test_cmake_ships_exactly_the_library_files_the_module_imports(module_ast):
         assert (REPO / item).is_file(), f"CMake lists {item}, which does not exist"
 
 
+def test_cmake_ships_the_library_s_weights():
+    shipped = cmake_list(MODULE_CMAKE, "SAMUSALIB_RESOURCES")
+    present = sorted(p.relative_to(REPO).as_posix() for p in (LIBRARY / "weights").glob("*.pt"))
+    assert present and shipped == present, f"weights in SAMUSALib/weights: {present}; CMake ships {shipped}"
+
+
 def test_cmake_ships_the_module_and_its_resources(module_ast):
     scripts = cmake_list(MODULE_CMAKE, "MODULE_PYTHON_SCRIPTS")
     resources = cmake_list(MODULE_CMAKE, "MODULE_PYTHON_RESOURCES")
