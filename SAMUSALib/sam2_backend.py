@@ -248,8 +248,8 @@ class SAM2Backend:
             _, _, _, low_res, high_res_masks, obj_ptr, scores = outputs
             out = {"pred_masks": low_res.float(), "obj_ptr": obj_ptr, "object_score_logits": scores,
                    "from_points": point_inputs is not None}
-            if click:
-                out.update(maskmem_features=None, maskmem_pos_enc=None)  # encoded when another frame needs it
+            if click:  # memory encoded when another frame first needs it, from the same high-res mask
+                out.update(maskmem_features=None, maskmem_pos_enc=None, pending_high_res=high_res_masks)
             else:
                 self._encode_memory(out, feats, high_res_masks)
         self.decoder_steps += 1
@@ -283,6 +283,7 @@ class SAM2Backend:
         if high_res_masks is None:
             high_res_masks = F.interpolate(out["pred_masks"].to(feats.vision_feats[-1].dtype),
                                            size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
+        out.pop("pending_high_res", None)
         features, position = self.sam._encode_new_memory(
             current_vision_feats=feats.vision_feats,
             feat_sizes=feats.feat_sizes,
@@ -299,4 +300,4 @@ class SAM2Backend:
         for frame, out in list(obj.cond.items()) + list(obj.noncond.items()):
             if frame != exclude and out.get("maskmem_features") is None and "pred_masks" in out:
                 with torch.inference_mode(), self.model.autocast(), presence_forced(self.sam, obj.window is not None):
-                    self._encode_memory(out, self.features.get(frame))
+                    self._encode_memory(out, self.features.get(frame), out.get("pending_high_res"))
