@@ -199,9 +199,9 @@ def load_samples(config: LiteTrainConfig, net, progress: Callable[[str], None] =
     return samples
 
 
-def _lr(step: int, config: LiteTrainConfig, elapsed: float = 0.0) -> float:
+def lr_factor(step: int, config, elapsed: float = 0.0) -> float:
     """Warm-up, then cosine decay to 0.1 over the steps or the time limit, whichever
-    runs out first."""
+    runs out first (both trainers; `config` has warmup, steps, time_limit_minutes)."""
     if step < config.warmup:
         return (step + 1) / config.warmup
     progress = (step - config.warmup) / max(1, config.steps - config.warmup)
@@ -240,7 +240,7 @@ def train_lite(config: LiteTrainConfig, progress: Callable[[str], None] = print)
     )
     clock = {"began": time.perf_counter(), "before": 0.0}
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: _lr(s, config, clock["before"] + time.perf_counter() - clock["began"]))
+        optimizer, lambda s: lr_factor(s, config, clock["before"] + time.perf_counter() - clock["began"]))
     state_path = out / "state.pt"
     start, history, validations = 0, [], []
     if config.resume and state_path.is_file():
@@ -310,7 +310,7 @@ def train_lite(config: LiteTrainConfig, progress: Callable[[str], None] = print)
 def write_log(path: Path, history: list[dict]) -> None:
     if not history:
         return
-    keys = list(history[0])
+    keys = list(dict.fromkeys(k for row in history for k in row))
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=keys)
         writer.writeheader()

@@ -14,10 +14,8 @@ was trained for (base model, prompt types, boundary label, image size, data, val
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +25,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from .lite import lr_factor, write_log
 from .losses import BoundaryLossConfig
 from .sam2_steps import StepSettings, clip_loss, image_batch_loss
 from .sampling import MODES, choose_corrections, choose_mode, temporal_window
@@ -230,15 +229,6 @@ def trainable_parameters(sam: torch.nn.Module, freeze: list[str]) -> list[torch.
     return params
 
 
-def _lr_factor(step: int, config: Sam2TrainConfig, elapsed: float) -> float:
-    if step < config.warmup:
-        return (step + 1) / config.warmup
-    done = (step - config.warmup) / max(1, config.steps - config.warmup)
-    if config.time_limit_minutes:
-        done = max(done, elapsed / (60 * config.time_limit_minutes))
-    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
-
-
 # ------------------------------------------------------------------ validation
 def validate(loaded, folders: list[str], images: int, clicks: int, modes: dict, seed: int) -> dict[str, float]:
     """Mean Dice after k clicks with the evaluation's image protocol, through the session."""
@@ -281,7 +271,7 @@ def train_sam2(config: Sam2TrainConfig, progress: Callable[[str], None] = print)
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     clock = {"began": time.perf_counter(), "before": 0.0}
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: _lr_factor(s, config, clock["before"] + time.perf_counter() - clock["began"]))
+        optimizer, lambda s: lr_factor(s, config, clock["before"] + time.perf_counter() - clock["began"]))
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16" and device.type == "cuda")
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -380,7 +370,7 @@ def train_sam2(config: Sam2TrainConfig, progress: Callable[[str], None] = print)
         "seconds_per_step": round(float(np.mean([r["seconds"] for r in history])), 3) if history else None,
     }
     checkpoint = save_checkpoint(out / "checkpoint.pt", dataclasses.replace(loaded, spec=trained_spec), metadata)
-    _write_log(out / "log.csv", history)
+    write_log(out / "log.csv", history)
     (out / "validation.json").write_text(json.dumps(validations, indent=2))
     progress(f"wrote {checkpoint}")
     return {"checkpoint": str(checkpoint), "history": history, "validations": validations, "metadata": metadata}
@@ -422,13 +412,3 @@ def _tensorboard(out: Path, wanted: bool, progress: Callable[[str], None]):
         progress("tensorboard is not installed: logging to log.csv only (pip install tensorboard for event files)")
         return None
     return SummaryWriter(str(out / "tensorboard"))
-
-
-def _write_log(path: Path, history: list[dict]) -> None:
-    if not history:
-        return
-    keys = list(dict.fromkeys(k for row in history for k in row))
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(history)

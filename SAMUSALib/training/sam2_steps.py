@@ -16,7 +16,7 @@ losses are computed; point coordinates are scaled to the model's input square.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -190,5 +190,3 @@ def clip_loss(sam, frames: np.ndarray, masks: np.ndarray, annotated: np.ndarray,
         raise ValueError("a training clip needs at least one annotated frame")
     return _combine(parts, settings.loss.weight)
 
-
-ProgressFn = Callable[[str], None]
