@@ -63,6 +63,11 @@ def presence_forced(sam: torch.nn.Module, forced: bool) -> Iterator[None]:
         sam._samusa_force_presence = previous
 
 
+def _high_res_features(feats) -> list[torch.Tensor]:
+    """The encoder's two finer levels as (B, C, H, W) maps, for the mask decoder."""
+    return [x.permute(1, 2, 0).view(x.size(1), x.size(2), *s) for x, s in zip(feats.vision_feats[:-1], feats.feat_sizes[:-1])]
+
+
 class SAM2Backend:
     """Computes one object's result on one frame with a SAM2 model (a `LoadedModel`)."""
 
@@ -174,10 +179,7 @@ class SAM2Backend:
         sam = self.sam
         candidates: list[np.ndarray] = []
         with torch.inference_mode(), self.model.autocast(), presence_forced(sam, obj.window is not None):
-            high_res = [
-                x.permute(1, 2, 0).view(x.size(1), x.size(2), *s)
-                for x, s in zip(feats.vision_feats[:-1], feats.feat_sizes[:-1])
-            ]
+            high_res = _high_res_features(feats)
             pix_feat = sam._prepare_memory_conditioned_features(
                 frame_idx=prompt.frame,
                 is_init_cond_frame=is_init,
@@ -223,25 +225,18 @@ class SAM2Backend:
         reuse = cached is not None and cached[0] == signature and cached[1] == is_init
         with torch.inference_mode(), self.model.autocast(), presence_forced(self.sam, obj.window is not None):
             if reuse:
-                high_res = [
-                    x.permute(1, 2, 0).view(x.size(1), x.size(2), *s)
-                    for x, s in zip(feats.vision_feats[:-1], feats.feat_sizes[:-1])
-                ]
-                if prev_logits is not None and point_inputs is None:
-                    prev_logits = None
                 outputs = self.sam._forward_sam_heads(
                     backbone_features=cached[2],
                     point_inputs=point_inputs,
                     mask_inputs=prev_logits,
-                    high_res_features=high_res,
+                    high_res_features=_high_res_features(feats),
                     multimask_output=self.sam._use_multimask(is_init, point_inputs),
                 )
                 self.conditioned.move_to_end((obj.id, frame))
             else:
-                self._encode_pending(obj, exclude=frame)
                 _, outputs, _, pix_feat = self.sam._track_step(
                     frame, is_init, feats.vision_feats, feats.vision_pos, feats.feat_sizes, point_inputs,
-                    mask_inputs, obj.memory(exclude=frame), self.frames.num_frames, reverse, prev_logits,
+                    mask_inputs, self._memory(obj, frame), self.frames.num_frames, reverse, prev_logits,
                 )
                 if mask_inputs is None:
                     self._keep_conditioned(obj.id, frame, signature, is_init, pix_feat)
@@ -279,10 +274,7 @@ class SAM2Backend:
             _, dropped = self.conditioned.popitem(last=False)
             self._conditioned_bytes -= dropped[2].numel() * dropped[2].element_size()
 
-    def _encode_memory(self, out: dict, feats, high_res_masks: torch.Tensor | None = None) -> None:
-        if high_res_masks is None:
-            high_res_masks = F.interpolate(out["pred_masks"].to(feats.vision_feats[-1].dtype),
-                                           size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
+    def _encode_memory(self, out: dict, feats, high_res_masks: torch.Tensor) -> None:
         out.pop("pending_high_res", None)
         features, position = self.sam._encode_new_memory(
             current_vision_feats=feats.vision_feats,
@@ -296,8 +288,8 @@ class SAM2Backend:
         self.memory_encodings += 1
 
     def _encode_pending(self, obj: "ObjectState", exclude: int | None = None) -> None:
-        """Encode the memory of clicked frames before any other frame reads it."""
-        for frame, out in list(obj.cond.items()) + list(obj.noncond.items()):
+        """Encode the memory of clicked (prompted) frames before any other frame reads it."""
+        for frame, out in obj.cond.items():
             if frame != exclude and out.get("maskmem_features") is None and "pred_masks" in out:
                 with torch.inference_mode(), self.model.autocast(), presence_forced(self.sam, obj.window is not None):
-                    self._encode_memory(out, self.features.get(frame), out.get("pending_high_res"))
+                    self._encode_memory(out, self.features.get(frame), out["pending_high_res"])

@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import ModelError
-from .network import EMBED_DIM, LiteMedSAM
+from .network import EMBED_DIM, LiteMedSAM, decode_with
 
 BOUNDARY_LABEL = 4
 PAD_LABEL = -1
@@ -59,16 +59,7 @@ class SAMUSALite(LiteMedSAM):
         heads = getattr(self, "pretrained_heads", None)
         if heads is None:
             return super().decode(embedding, boxes=boxes, points=points, masks=masks, multimask=multimask)
-        sparse, dense = heads["prompt_encoder"](points=points, boxes=boxes, masks=masks)
-        logits, iou, _, _ = heads["mask_decoder"](
-            image_embeddings=embedding,
-            image_pe=heads["prompt_encoder"].get_dense_pe(),
-            sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense,
-            multimask_output=multimask,
-            repeat_image=embedding.shape[0] != sparse.shape[0],
-        )
-        return logits, iou
+        return decode_with(heads["prompt_encoder"], heads["mask_decoder"], embedding, boxes, points, masks, multimask)
 
     def __init__(self) -> None:
         super().__init__()

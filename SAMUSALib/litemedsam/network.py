@@ -100,16 +100,21 @@ class LiteMedSAM(nn.Module):
         positive, 0 negative); masks (K, 1, 256, 256) logits. Returns logits (K, M, 256,
         256) and predicted IoU (K, M), M = 3 with `multimask`, else 1.
         """
-        sparse, dense = self.prompt_encoder(points=points, boxes=boxes, masks=masks)
-        logits, iou, _, _ = self.mask_decoder(
-            image_embeddings=embedding,
-            image_pe=self.prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense,
-            multimask_output=multimask,
-            repeat_image=embedding.shape[0] != sparse.shape[0],
-        )
-        return logits, iou
+        return decode_with(self.prompt_encoder, self.mask_decoder, embedding, boxes, points, masks, multimask)
+
+
+def decode_with(prompt_encoder, mask_decoder, embedding, boxes, points, masks, multimask):
+    """SAM's prompt encoder + mask decoder on one embedding (`LiteMedSAM.decode`)."""
+    sparse, dense = prompt_encoder(points=points, boxes=boxes, masks=masks)
+    logits, iou, _, _ = mask_decoder(
+        image_embeddings=embedding,
+        image_pe=prompt_encoder.get_dense_pe(),
+        sparse_prompt_embeddings=sparse,
+        dense_prompt_embeddings=dense,
+        multimask_output=multimask,
+        repeat_image=embedding.shape[0] != sparse.shape[0],
+    )
+    return logits, iou
 
 
 def installed_checkpoint() -> Path | None:

@@ -12,9 +12,7 @@ starting point; the box prompt is kept in the mix so that it does not regress.
 
 from __future__ import annotations
 
-import csv
 import json
-import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -27,6 +25,7 @@ import torch
 from ..errors import InputError
 from .embeddings import EmbeddedImage, embed_cases, split_by_group
 from .losses import BoundaryLossConfig, boundary_loss, litemedsam_model_loss
+from .runs import RunState, write_log
 from .sampling import PromptState, choose_corrections, choose_mode, correct, point_budget, start_prompt
 
 DEFAULT_MODES = {"boundary": 0.4, "region": 0.3, "box": 0.1, "box+region": 0.2}
@@ -199,17 +198,6 @@ def load_samples(config: LiteTrainConfig, net, progress: Callable[[str], None] =
     return samples
 
 
-def lr_factor(step: int, config, elapsed: float = 0.0) -> float:
-    """Warm-up, then cosine decay to 0.1 over the steps or the time limit, whichever
-    runs out first (both trainers; `config` has warmup, steps, time_limit_minutes)."""
-    if step < config.warmup:
-        return (step + 1) / config.warmup
-    progress = (step - config.warmup) / max(1, config.steps - config.warmup)
-    if config.time_limit_minutes:
-        progress = max(progress, elapsed / (60 * config.time_limit_minutes))
-    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
 def train_lite(config: LiteTrainConfig, progress: Callable[[str], None] = print) -> dict:
     """Train SAMUSA-Lite; writes `out/samusa_lite.pt` (the delta weights), `out/log.csv`,
     `out/validation.json`, `out/curves.png` and `out/state.pt` (for resuming)."""
@@ -238,25 +226,15 @@ def train_lite(config: LiteTrainConfig, progress: Callable[[str], None] = print)
         [{"params": decoder, "lr": config.lr}, {"params": [net.boundary_embed.weight], "lr": config.boundary_embedding_lr}],
         weight_decay=config.weight_decay,
     )
-    clock = {"began": time.perf_counter(), "before": 0.0}
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, config, clock["before"] + time.perf_counter() - clock["began"]))
-    state_path = out / "state.pt"
-    start, history, validations = 0, [], []
-    if config.resume and state_path.is_file():
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
-        net.load_state_dict(state["net"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start, history, validations = state["step"], state["history"], state["validations"]
-        clock["before"] = float(sum(r["seconds"] for r in history))
-        progress(f"resumed at step {start}")
+    run = RunState(out, optimizer, config)
+    if config.resume:
+        run.resume({"net": net, "optimizer": optimizer}, progress)
+    start, history, validations, scheduler = run.start, run.history, run.validations, run.scheduler
     rng = np.random.default_rng([config.seed, start])
     if not validations and held:
         validations.append({"step": 0, **quick_validation(net, held, config.seed)})
         progress(f"step 0 validation: {validations[-1]}")
-    began = time.perf_counter()
-    clock["began"] = began
+    run.restart_clock()
     net.train()
     step = start
     for step in range(start, config.steps):
@@ -276,16 +254,14 @@ def train_lite(config: LiteTrainConfig, progress: Callable[[str], None] = print)
             progress(f"step {step + 1}/{config.steps} loss {np.mean([r['loss'] for r in recent]):.4f} "
                      f"boundary {np.mean([r['boundary'] for r in recent]):.4f} {np.mean([r['seconds'] for r in recent]):.2f} s/step")
         last = step + 1 == config.steps
-        elapsed = clock["before"] + time.perf_counter() - began
-        out_of_time = config.time_limit_minutes is not None and elapsed > 60 * config.time_limit_minutes
+        out_of_time = config.time_limit_minutes is not None and run.elapsed() > 60 * config.time_limit_minutes
         if held and ((step + 1) % config.validate_every == 0 or last or out_of_time):
             net.eval()
             validations.append({"step": step + 1, **quick_validation(net, held, config.seed)})
             net.train()
             progress(f"step {step + 1} validation: {validations[-1]}")
         if (step + 1) % config.validate_every == 0 or last or out_of_time:
-            torch.save({"net": net.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "step": step + 1, "history": history, "validations": validations}, state_path)
+            run.save(step + 1, {"net": net, "optimizer": optimizer})
         if out_of_time:
             progress(f"time limit reached after step {step + 1}")
             break
@@ -305,16 +281,6 @@ def train_lite(config: LiteTrainConfig, progress: Callable[[str], None] = print)
     plot_curves(history, validations, out / "curves.png")
     progress(f"wrote {weights}")
     return {"weights": str(weights), "history": history, "validations": validations, "metadata": metadata}
-
-
-def write_log(path: Path, history: list[dict]) -> None:
-    if not history:
-        return
-    keys = list(dict.fromkeys(k for row in history for k in row))
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(history)
 
 
 def plot_curves(history: list[dict], validations: list[dict], path: Path) -> Path | None:

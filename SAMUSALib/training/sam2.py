@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from .lite import lr_factor, write_log
 from .losses import BoundaryLossConfig
+from .runs import RunState, write_log
 from .sam2_steps import StepSettings, clip_loss, image_batch_loss
 from .sampling import MODES, choose_corrections, choose_mode, temporal_window
 
@@ -269,23 +269,14 @@ def train_sam2(config: Sam2TrainConfig, progress: Callable[[str], None] = print)
     progress(f"{len(images)} training images, {len(videos)} training clips' sources")
     params = trainable_parameters(sam, config.freeze)
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    clock = {"began": time.perf_counter(), "before": 0.0}
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, config, clock["before"] + time.perf_counter() - clock["began"]))
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16" and device.type == "cuda")
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    state_path = out / "state.pt"
-    start, history, validations = 0, [], []
-    if config.resume and state_path.is_file():
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
-        sam.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        start, history, validations = state["step"], state["history"], state["validations"]
-        clock["before"] = float(sum(r["seconds"] for r in history))
-        progress(f"resumed at step {start}")
+    run = RunState(out, optimizer, config)
+    stateful = {"model": sam, "optimizer": optimizer, "scaler": scaler}
+    if config.resume:
+        run.resume(stateful, progress)
+    start, history, validations, scheduler = run.start, run.history, run.validations, run.scheduler
     trained_spec = dataclasses.replace(
         loaded.spec, id=f"{loaded.spec.id}-samusa", boundary_native="boundary" in config.modes,
         boundary_label=config.boundary_label, trained=True,
@@ -307,7 +298,7 @@ def train_sam2(config: Sam2TrainConfig, progress: Callable[[str], None] = print)
     settings = config.settings()
     rng = np.random.default_rng([config.seed, start])
     bar = _bar(config, start)
-    clock["began"] = time.perf_counter()
+    run.restart_clock()
     sam.train()
     for step in range(start, config.steps):
         t0 = time.perf_counter()
@@ -339,8 +330,7 @@ def train_sam2(config: Sam2TrainConfig, progress: Callable[[str], None] = print)
             recent = history[-config.log_every:]
             progress(f"step {step + 1}/{config.steps} loss {np.mean([r['loss'] for r in recent]):.4f} "
                      f"{np.mean([r['seconds'] for r in recent]):.2f} s/step")
-        elapsed = clock["before"] + time.perf_counter() - clock["began"]
-        out_of_time = config.time_limit_minutes is not None and elapsed > 60 * config.time_limit_minutes
+        out_of_time = config.time_limit_minutes is not None and run.elapsed() > 60 * config.time_limit_minutes
         last = step + 1 == config.steps or out_of_time
         if (step + 1) % config.validate_every == 0 or last:
             run_validation(step + 1)
@@ -348,9 +338,7 @@ def train_sam2(config: Sam2TrainConfig, progress: Callable[[str], None] = print)
                 for key, value in validations[-1].items():
                     if key != "step":
                         writer.add_scalar(f"validation/{key}", value, step + 1)
-            torch.save({"model": sam.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "step": step + 1,
-                        "history": history, "validations": validations, "config": asdict(config)}, state_path)
+            run.save(step + 1, stateful, config=asdict(config))
         if out_of_time:
             progress(f"time limit reached after step {step + 1}")
             break
