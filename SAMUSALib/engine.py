@@ -31,6 +31,7 @@ import numpy as np
 
 from .errors import PromptError
 from .frames import FrameSource
+from .heap import TRIM_EVERY, release_free_memory
 from .prompts import DEFAULT_COLORS, FramePrompt, PromptSet, TemporalWindow
 from .sam2_backend import PRESENT_LOGIT, SAM2Backend, presence_forced  # noqa: F401 (re-exported)
 
@@ -361,8 +362,12 @@ class Session:
             obj.noncond[step.frame] = out
             obj.origin[step.frame] = (step.source, step.reverse)
             report.frames_computed.setdefault(step.obj_id, []).append(step.frame)
+            if (done + 1) % TRIM_EVERY == 0:
+                release_free_memory()
             if progress is not None:
                 progress(done + 1, len(steps), step.frame, step.obj_id)
+        if steps:
+            release_free_memory()
         report.seconds = time.perf_counter() - started
         return report
 

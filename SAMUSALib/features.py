@@ -116,7 +116,13 @@ class FeatureCache:
             image = self.preprocess(self.load_frame(frame))
             with self.autocast():
                 backbone_out = self.sam.forward_image(image)
+                kind = image.device.type
+                dtype = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else None
             _, feats, pos, sizes = self.sam._prepare_backbone_features(backbone_out)
+            if dtype is not None:
+                # kept at the precision they were computed in: SAM2's FPN returns its coarsest
+                # level in float32, twice the bytes for no information the encoder produced
+                feats = [f.to(dtype) for f in feats]
         if self._shared_pos is None:
             self._shared_pos = list(pos)
         self.stats.calls += 1

@@ -63,9 +63,16 @@ def presence_forced(sam: torch.nn.Module, forced: bool) -> Iterator[None]:
         sam._samusa_force_presence = previous
 
 
-def _high_res_features(feats) -> list[torch.Tensor]:
+def _high_res_features(feats, dtype: torch.dtype | None = None) -> list[torch.Tensor]:
     """The encoder's two finer levels as (B, C, H, W) maps, for the mask decoder."""
-    return [x.permute(1, 2, 0).view(x.size(1), x.size(2), *s) for x, s in zip(feats.vision_feats[:-1], feats.feat_sizes[:-1])]
+    maps = [x.permute(1, 2, 0).view(x.size(1), x.size(2), *s) for x, s in zip(feats.vision_feats[:-1], feats.feat_sizes[:-1])]
+    return maps if dtype is None else [m.to(dtype) for m in maps]
+
+
+def _lowest_level_map(feats) -> torch.Tensor:
+    """The encoder's coarsest level as a (B, C, H, W) map (what memory attention reads)."""
+    x = feats.vision_feats[-1]
+    return x.permute(1, 2, 0).view(x.size(1), x.size(2), *feats.feat_sizes[-1])
 
 
 class SAM2Backend:
@@ -78,7 +85,8 @@ class SAM2Backend:
         self.device = model.device
         self.image_size = int(self.sam.image_size)
         self.features = FeatureCache(
-            self.sam, frames.frame, self.device, cache_budget_bytes(feature_cache_mb), model.autocast
+            self.sam, frames.frame, self.device, cache_budget_bytes(feature_cache_mb),
+            lambda: model.autocast("encoder"),
         )
         spec = getattr(model, "spec", None)
         self.boundary_native = bool(getattr(spec, "boundary_native", False))
@@ -87,6 +95,7 @@ class SAM2Backend:
         self.memory_encodings = 0
         self.conditioned: "OrderedDict[tuple[int, int], tuple[tuple, bool, torch.Tensor]]" = OrderedDict()
         self._conditioned_bytes = 0
+        self._memory_positions: dict[tuple, list[torch.Tensor]] = {}
         mb = int(os.environ.get("SAMUSA_CONDITIONED_CACHE_MB", CONDITIONED_CACHE_MB))
         self._conditioned_budget = max(0, mb) * 1024 * 1024
 
@@ -176,27 +185,11 @@ class SAM2Backend:
         candidate_prompt = FramePrompt(prompt.frame, positive=positive, negative=prompt.negative, box=box)
         point_inputs = self._encode_prompt(candidate_prompt, boundary_as_points=False)
         feats = self.features.get(prompt.frame)
-        sam = self.sam
         candidates: list[np.ndarray] = []
-        with torch.inference_mode(), self.model.autocast(), presence_forced(sam, obj.window is not None):
-            high_res = _high_res_features(feats)
-            pix_feat = sam._prepare_memory_conditioned_features(
-                frame_idx=prompt.frame,
-                is_init_cond_frame=is_init,
-                current_vision_feats=feats.vision_feats[-1:],
-                current_vision_pos_embeds=feats.vision_pos[-1:],
-                feat_sizes=feats.feat_sizes[-1:],
-                output_dict=self._memory(obj, prompt.frame),
-                num_frames=self.frames.num_frames,
-            )
+        with torch.inference_mode(), presence_forced(self.sam, obj.window is not None):
+            pix_feat = self._condition(obj, prompt.frame, feats, is_init, reverse=False)
             for multimask in (True, False):
-                low_res, *_ = sam._forward_sam_heads(
-                    backbone_features=pix_feat,
-                    point_inputs=point_inputs,
-                    mask_inputs=prev_logits,
-                    high_res_features=high_res,
-                    multimask_output=multimask,
-                )
+                low_res, *_ = self._heads(pix_feat, feats, point_inputs, prev_logits, multimask)
                 for index in range(low_res.shape[1]):
                     candidates.append(self.logits_to_mask(low_res[:, index : index + 1]))
         self.decoder_steps += 1
@@ -223,23 +216,22 @@ class SAM2Backend:
         signature = self._signature(obj, frame)
         cached = self.conditioned.get((obj.id, frame)) if click and mask_inputs is None else None
         reuse = cached is not None and cached[0] == signature and cached[1] == is_init
-        with torch.inference_mode(), self.model.autocast(), presence_forced(self.sam, obj.window is not None):
+        multimask = self.sam._use_multimask(is_init, point_inputs)
+        with torch.inference_mode(), presence_forced(self.sam, obj.window is not None):
             if reuse:
-                outputs = self.sam._forward_sam_heads(
-                    backbone_features=cached[2],
-                    point_inputs=point_inputs,
-                    mask_inputs=prev_logits,
-                    high_res_features=_high_res_features(feats),
-                    multimask_output=self.sam._use_multimask(is_init, point_inputs),
-                )
+                outputs = self._heads(cached[2], feats, point_inputs, prev_logits, multimask)
                 self.conditioned.move_to_end((obj.id, frame))
+            elif mask_inputs is not None and self.sam.use_mask_input_as_output_without_sam:
+                # a mask prompt is taken as the answer (SAM2's own rule); the heads only add the pointer
+                with self.model.autocast("heads"):
+                    dtype = self.model.stage_dtype("heads")
+                    pix_feat = _lowest_level_map(feats).to(dtype)
+                    outputs = self.sam._use_mask_as_output(pix_feat, _high_res_features(feats, dtype), mask_inputs)
             else:
-                _, outputs, _, pix_feat = self.sam._track_step(
-                    frame, is_init, feats.vision_feats, feats.vision_pos, feats.feat_sizes, point_inputs,
-                    mask_inputs, self._memory(obj, frame), self.frames.num_frames, reverse, prev_logits,
-                )
-                if mask_inputs is None:
-                    self._keep_conditioned(obj.id, frame, signature, is_init, pix_feat)
+                pix_feat = self._condition(obj, frame, feats, is_init, reverse)
+                self._keep_conditioned(obj.id, frame, signature, is_init, pix_feat)
+                logits = prev_logits if mask_inputs is None else mask_inputs
+                outputs = self._heads(pix_feat, feats, point_inputs, logits, multimask)
             _, _, _, low_res, high_res_masks, obj_ptr, scores = outputs
             out = {"pred_masks": low_res.float(), "obj_ptr": obj_ptr, "object_score_logits": scores,
                    "from_points": point_inputs is not None}
@@ -249,6 +241,37 @@ class SAM2Backend:
                 self._encode_memory(out, feats, high_res_masks)
         self.decoder_steps += 1
         return out
+
+    def _condition(self, obj: "ObjectState", frame: int, feats, is_init: bool, reverse: bool) -> torch.Tensor:
+        """Memory attention: the frame's features conditioned on the object's memory.
+
+        Rounded once to the stage's dtype, so a later click that reuses them decodes
+        exactly what this computation decoded (and the cache holds half the bytes)."""
+        memory = self._memory(obj, frame)
+        with self.model.autocast("memory_attention"):
+            pix_feat = self.sam._prepare_memory_conditioned_features(
+                frame_idx=frame,
+                is_init_cond_frame=is_init,
+                current_vision_feats=feats.vision_feats[-1:],
+                current_vision_pos_embeds=feats.vision_pos[-1:],
+                feat_sizes=feats.feat_sizes[-1:],
+                output_dict=memory,
+                num_frames=self.frames.num_frames,
+                track_in_reverse=reverse,
+            )
+        return pix_feat.to(self.model.stage_dtype("memory_attention"))
+
+    def _heads(self, pix_feat: torch.Tensor, feats, point_inputs, mask_inputs, multimask: bool) -> tuple:
+        """SAM2's prompt encoder and mask decoder, at their own stage precision."""
+        with self.model.autocast("heads"):
+            dtype = self.model.stage_dtype("heads")
+            return self.sam._forward_sam_heads(
+                backbone_features=pix_feat.to(dtype),
+                point_inputs=point_inputs,
+                mask_inputs=mask_inputs,
+                high_res_features=_high_res_features(feats, dtype),
+                multimask_output=multimask,
+            )
 
     def _memory(self, obj: "ObjectState", frame: int) -> dict:
         self._encode_pending(obj, exclude=frame)
@@ -276,20 +299,28 @@ class SAM2Backend:
 
     def _encode_memory(self, out: dict, feats, high_res_masks: torch.Tensor) -> None:
         out.pop("pending_high_res", None)
-        features, position = self.sam._encode_new_memory(
-            current_vision_feats=feats.vision_feats,
-            feat_sizes=feats.feat_sizes,
-            pred_masks_high_res=high_res_masks,
-            object_score_logits=out["object_score_logits"],
-            is_mask_from_pts=out.get("from_points", False),
-        )
-        out["maskmem_features"] = features
-        out["maskmem_pos_enc"] = position
+        with self.model.autocast("memory_encoder"):
+            dtype = self.model.stage_dtype("memory_encoder")
+            features, position = self.sam._encode_new_memory(
+                current_vision_feats=[feats.vision_feats[-1].to(dtype)],
+                feat_sizes=feats.feat_sizes[-1:],
+                pred_masks_high_res=high_res_masks.to(dtype),
+                object_score_logits=out["object_score_logits"],
+                is_mask_from_pts=out.get("from_points", False),
+            )
+        out["maskmem_features"] = features.to(self.model.stage_dtype("memory_attention"))
+        out["maskmem_pos_enc"] = self._shared_memory_position(position)
         self.memory_encodings += 1
+
+    def _shared_memory_position(self, position: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The memory's positional encoding depends only on its size: one copy for all frames
+        (as SAM2VideoPredictor keeps it), not one per frame."""
+        key = tuple((tuple(p.shape), p.dtype) for p in position)
+        return self._memory_positions.setdefault(key, position)
 
     def _encode_pending(self, obj: "ObjectState", exclude: int | None = None) -> None:
         """Encode the memory of clicked (prompted) frames before any other frame reads it."""
         for frame, out in obj.cond.items():
             if frame != exclude and out.get("maskmem_features") is None and "pred_masks" in out:
-                with torch.inference_mode(), self.model.autocast(), presence_forced(self.sam, obj.window is not None):
+                with torch.inference_mode(), presence_forced(self.sam, obj.window is not None):
                     self._encode_memory(out, self.features.get(frame), out["pending_high_res"])

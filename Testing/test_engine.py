@@ -159,6 +159,27 @@ def test_click_on_a_seen_frame_runs_only_the_decoder_and_changes_no_result(cine,
     assert fast[4].frames_computed[1][0] == seen + 1  # frames after the click recomputed, from its memory
 
 
+def test_bf16_sessions_keep_half_the_bytes_and_one_memory_position_encoding(cine, tiny_model):
+    """Cached image features and memory-conditioned features stay at the precision they
+    were computed in, and the memory's positional encoding is stored once, not per frame."""
+    kept = {}
+    previous = tiny_model.precision
+    try:
+        for precision in ("fp32", "bf16"):
+            tiny_model.precision = precision
+            session = new_session(cine, tiny_model)
+            session.add_prompt(1, 8, box=box_of(cine.masks[1][8]))
+            session.propagate()
+            outputs = list(session.objects[1].noncond.values())
+            assert len({id(out["maskmem_pos_enc"][0]) for out in outputs}) == 1
+            kept[precision] = (session.features._bytes, session.backend._conditioned_bytes, session.masks(1))
+    finally:
+        tiny_model.precision = previous
+    assert kept["bf16"][0] == kept["fp32"][0] // 2
+    assert kept["bf16"][1] == kept["fp32"][1] // 2
+    assert kept["bf16"][2].any(axis=(1, 2)).sum() > 10
+
+
 def test_cancel_keeps_finished_frames_and_resumes_to_the_same_result(cine, tiny_model):
     reference = new_session(cine, tiny_model)
     reference.add_prompt(1, 8, box=box_of(cine.masks[1][8]))

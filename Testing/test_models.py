@@ -355,6 +355,21 @@ def test_auto_precision_uses_bf16_only_on_cpus_with_native_bf16(monkeypatch):
         assert not torch.is_autocast_enabled("cpu")
 
 
+def test_cpu_runs_the_decoder_and_memory_encoder_in_float32_when_the_rest_is_bf16(monkeypatch):
+    monkeypatch.delenv("SAMUSA_PRECISION", raising=False)
+    assert models.stage_precision("cpu", "bf16", "encoder") == "bf16"
+    assert models.stage_precision("cpu", "bf16", "memory_attention") == "bf16"
+    assert models.stage_precision("cpu", "bf16", "heads") == "fp32"
+    assert models.stage_precision("cpu", "bf16", "memory_encoder") == "fp32"
+    assert models.stage_precision("cuda", "bf16", "heads") == "bf16"  # SAM2's own habit on GPUs
+    with models.autocast_context("cpu", "bf16", "memory_attention"):
+        assert torch.is_autocast_enabled("cpu")
+        with models.autocast_context("cpu", "bf16", "heads"):  # float32 even inside a bf16 stage
+            assert not torch.is_autocast_enabled("cpu")
+    with pytest.raises(ValueError, match="unknown stage"):
+        models.stage_precision("cpu", "bf16", "decoder")
+
+
 def test_unknown_precision_is_refused(monkeypatch):
     monkeypatch.setenv("SAMUSA_PRECISION", "fp8")
     with pytest.raises(DeviceError, match="precision must be one of"):
