@@ -881,9 +881,10 @@ def load_model(
             base, id=model, url=None, sha256=None, filename=None, trained=False,
             description=f"UNTRAINED random weights in the {base.id} architecture, for benchmarks only",
         )
+        overrides = list(spec.hydra_overrides)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            sam = _build_sam(spec.config, list(spec.hydra_overrides))
+            sam = _build_sam(spec.config, overrides)
         checkpoint = None
         meta = {"seed": seed, "source": "random", "base_model": None}
     elif isinstance(model, str) and model in REGISTRY:

@@ -27,8 +27,13 @@ def test_quick_bench_writes_ratios_and_raw_times_for_both_engines(tmp_path, caps
             for key in ("loop_s", "click_seen_s", "repropagation_s", "repropagation_frames", "peak_rss_mb", "base_rss_mb"):
                 assert figures[key] > 0, key
             assert figures["mask_frames"] == run["frames"], "both engines produce a mask on every frame"
+            assert len(figures["click_seen_all_s"]) == 5  # the latency is a median of clicks
         assert ours["window_frames_encoded"] <= max(1, run["frames"] // 10) + 1
         assert ours["repropagation_frames"] < vanilla["repropagation_frames"]
+    flops = results["flops"]
+    assert flops["encoder_gflop"] > 1 and flops["step_gflop"] > 0.1
+    assert "MemoryAttention" in flops["step_by_module_gflop"]
+    assert flops["frame_vs_encoder_floor"] == 1 + flops["step_gflop"] / flops["encoder_gflop"]
     assert set(TARGETS) <= set(results["ratios"]["values"]) and set(TARGETS) == set(results["ratios"]["met"])
     table = capsys.readouterr().out
     assert "SAM2VideoPredictor" in table and "| whole loop" in table

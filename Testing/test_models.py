@@ -370,6 +370,14 @@ def test_cpu_runs_the_decoder_and_memory_encoder_in_float32_when_the_rest_is_bf1
         models.stage_precision("cpu", "bf16", "decoder")
 
 
+def test_random_full_size_architectures_build_for_benchmarks():
+    """`samusa bench --full` times the released architectures with random weights."""
+    model = models.load_model("random:sam2.1-tiny", device="cpu")
+    assert model.image_size == 1024
+    assert model.metadata["source"] == "random" and model.metadata["trained"] is False
+    assert "UNTRAINED" in model.spec.description
+
+
 def test_unknown_precision_is_refused(monkeypatch):
     monkeypatch.setenv("SAMUSA_PRECISION", "fp8")
     with pytest.raises(DeviceError, match="precision must be one of"):
