@@ -180,6 +180,23 @@ def test_bf16_sessions_keep_half_the_bytes_and_one_memory_position_encoding(cine
     assert kept["bf16"][2].any(axis=(1, 2)).sum() > 10
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_mask_prompt_is_the_frames_mask_and_propagates(cine, tiny_model, precision):
+    """SAM2 takes a mask prompt as the answer on its frame (then tracks it), at either precision."""
+    previous = tiny_model.precision
+    tiny_model.precision = precision
+    try:
+        session = new_session(cine, tiny_model)
+        drawn = cine.masks[1][8]
+        returned = session.add_prompt(1, 8, mask=drawn)
+        report = session.propagate("forward")
+    finally:
+        tiny_model.precision = previous
+    dice = 2 * (returned & drawn).sum() / (returned.sum() + drawn.sum())
+    assert dice > 0.9
+    assert report.frames_computed[1] == list(range(9, len(cine.frames)))
+
+
 def test_cancel_keeps_finished_frames_and_resumes_to_the_same_result(cine, tiny_model):
     reference = new_session(cine, tiny_model)
     reference.add_prompt(1, 8, box=box_of(cine.masks[1][8]))
