@@ -269,6 +269,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         lengths, height, width, volume = [30, 100, 300], 480, 640, 128
     else:
         lengths, height, width, volume = args.lengths, 480, 640, 128
+    if args.volume_slices is not None:
+        volume = args.volume_slices
     models = [args.model] if args.model else (["random:sam2.1-tiny", "random:sam2.1-small", "random:sam2.1-base-plus"] if args.full else ["test-tiny"])
     everything = []
     for model in models:
@@ -330,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--full", action="store_true", help="SAM2.1 tiny/small/base+ at 1024 px (random weights), for a GPU")
     bench.add_argument("--lengths", nargs="+", type=int, default=[30, 100, 300], help="loop lengths (frames of 480x640)")
     bench.add_argument("--model", default=None, help="model id; default test-tiny (or the SAM2.1 sizes with --full)")
+    bench.add_argument("--volume-slices", type=int, default=None, help="slices of the 3D volume case (0: none)")
     bench.add_argument("--device", default="cpu")
     bench.add_argument("--json", default=None, help="write all figures to this JSON file")
     bench.add_argument("--plot", default=None, help="PNG plot of time against loop length")
