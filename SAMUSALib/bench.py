@@ -232,6 +232,94 @@ def worker_encoder(config: dict) -> dict:
     }
 
 
+def worker_memory(config: dict) -> dict:
+    """Peak resident memory of one engine over a whole loop, and nothing else.
+
+    SAMUSA: prompt, propagate both ways, masks. The official predictor with
+    `"propagate": false` stops after `init_state` and the prompt, before it propagates
+    anything: its peak is then a lower bound of the whole loop's (it already holds every
+    frame resized to the model's input), cheap to measure at sizes where propagating
+    300 frames on a CPU would take an hour."""
+    import torch
+    from PIL import Image
+
+    from .models import load_model
+
+    torch.set_grad_enabled(False)
+    frames, masks = make_loop(config["frames"], config["height"], config["width"])
+    model = load_model(config["model"], device=config["device"])
+    T = len(frames)
+    prompt = T // 3
+    base_rss = _rss_mb()
+    out: dict[str, Any] = {"engine": config["engine"], "frames": T, "base_rss_mb": base_rss}
+    start = time.perf_counter()
+    if config["engine"] == "samusa":
+        from .engine import Session
+        from .frames import FrameSource
+
+        model.precision = config.get("precision", "auto")
+        session = Session(FrameSource(frames), model)
+        session.add_prompt(1, prompt, box=_box(masks[prompt]))
+        session.propagate()
+        out["mask_frames"] = int(session.masks(1).any(axis=(1, 2)).sum())
+        out["propagated"] = True
+    else:
+        model.precision = "auto" if model.device.type == "cuda" else "fp32"
+        predictor = model.sam
+        with tempfile.TemporaryDirectory() as folder, torch.inference_mode(), model.autocast():
+            for index, frame in enumerate(frames):
+                Image.fromarray(frame).convert("RGB").save(Path(folder) / f"{index:05d}.jpg", quality=95)
+            state = predictor.init_state(video_path=folder)
+            predictor.add_new_points_or_box(state, frame_idx=prompt, obj_id=1, box=np.array(_box(masks[prompt])))
+            out["propagated"] = bool(config.get("propagate", True))
+            if out["propagated"]:
+                result = {}
+                for reverse in (False, True):
+                    for frame, _, logits in predictor.propagate_in_video(state, reverse=reverse):
+                        result[frame] = (logits[0, 0] > 0).cpu().numpy()
+                out["mask_frames"] = int(sum(m.any() for m in result.values()))
+    out["seconds"] = time.perf_counter() - start
+    out["peak_rss_mb"] = _peak_mb()
+    out["precision"] = model.resolved_precision
+    return out
+
+
+def run_memory_bench(*, model: str, device: str, frames: int, height: int = 480, width: int = 640,
+                     vanilla_propagates: bool = True, progress=print) -> dict:
+    """Peak memory above the loaded model, SAMUSA's whole loop against the official predictor."""
+    config = {"model": model, "device": device, "frames": frames, "height": height, "width": width}
+    progress(f"memory, {frames} x {height}x{width}: samusa")
+    ours = _run_worker("memory", {**config, "engine": "samusa"})
+    progress(f"memory, {frames} x {height}x{width}: sam2 video predictor" + ("" if vanilla_propagates else " (init_state only)"))
+    vanilla = _run_worker("memory", {**config, "engine": "sam2-video-predictor", "propagate": vanilla_propagates})
+    above = lambda r: max(r["peak_rss_mb"] - r["base_rss_mb"], 1e-6)  # noqa: E731
+    ratio = above(ours) / above(vanilla)
+    return {
+        "machine": machine_description(device), "model": model, "frames": frames, "frame_size": [height, width],
+        "ours": ours, "vanilla": vanilla, "memory_ratio": ratio,
+        # with the vanilla stopped before propagating, its true peak is higher: the ratio is an upper bound
+        "memory_ratio_is_upper_bound": not vanilla_propagates,
+    }
+
+
+def memory_markdown(results: dict) -> str:
+    ours, vanilla = results["ours"], results["vanilla"]
+    bound = results["memory_ratio_is_upper_bound"]
+    lines = [
+        f"Peak memory, {results['model']}, {results['frames']} frames of {results['frame_size'][0]}x{results['frame_size'][1]} "
+        f"({results['machine']['cpu']}, {results['machine']['cores']} cores, {results['machine']['device']}):",
+        "",
+        "| engine | what ran | seconds | peak RSS (MB, above model) |",
+        "|---|---|---|---|",
+        f"| SAMUSA ({ours['precision']}) | prompt, propagation both ways, masks | {ours['seconds']:.0f} | {ours['peak_rss_mb']:.0f} ({ours['peak_rss_mb'] - ours['base_rss_mb']:.0f}) |",
+        f"| SAM2VideoPredictor ({vanilla['precision']}) | {'JPEG folder, init_state, prompt (no propagation: a lower bound)' if bound else 'whole loop'} "
+        f"| {vanilla['seconds']:.0f} | {vanilla['peak_rss_mb']:.0f} ({vanilla['peak_rss_mb'] - vanilla['base_rss_mb']:.0f}) |",
+        "",
+        f"ours / vanilla, above the model: {'at most ' if bound else ''}{results['memory_ratio']:.3f} (target <= 0.5)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def _attention_flops(query, key, value, *args, **kwargs) -> int:
     """FLOPs of scaled-dot-product attention (QK^T and AV), which torch's counter skips on CPUs."""
     import math
@@ -290,7 +378,8 @@ def worker_flops(config: dict) -> dict:
     }
 
 
-WORKERS = {"ours": worker_ours, "vanilla": worker_vanilla, "encoder": worker_encoder, "flops": worker_flops}
+WORKERS = {"ours": worker_ours, "vanilla": worker_vanilla, "encoder": worker_encoder, "flops": worker_flops,
+           "memory": worker_memory}
 
 
 def _run_worker(kind: str, config: dict) -> dict:

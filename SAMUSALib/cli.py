@@ -261,8 +261,18 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import markdown, plot, run_bench
+    from .bench import markdown, memory_markdown, plot, run_bench, run_memory_bench
 
+    if args.memory_only:
+        results = run_memory_bench(
+            model=args.model or "test-tiny", device=args.device, frames=max(args.lengths),
+            vanilla_propagates=not args.vanilla_init_only,
+            progress=lambda message: print(f"bench: {message}", file=sys.stderr),
+        )
+        print(memory_markdown(results))
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2))
+        return 0
     if args.quick:
         lengths, height, width, volume = [8, 16], 240, 320, 16
     elif args.full:
@@ -333,6 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--lengths", nargs="+", type=int, default=[30, 100, 300], help="loop lengths (frames of 480x640)")
     bench.add_argument("--model", default=None, help="model id; default test-tiny (or the SAM2.1 sizes with --full)")
     bench.add_argument("--volume-slices", type=int, default=None, help="slices of the 3D volume case (0: none)")
+    bench.add_argument("--memory-only", action="store_true", help="only peak memory, for the longest of --lengths")
+    bench.add_argument(
+        "--vanilla-init-only", action="store_true",
+        help="with --memory-only: stop the official predictor after init_state (its peak is then a lower bound)",
+    )
     bench.add_argument("--device", default="cpu")
     bench.add_argument("--json", default=None, help="write all figures to this JSON file")
     bench.add_argument("--plot", default=None, help="PNG plot of time against loop length")

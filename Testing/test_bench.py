@@ -38,3 +38,21 @@ def test_quick_bench_writes_ratios_and_raw_times_for_both_engines(tmp_path, caps
     table = capsys.readouterr().out
     assert "SAM2VideoPredictor" in table and "| whole loop" in table
     assert markdown(results) in table
+
+
+def test_memory_only_bench_reports_peak_memory_and_says_when_the_ratio_is_a_bound():
+    """`samusa bench --memory-only [--vanilla-init-only]`: the cheap way to measure memory
+    at real model sizes, where the official predictor's peak after init_state bounds its
+    whole loop's from below."""
+    from SAMUSALib.bench import memory_markdown, run_memory_bench
+
+    results = run_memory_bench(model="test-tiny", device="cpu", frames=8, height=240, width=320,
+                               vanilla_propagates=False, progress=lambda message: None)
+    ours, vanilla = results["ours"], results["vanilla"]
+    assert ours["propagated"] and ours["mask_frames"] == 8
+    assert not vanilla["propagated"] and "mask_frames" not in vanilla
+    above = [(r["peak_rss_mb"] - r["base_rss_mb"]) for r in (ours, vanilla)]
+    assert min(above) > 0
+    assert results["memory_ratio"] == above[0] / above[1]
+    assert results["memory_ratio_is_upper_bound"]
+    assert "at most" in memory_markdown(results) and "lower bound" in memory_markdown(results)
