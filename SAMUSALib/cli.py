@@ -263,6 +263,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import markdown, memory_markdown, plot, run_bench, run_memory_bench
 
+    if args.vanilla_init_only and not args.memory_only:
+        print("samusa bench: --vanilla-init-only only applies with --memory-only", file=sys.stderr)
+        return 2
     if args.memory_only:
         results = run_memory_bench(
             model=args.model or "test-tiny", device=args.device, frames=max(args.lengths),

@@ -120,8 +120,10 @@ class FeatureCache:
                 dtype = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else None
             _, feats, pos, sizes = self.sam._prepare_backbone_features(backbone_out)
             if dtype is not None:
-                # kept at the precision they were computed in: SAM2's FPN returns its coarsest
-                # level in float32, twice the bytes for no information the encoder produced
+                # Deliberately rounded to the encoder's precision: SAM2's FPN returns the
+                # coarsest kept level in float32 (a bf16 lateral plus a float32 top-down
+                # sum); bf16 keeps about half its values exactly and the rest within 0.4 %,
+                # for half the bytes of every cached frame.
                 feats = [f.to(dtype) for f in feats]
         if self._shared_pos is None:
             self._shared_pos = list(pos)

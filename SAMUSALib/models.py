@@ -590,7 +590,8 @@ def resolve_precision(device: torch.device | str, precision: str | None = None) 
 #: memory encoder do not earn back: on the build machine (Xeon, AVX512-BF16, test-tiny at
 #: 256 px) the decoder took 6.8 ms per frame in float32 against 9.9 ms in bfloat16, the
 #: memory encoder 8.2 against 13.2 ms, while the image encoder (1.7x) and memory attention
-#: (33 -> 24 ms) gain from bfloat16. On CUDA every stage uses the chosen precision, as SAM2 does.
+#: (33 -> 24 ms) gain from bfloat16. On CUDA every stage uses the chosen precision (SAM2's
+#: own autocast habit).
 CPU_FLOAT32_STAGES = frozenset({"heads", "memory_encoder"})
 STAGES = ("all", "encoder", "memory_attention", "heads", "memory_encoder")
 

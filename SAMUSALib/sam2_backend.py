@@ -8,12 +8,13 @@ the model's square input, box corners as labels 2 and 3).
 Clicks are what a user waits for, so a click on a frame already computed skips
 everything but the prompt encoder and mask decoder: the frame's memory-conditioned
 features from its last computation are reused (kept within `CONDITIONED_CACHE_MB`,
-valid while the object's other prompted frames are unchanged), and the clicked frame's
+valid while the frames its memory reads are unchanged), and the clicked frame's
 own memory is encoded only when another frame first needs it.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -96,19 +97,25 @@ class SAM2Backend:
         self.conditioned: "OrderedDict[tuple[int, int], tuple[tuple, bool, torch.Tensor]]" = OrderedDict()
         self._conditioned_bytes = 0
         self._memory_positions: dict[tuple, list[torch.Tensor]] = {}
+        self._serial = itertools.count()
+        stride = int(getattr(self.sam, "memory_temporal_stride_for_eval", 1))
+        self._reach = max(int(self.sam.num_maskmem) * stride, int(getattr(self.sam, "max_obj_ptrs_in_encoder", 16)))
         mb = int(os.environ.get("SAMUSA_CONDITIONED_CACHE_MB", CONDITIONED_CACHE_MB))
         self._conditioned_budget = max(0, mb) * 1024 * 1024
 
     # -------------------------------------------------------------- interface
     def prompt(self, obj: "ObjectState", prompt: FramePrompt, *, is_init: bool, previous: dict | None) -> dict:
         """Segment a prompted frame; `previous` is its earlier result when the user refines it."""
+        # a frame keeps the direction it was tracked in (as SAM2VideoPredictor does): its
+        # memory is read from that side
+        reverse = bool(previous.get("reverse", False)) if previous is not None and not is_init else False
         prev_logits = None
         if previous is not None and prompt.mask is None:
             prev_logits = torch.clamp(previous["pred_masks"].float().to(self.device), -32.0, 32.0)
         point_inputs = None
         mask_inputs = None
         if len(prompt.boundary) > 0 and not self.boundary_native:
-            mask_inputs = self._mask_to_input(self._boundary_candidate(obj, prompt, is_init, prev_logits))
+            mask_inputs = self._mask_to_input(self._boundary_candidate(obj, prompt, is_init, reverse, prev_logits))
             prev_logits = None
         elif prompt.mask is not None and prompt.box is None and not (
             len(prompt.positive) or len(prompt.negative) or len(prompt.boundary)
@@ -125,7 +132,7 @@ class SAM2Backend:
                 )
         return self._track(
             obj, prompt.frame, is_init=is_init, point_inputs=point_inputs, mask_inputs=mask_inputs,
-            prev_logits=prev_logits, click=True,
+            prev_logits=prev_logits, reverse=reverse, click=True,
         )
 
     def track(self, obj: "ObjectState", frame: int, *, reverse: bool) -> dict:
@@ -172,7 +179,7 @@ class SAM2Backend:
         logits = F.interpolate(low_res.float(), size=self.frames.frame_shape, mode="bilinear", align_corners=False)
         return (logits[0, 0] > 0).cpu().numpy()
 
-    def _boundary_candidate(self, obj: "ObjectState", prompt: FramePrompt, is_init: bool, prev_logits) -> np.ndarray:
+    def _boundary_candidate(self, obj: "ObjectState", prompt: FramePrompt, is_init: bool, reverse: bool, prev_logits) -> np.ndarray:
         """Best mask for boundary points on a model not trained on them (see `boundary`)."""
         shape = self.frames.frame_shape
         points = prompt.boundary
@@ -187,7 +194,7 @@ class SAM2Backend:
         feats = self.features.get(prompt.frame)
         candidates: list[np.ndarray] = []
         with torch.inference_mode(), presence_forced(self.sam, obj.window is not None):
-            pix_feat = self._condition(obj, prompt.frame, feats, is_init, reverse=False)
+            pix_feat = self._condition(obj, prompt.frame, feats, is_init, reverse)
             for multimask in (True, False):
                 low_res, *_ = self._heads(pix_feat, feats, point_inputs, prev_logits, multimask)
                 for index in range(low_res.shape[1]):
@@ -213,7 +220,7 @@ class SAM2Backend:
         """One frame through SAM2 (as `SAM2Base.track_step`). A click reuses the frame's
         memory-conditioned features when they are still valid and defers its memory."""
         feats = self.features.get(frame)
-        signature = self._signature(obj, frame)
+        signature = self._signature(obj, frame, reverse)
         cached = self.conditioned.get((obj.id, frame)) if click and mask_inputs is None else None
         reuse = cached is not None and cached[0] == signature and cached[1] == is_init
         multimask = self.sam._use_multimask(is_init, point_inputs)
@@ -234,7 +241,7 @@ class SAM2Backend:
                 outputs = self._heads(pix_feat, feats, point_inputs, logits, multimask)
             _, _, _, low_res, high_res_masks, obj_ptr, scores = outputs
             out = {"pred_masks": low_res.float(), "obj_ptr": obj_ptr, "object_score_logits": scores,
-                   "from_points": point_inputs is not None}
+                   "from_points": point_inputs is not None, "reverse": reverse, "serial": next(self._serial)}
             if click:  # memory encoded when another frame first needs it, from the same high-res mask
                 out.update(maskmem_features=None, maskmem_pos_enc=None, pending_high_res=high_res_masks)
             else:
@@ -245,8 +252,9 @@ class SAM2Backend:
     def _condition(self, obj: "ObjectState", frame: int, feats, is_init: bool, reverse: bool) -> torch.Tensor:
         """Memory attention: the frame's features conditioned on the object's memory.
 
-        Rounded once to the stage's dtype, so a later click that reuses them decodes
-        exactly what this computation decoded (and the cache holds half the bytes)."""
+        Rounded once to the stage's dtype before anything decodes them, so a click that
+        reuses them from the cache decodes the same values (and the cache holds half the
+        bytes in bfloat16)."""
         memory = self._memory(obj, frame)
         with self.model.autocast("memory_attention"):
             pix_feat = self.sam._prepare_memory_conditioned_features(
@@ -278,11 +286,16 @@ class SAM2Backend:
         return obj.memory(exclude=frame)
 
     # -------------------------------------------------------------- fast clicks
-    @staticmethod
-    def _signature(obj: "ObjectState", frame: int) -> tuple:
-        """What a frame's memory-conditioned features depend on that a click can change:
-        the object's other prompted frames and their results."""
-        return tuple((f, id(out)) for f, out in sorted(obj.cond.items()) if f != frame)
+    def _signature(self, obj: "ObjectState", frame: int, reverse: bool) -> tuple:
+        """What a frame's memory-conditioned features depend on: the direction it is tracked
+        in, the object's other prompted frames, and the propagated frames within the
+        memory's reach on that side (SAM2 reads the last `num_maskmem - 1` memories and
+        up to `max_obj_ptrs_in_encoder - 1` object pointers), each by the serial number of
+        its result, so a recomputed neighbour invalidates the cached features."""
+        side = range(frame + 1, frame + self._reach + 1) if reverse else range(frame - self._reach, frame)
+        cond = tuple((f, out.get("serial")) for f, out in sorted(obj.cond.items()) if f != frame)
+        near = tuple((f, obj.noncond[f].get("serial")) for f in side if f in obj.noncond)
+        return reverse, cond, near
 
     def _keep_conditioned(self, obj_id: int, frame: int, signature: tuple, is_init: bool, pix_feat: torch.Tensor) -> None:
         if self._conditioned_budget <= 0:

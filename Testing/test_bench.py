@@ -52,7 +52,13 @@ def test_memory_only_bench_reports_peak_memory_and_says_when_the_ratio_is_a_boun
     assert ours["propagated"] and ours["mask_frames"] == 8
     assert not vanilla["propagated"] and "mask_frames" not in vanilla
     above = [(r["peak_rss_mb"] - r["base_rss_mb"]) for r in (ours, vanilla)]
-    assert min(above) > 0
+    assert above[1] >= 8 * 3 * 256 * 256 * 4 / 2**20, "after init_state the predictor holds every resized frame"
+    assert above[0] > 0
     assert results["memory_ratio"] == above[0] / above[1]
     assert results["memory_ratio_is_upper_bound"]
     assert "at most" in memory_markdown(results) and "lower bound" in memory_markdown(results)
+
+
+def test_vanilla_init_only_without_memory_only_is_refused(capsys):
+    assert main(["bench", "--vanilla-init-only"]) == 2
+    assert "--memory-only" in capsys.readouterr().err

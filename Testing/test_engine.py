@@ -180,21 +180,49 @@ def test_bf16_sessions_keep_half_the_bytes_and_one_memory_position_encoding(cine
     assert kept["bf16"][2].any(axis=(1, 2)).sum() > 10
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_a_mask_prompt_is_the_frames_mask_and_propagates(cine, tiny_model, precision):
-    """SAM2 takes a mask prompt as the answer on its frame (then tracks it), at either precision."""
-    previous = tiny_model.precision
+@pytest.mark.parametrize("precision, as_output", [("fp32", True), ("bf16", True), ("bf16", False)])
+def test_a_mask_prompt_segments_its_frame_and_propagates(cine, tiny_model, precision, as_output):
+    """SAM2 takes a mask prompt as the answer on its frame (or, with
+    use_mask_input_as_output_without_sam off, through the decoder), then tracks it."""
+    previous = tiny_model.precision, tiny_model.sam.use_mask_input_as_output_without_sam
     tiny_model.precision = precision
+    tiny_model.sam.use_mask_input_as_output_without_sam = as_output
     try:
         session = new_session(cine, tiny_model)
+        session.set_window(1, (4, 17))
         drawn = cine.masks[1][8]
         returned = session.add_prompt(1, 8, mask=drawn)
         report = session.propagate("forward")
+        masks = session.masks(1)
     finally:
-        tiny_model.precision = previous
-    dice = 2 * (returned & drawn).sum() / (returned.sum() + drawn.sum())
-    assert dice > 0.9
-    assert report.frames_computed[1] == list(range(9, len(cine.frames)))
+        tiny_model.precision, tiny_model.sam.use_mask_input_as_output_without_sam = previous
+    if as_output:
+        assert 2 * (returned & drawn).sum() / (returned.sum() + drawn.sum()) > 0.9
+    assert report.frames_computed[1] == list(range(9, 18))
+    assert masks[9:18].any(axis=(1, 2)).all(), "every frame of the window gets a mask"
+    assert not masks[18:].any()
+
+
+@pytest.mark.parametrize("direction", ["both", "backward"])
+def test_a_click_after_propagating_both_ways_or_backwards_equals_a_full_recomputation(
+    cine, tiny_model, monkeypatch, direction
+):
+    """Cached memory-conditioned features are only reused while every frame the memory
+    reads is unchanged, and a click reads the memory from the side its frame was tracked."""
+    visible = [t for t in range(len(cine.frames)) if cine.masks[1][t].any()]
+    anchor = visible[len(visible) // 3] if direction == "both" else visible[-1]
+    clicked = visible[len(visible) // 2] if direction == "both" else visible[len(visible) // 3]
+    results = []
+    for budget in (128, 0):
+        monkeypatch.setenv("SAMUSA_CONDITIONED_CACHE_MB", str(budget))
+        session = new_session(cine, tiny_model)
+        session.add_prompt(1, anchor, box=box_of(cine.masks[1][anchor]))
+        session.propagate(direction)
+        mask = session.add_prompt(1, clicked, negative=[[2.0, 2.0]])
+        session.propagate(direction)
+        results.append((mask, session.masks(1)))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
 
 
 def test_cancel_keeps_finished_frames_and_resumes_to_the_same_result(cine, tiny_model):
