@@ -79,6 +79,40 @@ def _sync(device) -> None:
 
 
 # ------------------------------------------------------------------ workers
+def _samusa_loop(model, frames: np.ndarray, masks: np.ndarray, prompt: int):
+    """What a SAMUSA user does with an array: a box on one frame, propagate, masks."""
+    from .engine import Session
+    from .frames import FrameSource
+
+    session = Session(FrameSource(frames), model)
+    session.add_prompt(1, prompt, box=_box(masks[prompt]))
+    report = session.propagate()
+    return session, report, session.masks(1)
+
+
+def _vanilla_start(predictor, frames: np.ndarray, masks: np.ndarray, prompt: int, folder: str):
+    """What the official predictor's user does with an array: a JPEG folder, init_state, a box."""
+    from PIL import Image
+
+    for index, frame in enumerate(frames):
+        Image.fromarray(frame).convert("RGB").save(Path(folder) / f"{index:05d}.jpg", quality=95)
+    state = predictor.init_state(video_path=folder)
+    predictor.add_new_points_or_box(state, frame_idx=prompt, obj_id=1, box=np.array(_box(masks[prompt])))
+    return state
+
+
+def _vanilla_propagate(predictor, state) -> tuple[dict[int, np.ndarray], int]:
+    """Forward then in reverse, as the predictor's users propagate from a middle frame;
+    returns the masks and how many frames the predictor computed (the prompt's twice)."""
+    result: dict[int, np.ndarray] = {}
+    computed = 0
+    for reverse in (False, True):
+        for frame, _, logits in predictor.propagate_in_video(state, reverse=reverse):
+            result[frame] = (logits[0, 0] > 0).cpu().numpy()
+            computed += 1
+    return result, computed
+
+
 def worker_ours(config: dict) -> dict:
     import torch
 
@@ -98,10 +132,7 @@ def worker_ours(config: dict) -> dict:
     out: dict[str, Any] = {"engine": "samusa", "frames": T, "base_rss_mb": base_rss, "precision": model.resolved_precision}
 
     start = time.perf_counter()
-    session = Session(FrameSource(frames), model)
-    session.add_prompt(1, prompt, box=_box(masks[prompt]))
-    report = session.propagate()
-    result = session.masks(1)
+    session, report, result = _samusa_loop(model, frames, masks, prompt)
     _sync(model.device)
     out["loop_s"] = time.perf_counter() - start
     out["propagation_s"] = report.seconds
@@ -146,7 +177,6 @@ def worker_ours(config: dict) -> dict:
 
 def worker_vanilla(config: dict) -> dict:
     import torch
-    from PIL import Image
 
     from .models import load_model
 
@@ -163,23 +193,10 @@ def worker_vanilla(config: dict) -> dict:
     base_rss = _rss_mb()
     out: dict[str, Any] = {"engine": "sam2-video-predictor", "frames": T, "base_rss_mb": base_rss, "precision": model.resolved_precision}
 
-    processed = [0]
-
-    def propagate_all(state) -> dict[int, np.ndarray]:
-        result: dict[int, np.ndarray] = {}
-        for reverse in (False, True):
-            for frame, _, logits in predictor.propagate_in_video(state, reverse=reverse):
-                result[frame] = (logits[0, 0] > 0).cpu().numpy()
-                processed[0] += 1
-        return result
-
     with tempfile.TemporaryDirectory() as folder, torch.inference_mode(), model.autocast():
         start = time.perf_counter()
-        for index, frame in enumerate(frames):
-            Image.fromarray(frame).convert("RGB").save(Path(folder) / f"{index:05d}.jpg", quality=95)
-        state = predictor.init_state(video_path=folder)
-        predictor.add_new_points_or_box(state, frame_idx=prompt, obj_id=1, box=np.array(_box(masks[prompt])))
-        result = propagate_all(state)
+        state = _vanilla_start(predictor, frames, masks, prompt, folder)
+        result, _ = _vanilla_propagate(predictor, state)
         _sync(model.device)
         out["loop_s"] = time.perf_counter() - start
         out["mask_frames"] = int(sum(m.any() for m in result.values()))
@@ -196,11 +213,10 @@ def worker_vanilla(config: dict) -> dict:
         out["click_seen_s"], out["click_seen_all_s"] = float(np.median(times)), times
 
         start = time.perf_counter()
-        processed[0] = 0
-        propagate_all(state)
+        _, computed = _vanilla_propagate(predictor, state)
         _sync(model.device)
         out["repropagation_s"] = time.perf_counter() - start
-        out["repropagation_frames"] = processed[0]
+        out["repropagation_frames"] = computed
     out["peak_rss_mb"] = _peak_mb()
     if model.device.type == "cuda":
         out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
@@ -241,7 +257,6 @@ def worker_memory(config: dict) -> dict:
     frame resized to the model's input), cheap to measure at sizes where propagating
     300 frames on a CPU would take an hour."""
     import torch
-    from PIL import Image
 
     from .models import load_model
 
@@ -254,30 +269,18 @@ def worker_memory(config: dict) -> dict:
     out: dict[str, Any] = {"engine": config["engine"], "frames": T, "base_rss_mb": base_rss}
     start = time.perf_counter()
     if config["engine"] == "samusa":
-        from .engine import Session
-        from .frames import FrameSource
-
         model.precision = config.get("precision", "auto")
-        session = Session(FrameSource(frames), model)
-        session.add_prompt(1, prompt, box=_box(masks[prompt]))
-        session.propagate()
-        out["mask_frames"] = int(session.masks(1).any(axis=(1, 2)).sum())
+        _, _, result = _samusa_loop(model, frames, masks, prompt)
+        out["mask_frames"] = int(result.any(axis=(1, 2)).sum())
         out["propagated"] = True
     else:
         model.precision = "auto" if model.device.type == "cuda" else "fp32"
-        predictor = model.sam
         with tempfile.TemporaryDirectory() as folder, torch.inference_mode(), model.autocast():
-            for index, frame in enumerate(frames):
-                Image.fromarray(frame).convert("RGB").save(Path(folder) / f"{index:05d}.jpg", quality=95)
-            state = predictor.init_state(video_path=folder)
-            predictor.add_new_points_or_box(state, frame_idx=prompt, obj_id=1, box=np.array(_box(masks[prompt])))
+            state = _vanilla_start(model.sam, frames, masks, prompt, folder)
             out["propagated"] = bool(config.get("propagate", True))
             if out["propagated"]:
-                result = {}
-                for reverse in (False, True):
-                    for frame, _, logits in predictor.propagate_in_video(state, reverse=reverse):
-                        result[frame] = (logits[0, 0] > 0).cpu().numpy()
-                out["mask_frames"] = int(sum(m.any() for m in result.values()))
+                vanilla, _ = _vanilla_propagate(model.sam, state)
+                out["mask_frames"] = int(sum(m.any() for m in vanilla.values()))
     out["seconds"] = time.perf_counter() - start
     out["peak_rss_mb"] = _peak_mb()
     out["precision"] = model.resolved_precision

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 
 import contextlib
+import functools
 import errno
 import hashlib
 import os
@@ -552,6 +553,7 @@ def resolve_device(request: str | torch.device = "auto") -> torch.device:
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_has_native_bf16() -> bool:
     """True on CPUs with bfloat16 instructions (AVX512-BF16, AMX), where bf16 autocast
     runs SAM2 about 1.7x faster than float32; elsewhere CPU autocast is slower."""

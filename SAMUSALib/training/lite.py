@@ -25,7 +25,7 @@ import torch
 from ..errors import InputError
 from .embeddings import EmbeddedImage, embed_cases, split_by_group
 from .losses import BoundaryLossConfig, boundary_loss, litemedsam_model_loss
-from .runs import RunState, write_log
+from .runs import RunState, check_options, write_log
 from .sampling import PromptState, choose_corrections, choose_mode, correct, point_budget, start_prompt
 
 DEFAULT_MODES = {"boundary": 0.4, "region": 0.3, "box": 0.1, "box+region": 0.2}
@@ -65,10 +65,7 @@ class LiteTrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "LiteTrainConfig":
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InputError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
+        check_options(cls, values, "training")
         if not values.get("train"):
             raise InputError("the training config needs `train:`, a list of data folders (images/ + masks/ or labels/)")
         return cls(**values)

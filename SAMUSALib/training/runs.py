@@ -14,6 +14,16 @@ from typing import Callable
 import torch
 
 
+def check_options(config_class, values: dict, what: str) -> None:
+    """Refuse option names the config dataclass does not have, listing the known ones."""
+    known = set(config_class.__dataclass_fields__)
+    unknown = sorted(set(values) - known)
+    if unknown:
+        from ..errors import InputError
+
+        raise InputError(f"unknown {what} option(s) {unknown}; known: {sorted(known)}")
+
+
 def lr_factor(step: int, config, elapsed: float = 0.0) -> float:
     """Warm-up, then cosine decay to 0.1 over the steps or the time limit, whichever
     runs out first (`config` has warmup, steps, time_limit_minutes)."""

@@ -26,7 +26,7 @@ import torch
 
 from ..errors import InputError
 from .losses import BoundaryLossConfig
-from .runs import RunState, write_log
+from .runs import RunState, check_options, write_log
 from .sam2_steps import StepSettings, clip_loss, image_batch_loss
 from .sampling import MODES, choose_corrections, choose_mode, temporal_window
 
@@ -82,10 +82,7 @@ class Sam2TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "Sam2TrainConfig":
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InputError(f"unknown SAM2 training option(s) {unknown}; known: {sorted(known)}")
+        check_options(cls, values, "SAM2 training")
         config = cls(**values)
         config.check()
         return config
