@@ -205,7 +205,7 @@ class SAMUSAParameterNode:
     segmentOnClick - segment the frame after every click.
     """
 
-    inputNode: Union[vtkMRMLScalarVolumeNode, vtkMRMLSequenceBrowserNode]
+    inputNode: Union[vtkMRMLScalarVolumeNode, vtkMRMLSequenceBrowserNode, None]
     segmentation: vtkMRMLSegmentationNode
     segmentID: str = ""
     axis: SliceAxis = SliceAxis.K

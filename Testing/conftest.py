@@ -1,8 +1,13 @@
-"""Shared fixtures: one small untrained SAM2 for the whole run, phantoms, shared data."""
+"""Shared fixtures: one small untrained SAM2 for the whole run, phantoms, shared data.
+
+Before any test imports ``slicer``, Slicer 5.12.3's own Python layer is put over
+slicer-core's MRML (Testing/slicer_stand_in), so every test that touches ``slicer`` sees
+what a scripted module sees in a real Slicer."""
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +15,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("SAMUSA_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import slicer_stand_in  # noqa: E402
+
+SLICER_LAYER_INSTALLED = slicer_stand_in.install()
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +36,17 @@ def cine():
     from SAMUSALib.phantoms import cine_phantom
 
     return cine_phantom(num_frames=24, height=96, width=128, seed=3, visible={1: (4, 17), 2: (0, 11)})
+
+
+def require_slicer_layer() -> None:
+    """Skip where Slicer's Python layer (../shared/slicer-python) or slicer-core is absent,
+    but never in CI."""
+    if SLICER_LAYER_INSTALLED:
+        return
+    reason = slicer_stand_in.available()
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI needs Slicer's Python layer and slicer-core: {reason}")
+    pytest.skip(reason)
 
 
 def require_shared_data(*parts: str) -> Path:

@@ -1,102 +1,51 @@
-"""SAMUSA.py's Logic and self-test, run headless: real MRML from PyPI slicer-core, with
-stand-ins only for what needs the Slicer application (Qt, the scripted-module base classes,
-the parameter node wrapper, translations). This runs SAMUSATest's own test methods, so the
-self-test's code paths are exercised on every CI run, not only in a real Slicer."""
+"""SAMUSA.py run on Slicer 5.12.3's own Python layer (parameterNodeWrapper,
+ScriptedLoadableModule, util, i18n) over slicer-core's MRML, loaded as Slicer's module
+factory loads it; only Qt, CTK, the qMRML widgets and slicer.app are stood in for
+(Testing/slicer_stand_in). The Widget is built by selecting the module, its buttons and
+shortcuts are pressed, and SAMUSATest runs as written."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import sys
-import types
-import typing
-import unittest
 from pathlib import Path
 from unittest import mock
 
 import numpy as np
 import pytest
 
-try:
-    import slicer
-    import slicer.util  # noqa: F401 (slicer-core ships Slicer's util module)
-except ImportError as error:  # pragma: no cover - CI installs slicer-core (requirements.txt)
-    if os.environ.get("CI", "").lower() == "true":
-        raise
-    pytest.skip(f"slicer-core is not installed ({error}): pip install -r requirements.txt", allow_module_level=True)
-
 from SAMUSALib import mrml
+
+from conftest import require_slicer_layer
 
 pytestmark = pytest.mark.mrml
 
 MODULE_FILE = Path(__file__).resolve().parent.parent / "SAMUSA" / "SAMUSA.py"
 
 
-class _Default:
-    def __init__(self, value):
-        self.value = value
+@pytest.fixture
+def app(monkeypatch, tiny_model):
+    """A Slicer session with the SAMUSA module loaded; yields (SlicerSession, SAMUSA's Python module).
+    test-tiny comes from the session-wide fixture (built once); other models load for real."""
+    require_slicer_layer()
+    from slicer_stand_in import SlicerSession
 
+    from SAMUSALib import mrml
 
-def _parameter_node_wrapper(cls):
-    """Stand-in for slicer.parameterNodeWrapper: plain attributes with the declared defaults."""
-    hints = typing.get_type_hints(cls, include_extras=True)
-
-    class Wrapped:
-        def __init__(self, node):
-            self.node = node
-            for name, hint in hints.items():
-                default = getattr(cls, name, None)
-                for extra in getattr(hint, "__metadata__", ()):
-                    if isinstance(extra, _Default):
-                        default = extra.value
-                setattr(self, name, default)
-
-    Wrapped.__name__ = cls.__name__
-    return Wrapped
-
-
-class _ModuleWidget:
-    pass
-
-
-class _ModuleLogic:
-    def getParameterNode(self):
-        return slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScriptedModuleNode")
-
-
-class _ModuleTest(unittest.TestCase):
-    def delayDisplay(self, message, msec=0):
-        print(message)
+    session = SlicerSession()
+    real_factory = mrml._default_model_factory
+    monkeypatch.setattr(mrml, "_default_model_factory",
+                        lambda model, device: tiny_model if model == "test-tiny" else real_factory(model, device))
+    loaded = session.load(MODULE_FILE)
+    yield session, loaded.python_module
+    session.close()
+    sys.modules.pop("SAMUSA", None)
 
 
 @pytest.fixture
-def samusa(monkeypatch, tiny_model):
-    """SAMUSA.py imported over a headless scene; yields (module, HeadlessScene)."""
-    headless = mrml.headless_scene()
-    stubs = {
-        "qt": mock.MagicMock(name="qt"),
-        "slicer.i18n": types.SimpleNamespace(tr=lambda text: text, translate=lambda context, text: text),
-        "slicer.parameterNodeWrapper": types.SimpleNamespace(
-            parameterNodeWrapper=_parameter_node_wrapper, Choice=lambda choices: None, Default=_Default
-        ),
-        "slicer.ScriptedLoadableModule": types.SimpleNamespace(
-            ScriptedLoadableModule=object, ScriptedLoadableModuleWidget=_ModuleWidget,
-            ScriptedLoadableModuleLogic=_ModuleLogic, ScriptedLoadableModuleTest=_ModuleTest,
-        ),
-    }
-    for name, stub in stubs.items():
-        monkeypatch.setitem(sys.modules, name, stub)
-    monkeypatch.setattr(slicer, "mrmlScene", headless.scene, raising=False)
-    monkeypatch.setattr(slicer, "app", mock.MagicMock(name="slicer.app"), raising=False)
-    modules = types.SimpleNamespace(segmentations=types.SimpleNamespace(logic=lambda: headless.logics["Segmentations"]))
-    monkeypatch.setattr(slicer, "modules", modules, raising=False)
-    monkeypatch.setattr(mrml, "_default_model_factory", lambda model, device: tiny_model)
-    spec = importlib.util.spec_from_file_location("SAMUSA", MODULE_FILE)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "SAMUSA", module)
-    spec.loader.exec_module(module)
-    yield module, headless
-    headless.scene.Clear(1)
+def samusa(app):
+    """(SAMUSA's Python module, the headless scene) for Logic-level tests."""
+    session, module = app
+    return module, session.headless
 
 
 def test_self_test_cine_sequence(samusa):
