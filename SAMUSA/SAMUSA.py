@@ -1121,7 +1121,7 @@ class SAMUSATest(ScriptedLoadableModuleTest):
             item.GetBinaryLabelmapRepresentation(lv, labelmap)
             toWorld = vtk.vtkMatrix4x4()
             labelmap.GetImageToWorldMatrix(toWorld)
-            np.testing.assert_allclose(mrml._matrix(toWorld), matrix, atol=1e-9)
+            np.testing.assert_allclose(mrml.geometry._matrix(toWorld), matrix, atol=1e-9)
         untouched = target.read(other, range(10))
         for frame in range(10):
             np.testing.assert_array_equal(untouched[frame], bystander[frame])

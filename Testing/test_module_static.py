@@ -174,7 +174,7 @@ def test_enums_and_registries_agree_with_the_library(module_ast):
     enums = _enum_names(module_ast)
     assert enums["PromptMode"] == ["BOUNDARY", "REGION_POSITIVE", "REGION_NEGATIVE", "BOX"]  # stored in scenes: frozen
     assert enums["Direction"] == ["BOTH", "FORWARD", "BACKWARD"]
-    mrml_tree = ast.parse((LIBRARY / "mrml.py").read_text())
+    mrml_tree = ast.parse((LIBRARY / "mrml" / "prompt_nodes.py").read_text())
     kinds = next(ast.literal_eval(n.value) for n in mrml_tree.body
                  if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "PROMPT_KINDS")
     prompt_values = [ast.literal_eval(item.value) for item in class_def(module_ast, "PromptMode").body if isinstance(item, ast.Assign)]

@@ -88,7 +88,7 @@ def test_masks_round_trip_through_an_oblique_anisotropic_volume(scene, axis):
     ids = vtk.vtkStringArray()
     ids.InsertNextValue(segment)
     assert slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(target.node, ids, labelmap, volume)
-    exported = mrml._image_array(labelmap.GetImageData())
+    exported = mrml.geometry._image_array(labelmap.GetImageData())
     assert exported.shape == SHAPE
     expected = source.frames.assemble(masks, dtype=bool)
     np.testing.assert_array_equal(exported > 0, expected)
@@ -135,7 +135,7 @@ def test_points_go_through_the_volume_transform(scene):
     to_parent = np.eye(4)
     to_parent[:3, :3] = rotation_matrix("y", 30.0)
     to_parent[:3, 3] = (5.0, -7.0, 11.0)
-    transform.SetMatrixTransformToParent(mrml._vtk_matrix(to_parent))
+    transform.SetMatrixTransformToParent(mrml.geometry._vtk_matrix(to_parent))
     volume.SetAndObserveTransformNodeID(transform.GetID())
     source = mrml.input_from_node(volume)
     target = mrml.target_for(source)

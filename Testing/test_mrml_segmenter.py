@@ -105,7 +105,7 @@ def test_propagate_writes_inside_the_window_only(headless, phantom, segmenter):
 
     # The segmentation sequence shows the new masks when the cine is scrolled.
     browser.SetSelectedItemNumber(4)
-    shown = mrml._read_segment(target.node, a, (1, H, W), target.input.frame_ijk_to_ras[4])[0]
+    shown = mrml.targets._read_segment(target.node, a, (1, H, W), target.input.frame_ijk_to_ras[4])[0]
     np.testing.assert_array_equal(shown, session.mask(obj, 4))
 
     # One undo step restores the whole run.
@@ -201,7 +201,7 @@ def test_new_session_when_the_input_voxels_change(headless, phantom, segmenter):
     segmenter.segment_frame(proxy, target.node, a, 3, **MODEL)
     assert segmenter._session is first
     item = target.input.sequence.GetNthDataNode(2)
-    mrml._image_array(item.GetImageData())[:] = 7
+    mrml.geometry._image_array(item.GetImageData())[:] = 7
     item.GetImageData().Modified()
     segmenter.segment_frame(proxy, target.node, a, 3, **MODEL)
     assert segmenter._session is not first

@@ -53,12 +53,12 @@ def raw_item_mask(item, segment_id: str, matrix: np.ndarray) -> np.ndarray:
     item.GetBinaryLabelmapRepresentation(segment_id, labelmap)
     to_world = vtk.vtkMatrix4x4()
     labelmap.GetImageToWorldMatrix(to_world)
-    np.testing.assert_allclose(mrml._matrix(to_world), matrix, atol=1e-9)
+    np.testing.assert_allclose(mrml.geometry._matrix(to_world), matrix, atol=1e-9)
     out = np.zeros((H, W), bool)
     i0, i1, j0, j1, k0, k1 = labelmap.GetExtent()
     if i1 >= i0 and j1 >= j0 and labelmap.GetPointData().GetScalars() is not None:
         assert (k0, k1) == (0, 0)
-        values = mrml._image_array(labelmap)[0] > 0
+        values = mrml.geometry._image_array(labelmap)[0] > 0
         out[j0 : j1 + 1, i0 : i1 + 1] = values
     return out
 
@@ -86,7 +86,7 @@ def test_cine_in_segmentation_sequence_out(headless):
     # Scrolling the cine shows each frame's mask in the proxy segmentation.
     for t in (3, 0, 5):
         browser.SetSelectedItemNumber(t)
-        shown = mrml._read_segment(target.node, lv, (1, H, W), cine_matrix())[0]
+        shown = mrml.targets._read_segment(target.node, lv, (1, H, W), cine_matrix())[0]
         np.testing.assert_array_equal(shown, masks[t])
 
     # A second target for the same nodes finds the same sequence, not a new one.
@@ -105,10 +105,10 @@ def test_current_frame_write_shows_at_once(headless):
     lv = target.ensure_segment()
     mask = random_masks(4, [2])[2]
     target.write(lv, {2: mask})
-    np.testing.assert_array_equal(mrml._read_segment(target.node, lv, (1, H, W), cine_matrix())[0], mask)
+    np.testing.assert_array_equal(mrml.targets._read_segment(target.node, lv, (1, H, W), cine_matrix())[0], mask)
     browser.SetSelectedItemNumber(3)
     browser.SetSelectedItemNumber(2)  # the proxy change was saved back identically
-    np.testing.assert_array_equal(mrml._read_segment(target.node, lv, (1, H, W), cine_matrix())[0], mask)
+    np.testing.assert_array_equal(mrml.targets._read_segment(target.node, lv, (1, H, W), cine_matrix())[0], mask)
 
 
 def test_existing_segmentation_becomes_the_proxy(headless):
@@ -217,7 +217,7 @@ def test_sequence_input_refuses_multi_slice_frames(headless):
     sequence = scene.AddNewNodeByClass("vtkMRMLSequenceNode")
     for t in range(2):
         item = slicer.vtkMRMLScalarVolumeNode()
-        item.SetAndObserveImageData(mrml._new_image(np.zeros((3, H, W), np.uint8)))
+        item.SetAndObserveImageData(mrml.geometry._new_image(np.zeros((3, H, W), np.uint8)))
         sequence.SetDataNodeAtValue(item, str(t))
     browser = scene.AddNewNodeByClass("vtkMRMLSequenceBrowserNode")
     browser.SetAndObserveMasterSequenceNodeID(sequence.GetID())

@@ -32,8 +32,8 @@ def app(monkeypatch, tiny_model):
     from SAMUSALib import mrml
 
     session = SlicerSession()
-    real_factory = mrml._default_model_factory
-    monkeypatch.setattr(mrml, "_default_model_factory",
+    real_factory = mrml.segmenter._default_model_factory
+    monkeypatch.setattr(mrml.segmenter, "_default_model_factory",
                         lambda model, device: tiny_model if model == "test-tiny" else real_factory(model, device))
     loaded = session.load(MODULE_FILE)
     yield session, loaded.python_module

@@ -1,0 +1,308 @@
+"""`InteractiveSegmenter`: Slicer nodes in, segments out, through one cached engine `Session`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..errors import PromptError
+from ..prompts import FramePrompt, TemporalWindow
+from .inputs import SlicerInput, input_fingerprint, input_from_node
+from .prompt_nodes import frame_prompts, prompt_nodes, remove_prompts
+from .targets import SegmentationTarget, target_for
+from .undo import UndoStack, UndoStep
+
+# --------------------------------------------------------------------------- the interactive segmenter
+
+
+@dataclass
+class ActionResult:
+    """What one segmenter action did."""
+
+    segment_id: str
+    frames_written: list[int] = field(default_factory=list)
+    frames_computed: list[int] = field(default_factory=list)
+    prompted_frames: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+    cancelled: bool = False
+    target: SegmentationTarget | None = None
+
+    @property
+    def fps(self) -> float:
+        return len(self.frames_computed) / self.seconds if self.seconds > 0 else 0.0
+
+
+def _default_model_factory(model: str, device: str):
+    from ..models import load_model  # torch is imported here, never at module import
+
+    return load_model(model, device=device)
+
+
+class _Writer:
+    """Writes finished frames into the target, batching writes that cost a whole-volume
+    read/write (volume targets) to at most one per `interval` seconds; keeps undo state."""
+
+    def __init__(self, target: SegmentationTarget, segment_id: str, step: UndoStep, interval: float) -> None:
+        self.target, self.segment_id, self.step = target, segment_id, step
+        self.interval = 0.0 if target.kind == "sequence" else interval
+        self.pending: dict[int, np.ndarray] = {}
+        self.written: list[int] = []
+        self._last = time.perf_counter()
+
+    def add(self, frame: int, mask: np.ndarray) -> None:
+        self.pending[int(frame)] = mask
+        if time.perf_counter() - self._last >= self.interval:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        self.step.keep(self.pending)
+        self.target.write(self.segment_id, self.pending)
+        self.written += sorted(self.pending)
+        self.pending = {}
+        self._last = time.perf_counter()
+
+
+class InteractiveSegmenter:
+    """Slicer nodes in, segments out, through one cached engine `Session`.
+
+    Each call names the input node, the segmentation node (None creates one) and the
+    segment; prompts are read from the segment's markups nodes (`prompt_node`) and the
+    temporal window from the target (`SegmentationTarget.window`), so the scene is the
+    only source of truth and is saved with it. The session (cached image features,
+    results) is kept while the input's voxels, the model, the device and the slicing axis
+    are unchanged; a change of any of them starts a new one.
+
+    ``model_factory(model, device)`` loads a model (default: `SAMUSALib.models.load_model`).
+    """
+
+    def __init__(self, model_factory: Callable[[str, str], object] | None = None, undo_levels: int = 20,
+                 write_interval: float = 1.0) -> None:
+        self.model_factory = model_factory or _default_model_factory
+        self.undo_stack = UndoStack(undo_levels)
+        self.write_interval = write_interval
+        self._models: dict[tuple[str, str], object] = {}
+        self._session = None
+        self._session_key: tuple | None = None
+        self._input: SlicerInput | None = None
+        self._objects: dict[tuple[str, str], int] = {}
+        self._cancel = False
+
+    # ---- session
+    def model(self, model: str, device: str):
+        key = (str(model), str(device))
+        if key not in self._models:
+            self._models.clear()  # one model in memory at a time
+            self._models[key] = self.model_factory(*key)
+        return self._models[key]
+
+    def input(self, input_node, axis: str = "K") -> SlicerInput:
+        """The input's frames; the cached ones while the node's voxels are unchanged."""
+        if self._input is None or not self._input_is(input_node, axis):
+            self._input = input_from_node(input_node, axis)
+        return self._input
+
+    def _input_is(self, input_node, axis: str) -> bool:
+        cached = self._input
+        ids = {cached.node.GetID(), cached.browser.GetID() if cached.browser is not None else None}
+        node_ok = input_node is not None and input_node.GetID() in ids
+        if cached.kind == "volume" and cached.axis != axis:
+            return False
+        return node_ok and input_fingerprint(cached.browser or cached.node, axis) == cached.fingerprint
+
+    def session(self, input_node, *, model: str, device: str = "auto", axis: str = "K"):
+        """(SlicerInput, engine Session), reused while input, model, device and axis are unchanged."""
+        from ..engine import Session
+
+        input_ = self.input(input_node, axis)
+        key = (input_.fingerprint, input_.axis, str(model), str(device))
+        if self._session is None or key != self._session_key:
+            self._session = Session(input_.frames, self.model(model, device))
+            self._session_key = key
+            self._objects.clear()
+        return input_, self._session
+
+    def drop_session(self) -> None:
+        """Forget the session and its cached features (e.g. when the scene closes)."""
+        self._session = self._session_key = self._input = None
+        self._objects.clear()
+        self.undo_stack.clear()
+
+    @property
+    def has_session(self) -> bool:
+        return self._session is not None
+
+    def target(self, input_node, segmentation_node=None, *, axis: str = "K", create: bool = True):
+        """The target for these nodes (see `target_for`); None when `create` is off and it
+        would have to be created."""
+        return target_for(self.input(input_node, axis), segmentation_node, create=create)
+
+    def _object_id(self, target: SegmentationTarget, segment_id: str) -> int:
+        key = (target.node.GetID(), segment_id)
+        if key not in self._objects:
+            self._objects[key] = max(self._objects.values(), default=0) + 1
+        return self._objects[key]
+
+    # ---- prompts
+    def _sync(self, session, input_, target, segment_id: str) -> tuple[int, list[int]]:
+        """Bring the session's prompts and window for the segment in line with the scene.
+        Returns (object id, frames whose prompts changed)."""
+        obj_id = self._object_id(target, segment_id)
+        wanted = frame_prompts(input_, prompt_nodes(target, segment_id))
+        window = target.window(segment_id)
+        name = target.segment_name(segment_id)
+        if obj_id not in session.objects:
+            session.add_object(obj_id, name)
+        obj = session.objects[obj_id]
+        changed = []
+        for frame in sorted(set(obj.prompts) - set(wanted)):
+            session.clear_prompts(obj_id, frame)
+            changed.append(frame)
+        outside = [f for f in wanted if window is not None and f not in window]
+        if outside:
+            raise PromptError(
+                f"segment '{name}' has prompts on frame(s) {', '.join(map(str, outside))}, outside its "
+                f"window {window.start}-{window.end}: clear them or widen the window"
+            )
+        if window != obj.window:
+            session.set_window(obj_id, window)
+        for frame, prompt in wanted.items():
+            if not _same_prompt(obj.prompts.get(frame), prompt):
+                session.add_prompt(obj_id, frame, boundary=prompt.boundary, positive=prompt.positive,
+                                   negative=prompt.negative, box=prompt.box, replace=True)
+                changed.append(frame)
+        return obj_id, sorted(set(changed))
+
+    def set_window(self, input_node, segmentation_node, segment_id: str, start: int | None, end: int | None,
+                   *, axis: str = "K") -> TemporalWindow | None:
+        """Set (or with both None, clear) a segment's temporal window, after checking that
+        no prompt of the segment lies outside it. A missing end is the last frame, a missing
+        start frame 0."""
+        input_ = self.input(input_node, axis)
+        target = target_for(input_, segmentation_node)
+        if start is None and end is None:
+            target.set_window(segment_id, None)
+            return None
+        window = TemporalWindow(0 if start is None else int(start), input_.num_frames - 1 if end is None else int(end))
+        window.check(input_.num_frames)
+        outside = [f for f in frame_prompts(input_, prompt_nodes(target, segment_id)) if f not in window]
+        if outside:
+            raise PromptError(
+                f"segment '{target.segment_name(segment_id)}' has prompts on frame(s) "
+                f"{', '.join(map(str, outside))}, outside {window.start}-{window.end}: clear them first"
+            )
+        target.set_window(segment_id, window)
+        return window
+
+    # ---- actions
+    def segment_frame(self, input_node, segmentation_node, segment_id: str, frame: int | None = None, *,
+                      model: str, device: str = "auto", axis: str = "K", prompt_point=None) -> ActionResult:
+        """Segment the frames whose prompts changed (and `frame`), and write them.
+
+        `prompt_point` (markups node, control point ID) is the click that triggered this,
+        so that undo removes it with the mask it made.
+        """
+        started = time.perf_counter()
+        input_, session = self.session(input_node, model=model, device=device, axis=axis)
+        target = target_for(input_, segmentation_node)
+        obj_id, changed = self._sync(session, input_, target, segment_id)
+        frames = set(changed)
+        if frame is not None and int(frame) in session.computed_frames(obj_id):
+            frames.add(int(frame))  # rewrite its mask (e.g. after a manual edit); never blank a frame
+        window = target.window(segment_id)
+        frames = sorted(f for f in frames if window is None or f in window)
+        step = self.undo_stack.begin(target, segment_id, "segment frame")
+        step.prompt_point = prompt_point
+        writer = _Writer(target, segment_id, step, 0.0)
+        for f in frames:
+            writer.add(f, session.mask(obj_id, f))
+        writer.flush()
+        self.undo_stack.push(step)
+        return ActionResult(segment_id, writer.written, [], changed, time.perf_counter() - started, target=target)
+
+    def propagate(self, input_node, segmentation_node, segment_id: str, *, direction: str = "both",
+                  model: str, device: str = "auto", axis: str = "K",
+                  progress: Callable[[int, int, int], None] | None = None,
+                  cancel: Callable[[], bool] | None = None) -> ActionResult:
+        """Segment the prompted frames and carry the masks through the segment's window.
+
+        Finished frames are written as they finish (inside the window only; other
+        segments and frames are never touched), so a cancelled or failed run keeps them
+        and leaves the rest as it was; one undo step covers the whole run.
+        ``progress(done, total, frame)``; ``cancel()`` is polled between frames.
+        """
+        started = time.perf_counter()
+        self._cancel = False
+        input_, session = self.session(input_node, model=model, device=device, axis=axis)
+        target = target_for(input_, segmentation_node)
+        obj_id, changed = self._sync(session, input_, target, segment_id)
+        if not session.prompted_frames(obj_id):
+            raise PromptError(
+                f"segment '{target.segment_name(segment_id)}' has no prompts yet: place boundary or "
+                "region points (or a box) on a frame first"
+            )
+        window = target.window(segment_id)
+        step = self.undo_stack.begin(target, segment_id, "propagate")
+        writer = _Writer(target, segment_id, step, self.write_interval)
+        computed: list[int] = []
+        for f in changed:
+            if window is None or f in window:
+                writer.add(f, session.mask(obj_id, f))
+
+        def on_frame(done: int, total: int, frame: int, _obj: int) -> None:
+            computed.append(frame)
+            writer.add(frame, session.mask(obj_id, frame))
+            if progress is not None:
+                progress(done, total, frame)
+
+        def should_stop() -> bool:
+            return self._cancel or (cancel is not None and bool(cancel()))
+
+        report = None
+        try:
+            report = session.propagate(direction, objects=[obj_id], progress=on_frame, cancel=should_stop)
+        finally:
+            writer.flush()
+            self.undo_stack.push(step)
+        return ActionResult(segment_id, writer.written, computed, changed, time.perf_counter() - started,
+                            cancelled=bool(report and report.cancelled), target=target)
+
+    def cancel(self) -> None:
+        """Ask a running propagate() to stop after the current frame."""
+        self._cancel = True
+
+    def clear_prompts(self, input_node, segmentation_node, segment_id: str, frame: int | None = None, *,
+                      axis: str = "K") -> int:
+        """Remove a segment's prompts on one frame (or all). Masks change at the next
+        `segment_frame` / `propagate`: a frame left without prompts then loses the mask
+        its prompts made (propagation refills it from its neighbours)."""
+        input_ = self.input(input_node, axis)
+        target = target_for(input_, segmentation_node)
+        return remove_prompts(input_, prompt_nodes(target, segment_id).values(), frame)
+
+    def undo(self) -> UndoStep | None:
+        """Undo the last write; the session forgets the segment's propagated frames so the
+        next propagate recomputes them from the (restored) prompts."""
+        step = self.undo_stack.undo()
+        if step is not None and self._session is not None:
+            obj_id = self._objects.get((step.target.node.GetID(), step.segment_id))
+            if obj_id is not None and obj_id in self._session.objects:
+                self._session.objects[obj_id].forget_results()
+        return step
+
+
+def _same_prompt(a: FramePrompt | None, b: FramePrompt) -> bool:
+    if a is None:
+        return False
+    return (
+        np.array_equal(a.boundary, b.boundary)
+        and np.array_equal(a.positive, b.positive)
+        and np.array_equal(a.negative, b.negative)
+        and a.box == b.box
+        and a.mask is None
+    )
+

@@ -1,0 +1,299 @@
+"""Targets and writes: the segmentation that receives an input's masks (one node for a volume,
+a segmentation sequence in the cine's browser for a cine), reading and writing one segment
+on given frames, and each segment's temporal window stored with the scene."""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+import numpy as np
+import vtk
+from vtk.util import numpy_support
+
+import slicer
+
+from ..errors import InputError
+from ..frames import AXES
+from ..prompts import DEFAULT_COLORS, TemporalWindow
+from .geometry import _image_array, _same_transform, _vtk_matrix
+from .inputs import SlicerInput
+
+ATTRIBUTE_WINDOW = "SAMUSA.Window."  # + segment ID: "start end", inclusive
+
+# --------------------------------------------------------------------------- segmentations
+
+
+def _oriented_image(mask: np.ndarray, ijk_to_ras: np.ndarray):
+    """A vtkOrientedImageData of a (K, J, I) mask in the given voxel geometry."""
+    image = slicer.vtkOrientedImageData()
+    k, j, i = mask.shape
+    image.SetExtent(0, i - 1, 0, j - 1, 0, k - 1)
+    image.SetImageToWorldMatrix(_vtk_matrix(ijk_to_ras))
+    image.AllocateScalars(vtk.VTK_UNSIGNED_CHAR, 1)
+    numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())[:] = np.asarray(mask, dtype=np.uint8).ravel()
+    return image
+
+
+def _read_segment(segmentation_node, segment_id: str, shape: tuple[int, int, int], ijk_to_ras: np.ndarray) -> np.ndarray:
+    """A segment's voxels resampled (nearest) onto a (K, J, I) grid, as bool."""
+    labelmap = slicer.vtkOrientedImageData()
+    if not segmentation_node.GetBinaryLabelmapRepresentation(segment_id, labelmap):
+        return np.zeros(shape, dtype=bool)
+    extent = labelmap.GetExtent()
+    if labelmap.GetPointData().GetScalars() is None or extent[1] < extent[0] or extent[3] < extent[2] or extent[5] < extent[4]:
+        return np.zeros(shape, dtype=bool)
+    reference = _oriented_image(np.zeros(shape, dtype=np.uint8), ijk_to_ras)
+    resampled = slicer.vtkOrientedImageData()
+    slicer.vtkOrientedImageDataResample.ResampleOrientedImageToReferenceOrientedImage(
+        labelmap, reference, resampled, False, True
+    )
+    return _image_array(resampled).reshape(shape) > 0
+
+
+def _write_segment(segmentation_node, segment_id: str, mask: np.ndarray, ijk_to_ras: np.ndarray) -> None:
+    logic = slicer.vtkSlicerSegmentationsModuleLogic
+    if not logic.SetBinaryLabelmapToSegment(_oriented_image(mask, ijk_to_ras), segmentation_node, segment_id, logic.MODE_REPLACE):
+        raise InputError(f"could not write segment '{segment_id}' of '{segmentation_node.GetName()}'")
+
+
+def _segment_exists(segmentation_node, segment_id: str) -> bool:
+    return bool(segment_id) and segmentation_node.GetSegmentation().GetSegment(segment_id) is not None
+
+
+def add_segment(segmentation_node, name: str | None = None, color=None, segment_id: str = "") -> str:
+    """Add an empty segment (name and colour chosen if not given); returns its ID."""
+    segmentation = segmentation_node.GetSegmentation()
+    number = segmentation.GetNumberOfSegments() + 1
+    color = tuple(color) if color is not None else DEFAULT_COLORS[(number - 1) % len(DEFAULT_COLORS)]
+    return segmentation.AddEmptySegment(segment_id, name or f"Segment_{number}", color)
+
+
+class SegmentationTarget:
+    """Where masks go: the segments of one segmentation node (volume) or of one
+    segmentation per frame (sequence). Writes touch one segment on the frames given."""
+
+    kind = "abstract"
+
+    def __init__(self, input_: SlicerInput, segmentation_node) -> None:
+        self.input = input_
+        self.node = segmentation_node  # the node the user sees (a sequence's proxy)
+
+    # ---- segments
+    def segment_name(self, segment_id: str) -> str:
+        segment = self.node.GetSegmentation().GetSegment(segment_id)
+        return segment.GetName() if segment is not None else segment_id
+
+    def ensure_segment(self, segment_id: str | None = None, name: str | None = None, color=None) -> str:
+        """The segment with this ID, created (empty, in every frame) when missing."""
+        if segment_id and _segment_exists(self.node, segment_id):
+            return segment_id
+        return add_segment(self.node, name, color, segment_id or "")
+
+    # ---- windows (stored with the scene, per segment)
+    def _window_holder(self):
+        return self.node
+
+    def window(self, segment_id: str) -> TemporalWindow | None:
+        text = self._window_holder().GetAttribute(ATTRIBUTE_WINDOW + segment_id)
+        if not text:
+            return None
+        start, end = (int(v) for v in text.split())
+        return TemporalWindow(start, min(end, self.input.num_frames - 1))
+
+    def set_window(self, segment_id: str, window: TemporalWindow | tuple[int, int] | None) -> None:
+        holder = self._window_holder()
+        if window is None:
+            holder.RemoveAttribute(ATTRIBUTE_WINDOW + segment_id)
+            return
+        window = window if isinstance(window, TemporalWindow) else TemporalWindow(*map(int, window))
+        window.check(self.input.num_frames)
+        holder.SetAttribute(ATTRIBUTE_WINDOW + segment_id, f"{window.start} {window.end}")
+
+    # ---- voxels
+    def read(self, segment_id: str, frames: Iterable[int]) -> dict[int, np.ndarray]:
+        raise NotImplementedError
+
+    def write(self, segment_id: str, masks: Mapping[int, np.ndarray]) -> None:
+        raise NotImplementedError
+
+
+class VolumeTarget(SegmentationTarget):
+    """One segmentation node in the volume's geometry; frames are slices along the axis."""
+
+    kind = "volume"
+
+    def __init__(self, input_: SlicerInput, segmentation_node) -> None:
+        super().__init__(input_, segmentation_node)
+        if not _same_transform(input_.node, segmentation_node):
+            raise InputError(
+                f"the segmentation '{segmentation_node.GetName()}' and the image '{input_.node.GetName()}' "
+                "are under different transforms; put both under the same transform (Data module) "
+                "or choose 'Create new segmentation'"
+            )
+        self._shape = input_.frames.array.shape[:3]
+        self._matrix = input_.frame_ijk_to_ras[0]
+
+    def _frame_slice(self, frame: int) -> tuple:
+        index: list = [slice(None)] * 3
+        index[AXES[self.input.axis]] = int(frame)
+        return tuple(index)
+
+    def read_all(self, segment_id: str) -> np.ndarray:
+        """The segment's voxels in the volume's grid, (K, J, I) bool."""
+        return _read_segment(self.node, segment_id, self._shape, self._matrix)
+
+    def read(self, segment_id: str, frames: Iterable[int]) -> dict[int, np.ndarray]:
+        volume = self.read_all(segment_id)
+        return {int(f): volume[self._frame_slice(f)].copy() for f in frames}
+
+    def write(self, segment_id: str, masks: Mapping[int, np.ndarray]) -> None:
+        if not masks:
+            return
+        volume = self.read_all(segment_id)
+        for frame, mask in masks.items():
+            volume[self._frame_slice(frame)] = np.asarray(mask, dtype=bool)
+        _write_segment(self.node, segment_id, volume, self._matrix)
+
+
+class SequenceTarget(SegmentationTarget):
+    """A segmentation sequence in the cine's browser: item t is frame t's segmentation (in
+    frame t's geometry), the user's segmentation node is its proxy, so scrolling the cine
+    shows each frame's mask. Windows are stored on the sequence node (the proxy's
+    attributes do not survive a change of frame)."""
+
+    kind = "sequence"
+
+    def __init__(self, input_: SlicerInput, segmentation_node, sequence) -> None:
+        super().__init__(input_, segmentation_node)
+        self.sequence = sequence
+        self._frame_shape = (1, *input_.frames.frame_shape)
+
+    def _window_holder(self):
+        return self.sequence
+
+    def item(self, frame: int, create: bool = True):
+        """Frame `frame`'s segmentation node inside the sequence."""
+        value = self.input.index_value(frame)
+        node = self.sequence.GetDataNodeAtValue(value, True)
+        if node is None and create:
+            node = _empty_like(self.node, self.input.frame_ijk_to_ras[frame], self._frame_shape)
+            self.sequence.SetDataNodeAtValue(node, value)
+            node = self.sequence.GetDataNodeAtValue(value, True)
+        return node
+
+    def ensure_segment(self, segment_id: str | None = None, name: str | None = None, color=None) -> str:
+        if segment_id and _segment_exists(self.node, segment_id):
+            new_id = segment_id
+        else:
+            new_id = add_segment(self.node, name, color, segment_id or "")
+        segment = self.node.GetSegmentation().GetSegment(new_id)
+        for frame in range(self.input.num_frames):
+            item = self.item(frame)
+            if not _segment_exists(item, new_id):
+                item.GetSegmentation().AddEmptySegment(new_id, segment.GetName(), segment.GetColor())
+        return new_id
+
+    def read(self, segment_id: str, frames: Iterable[int]) -> dict[int, np.ndarray]:
+        out = {}
+        for frame in frames:
+            item = self.item(frame, create=False)
+            if item is None or not _segment_exists(item, segment_id):
+                out[int(frame)] = np.zeros(self._frame_shape[1:], dtype=bool)
+            else:
+                out[int(frame)] = _read_segment(item, segment_id, self._frame_shape, self.input.frame_ijk_to_ras[frame])[0]
+        return out
+
+    def write(self, segment_id: str, masks: Mapping[int, np.ndarray]) -> None:
+        current = self.input.current_frame()
+        for frame, mask in masks.items():
+            item = self.item(frame)
+            if not _segment_exists(item, segment_id):
+                segment = self.node.GetSegmentation().GetSegment(segment_id)
+                item.GetSegmentation().AddEmptySegment(segment_id, segment.GetName(), segment.GetColor())
+            matrix = self.input.frame_ijk_to_ras[frame]
+            _write_segment(item, segment_id, np.asarray(mask, dtype=bool)[None], matrix)
+            if frame == current:
+                # The browser copies items into the proxy only when the frame changes; show
+                # the new mask now (with "save changes" on, this copies back the same voxels).
+                _write_segment(self.node, segment_id, np.asarray(mask, dtype=bool)[None], matrix)
+
+
+def _empty_like(segmentation_node, ijk_to_ras: np.ndarray, shape: tuple[int, int, int]):
+    """A new segmentation with the same segments (IDs, names, colours), all empty, whose
+    reference geometry is the frame's."""
+    node = slicer.vtkMRMLSegmentationNode()
+    segmentation = node.GetSegmentation()
+    reference = _oriented_image(np.zeros(shape, dtype=np.uint8), ijk_to_ras)
+    segmentation.SetConversionParameter(
+        slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName(),
+        slicer.vtkSegmentationConverter.SerializeImageGeometry(reference),
+    )
+    source = segmentation_node.GetSegmentation()
+    for index in range(source.GetNumberOfSegments()):
+        segment = source.GetNthSegment(index)
+        segmentation.AddEmptySegment(source.GetNthSegmentID(index), segment.GetName(), segment.GetColor())
+    return node
+
+
+def _new_segmentation(input_: SlicerInput, name: str):
+    scene = input_.node.GetScene()
+    node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
+    node.CreateDefaultDisplayNodes()
+    if input_.node.GetParentTransformNode() is not None:
+        node.SetAndObserveTransformNodeID(input_.node.GetParentTransformNode().GetID())
+    return node
+
+
+def target_for(input_: SlicerInput, segmentation_node=None, name: str = "SAMUSA segmentation", create: bool = True):
+    """The segmentation that receives the masks of `input_`, created when None.
+
+    For a cine the segmentation node becomes (or already is) the proxy of a segmentation
+    sequence in the cine's browser, with one item per frame; for a volume it gets the
+    volume as reference geometry when it has none yet. With `create` off nothing is added
+    to the scene: None is returned where something would have to be created.
+    """
+    if segmentation_node is None:
+        if not create:
+            return None
+        segmentation_node = _new_segmentation(input_, name)
+    if not segmentation_node.IsA("vtkMRMLSegmentationNode"):
+        raise InputError(f"'{segmentation_node.GetName()}' is not a segmentation")
+    if input_.kind == "volume":
+        reference = segmentation_node.GetSegmentation().GetConversionParameter(
+            slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName()
+        )
+        if not reference and create:
+            segmentation_node.SetReferenceImageGeometryParameterFromVolumeNode(input_.node)
+        return VolumeTarget(input_, segmentation_node)
+    sequence = _existing_segmentation_sequence(input_, segmentation_node)
+    if sequence is None:
+        if not create:
+            return None
+        sequence = _segmentation_sequence(input_, segmentation_node)
+    return SequenceTarget(input_, segmentation_node, sequence)
+
+
+def _existing_segmentation_sequence(input_: SlicerInput, segmentation_node):
+    browser = input_.browser
+    if browser.IsProxyNodeID(segmentation_node.GetID()):
+        return browser.GetSequenceNode(segmentation_node)
+    return None
+
+
+def _segmentation_sequence(input_: SlicerInput, segmentation_node):
+    browser = input_.browser
+    scene = segmentation_node.GetScene()
+    sequence = scene.AddNewNodeByClass("vtkMRMLSequenceNode", f"{segmentation_node.GetName()} sequence")
+    sequence.SetIndexName(input_.sequence.GetIndexName())
+    sequence.SetIndexUnit(input_.sequence.GetIndexUnit())
+    sequence.SetIndexType(input_.sequence.GetIndexType())
+    shape = (1, *input_.frames.frame_shape)
+    for frame in range(input_.num_frames):
+        item = _empty_like(segmentation_node, input_.frame_ijk_to_ras[frame], shape)
+        sequence.SetDataNodeAtValue(item, input_.index_value(frame))
+    browser.AddSynchronizedSequenceNode(sequence)
+    browser.AddProxyNode(segmentation_node, sequence, False)
+    browser.SetSaveChanges(sequence, True)  # edits made on the proxy (Segment Editor) are kept per frame
+    segmentation_node.SetReferenceImageGeometryParameterFromVolumeNode(input_.node)
+    return sequence
+
