@@ -66,3 +66,33 @@ def centroid_points(mask: np.ndarray, count: int = 6) -> np.ndarray:
     contour = max(find_contours(mask.astype(float), 0.5), key=len)
     picks = contour[np.linspace(0, len(contour) - 1, count, endpoint=False).astype(int)]
     return picks[:, ::-1].copy()
+
+
+MODULE_FILE = REPO / "SAMUSA" / "SAMUSA.py"
+
+
+@pytest.fixture
+def app(monkeypatch, tiny_model, request):
+    """A Slicer session with the SAMUSA module loaded (developer mode on, so test-tiny is
+    offered; mark a test ``@pytest.mark.clinician`` for developer mode off); yields
+    (SlicerSession, SAMUSA's Python module). test-tiny comes from the session-wide fixture
+    (built once); every other model loads for real."""
+    require_slicer_layer()
+    import qt
+    from slicer_stand_in import SlicerSession
+
+    from SAMUSALib import mrml
+
+    session = SlicerSession()
+    qt.QSettings().setValue("Developer/DeveloperMode", request.node.get_closest_marker("clinician") is None)
+    real_factory = mrml.segmenter._default_model_factory
+    monkeypatch.setattr(mrml.segmenter, "_default_model_factory",
+                        lambda model, device: tiny_model if model == "test-tiny" else real_factory(model, device))
+    loaded = session.load(MODULE_FILE)
+    yield session, loaded.python_module
+    session.close()
+    sys.modules.pop("SAMUSA", None)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "clinician: run the Slicer module with developer mode off")

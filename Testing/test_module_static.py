@@ -325,7 +325,7 @@ def test_cmake_ships_the_module_and_its_resources(module_ast):
     for item in resources:
         assert (REPO / "SAMUSA" / item).is_file(), f"resource {item} does not exist"
     used = {node.value for node in ast.walk(module_ast) if isinstance(node, ast.Constant) and isinstance(node.value, str)
-            and re.fullmatch(r"[\w/]+\.(ui|txt|png)", node.value)}
+            and re.fullmatch(r"[\w/-]+\.(ui|txt|png)", node.value)}
     assert "UI/SAMUSA.ui" in used and "requirements.txt" in used
     for item in used:
         assert any(r.endswith(item) for r in resources), f"SAMUSA.py uses resource {item}, not shipped by CMake"
@@ -337,7 +337,9 @@ def test_cmake_ships_the_module_and_its_resources(module_ast):
 
 
 def test_shipped_files_import_only_what_slicer_has_or_installs(module_ast):
-    required = module_constant(module_ast, "REQUIRED_MODULES")
+    from SAMUSALib.dependencies import REQUIRED
+
+    required = {r.module: r.label for r in REQUIRED}
     for path in list(import_closure(module_ast).values()) + [LIBRARY / "__init__.py"]:
         name = path.relative_to(LIBRARY).as_posix()
         extra = _third_party_imports(path) - SLICER_BUNDLED - set(required)

@@ -15,30 +15,10 @@ import pytest
 
 from SAMUSALib import mrml
 
-from conftest import require_slicer_layer
 
 pytestmark = pytest.mark.mrml
 
 MODULE_FILE = Path(__file__).resolve().parent.parent / "SAMUSA" / "SAMUSA.py"
-
-
-@pytest.fixture
-def app(monkeypatch, tiny_model):
-    """A Slicer session with the SAMUSA module loaded; yields (SlicerSession, SAMUSA's Python module).
-    test-tiny comes from the session-wide fixture (built once); other models load for real."""
-    require_slicer_layer()
-    from slicer_stand_in import SlicerSession
-
-    from SAMUSALib import mrml
-
-    session = SlicerSession()
-    real_factory = mrml.segmenter._default_model_factory
-    monkeypatch.setattr(mrml.segmenter, "_default_model_factory",
-                        lambda model, device: tiny_model if model == "test-tiny" else real_factory(model, device))
-    loaded = session.load(MODULE_FILE)
-    yield session, loaded.python_module
-    session.close()
-    sys.modules.pop("SAMUSA", None)
 
 
 @pytest.fixture

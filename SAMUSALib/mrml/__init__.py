@@ -49,7 +49,7 @@ from .geometry import (
     sequence_from_array,
     volume_from_array,
 )
-from .inputs import SlicerInput, browser_of_proxy, input_fingerprint, input_from_node
+from .inputs import SlicerInput, browser_of_proxy, current_frame_of_browser, input_fingerprint, input_from_node
 from .prompt_nodes import (
     ATTRIBUTE_PROMPT,
     ATTRIBUTE_SEGMENT,
@@ -58,11 +58,14 @@ from .prompt_nodes import (
     PROMPT_KINDS,
     PROMPT_LABELS,
     add_prompt_point,
+    check_point,
+    existing_prompt_nodes,
     frame_prompts,
     point_frame,
     prompt_node,
     prompt_nodes,
     remove_prompts,
+    show_points_of_current_frame,
     show_points_of_frame,
     stamp_frame,
 )
@@ -100,6 +103,10 @@ __all__ = [
     "point_frame",
     "frame_prompts",
     "show_points_of_frame",
+    "show_points_of_current_frame",
+    "existing_prompt_nodes",
+    "check_point",
+    "current_frame_of_browser",
     "remove_prompts",
     "UndoStep",
     "UndoStack",

@@ -52,6 +52,19 @@ def browser_of_proxy(volume_node):
     return None
 
 
+def current_frame_of_browser(browser) -> int | None:
+    """The frame (item of the cine's image sequence) a browser shows, or None; reads no voxels."""
+    sequence = _volume_sequence_of(browser)
+    master = browser.GetMasterSequenceNode()
+    selected = browser.GetSelectedItemNumber()
+    if master is None or selected < 0:
+        return None
+    if master is sequence:
+        return int(selected)
+    number = sequence.GetItemNumberFromIndexValue(master.GetNthIndexValue(selected), False)
+    return int(number) if number >= 0 else None
+
+
 @dataclass
 class SlicerInput:
     """A Slicer image seen as frames, with what is needed to map points and masks back.
@@ -87,14 +100,7 @@ class SlicerInput:
         """The frame the sequence browser shows (None for a volume: see `frame_at`)."""
         if self.kind != "sequence":
             return None
-        master = self.browser.GetMasterSequenceNode()
-        selected = self.browser.GetSelectedItemNumber()
-        if master is None or selected < 0:
-            return None
-        if master is self.sequence:
-            return int(selected)
-        number = self.sequence.GetItemNumberFromIndexValue(master.GetNthIndexValue(selected), False)
-        return int(number) if number >= 0 else None
+        return current_frame_of_browser(self.browser)
 
     def show_frame(self, frame: int) -> None:
         """Make the browser show a frame (sequences only)."""

@@ -11,7 +11,7 @@ import vtk
 
 from ..errors import PromptError
 from ..prompts import FramePrompt
-from .inputs import SlicerInput
+from .inputs import SlicerInput, current_frame_of_browser
 from .targets import SegmentationTarget
 
 PROMPT_KINDS = ("boundary", "positive", "negative", "box")
@@ -161,21 +161,67 @@ def frame_prompts(input_: SlicerInput, nodes: Mapping[str, object]) -> dict[int,
     return prompts
 
 
-def show_points_of_frame(input_: SlicerInput, nodes: Iterable, frame: int) -> None:
-    """In a cine, show only the points placed on `frame` (all frames share one plane)."""
-    if input_.kind != "sequence":
+def show_points_of_frame(input_: SlicerInput | None, nodes: Iterable, frame: int) -> None:
+    """In a cine, show only the points placed on `frame` (all frames share one plane).
+    Touches only the points whose visibility changes (this runs on every frame change).
+    `input_` None means a cine whose frames were not read (see `show_points_of_current_frame`)."""
+    if input_ is not None and input_.kind != "sequence":
         return
     for node in nodes:
         if node is None:
             continue
+        changes = [(index, wanted) for index in range(node.GetNumberOfControlPoints())
+                   if bool(node.GetNthControlPointVisibility(index)) != (wanted := point_frame(node, index) in (None, frame))]
+        if not changes:
+            continue
         was = node.StartModify()
-        for index in range(node.GetNumberOfControlPoints()):
-            node.SetNthControlPointVisibility(index, point_frame(node, index) in (None, frame))
+        for index, wanted in changes:
+            node.SetNthControlPointVisibility(index, wanted)
         node.EndModify(was)
 
 
+def existing_prompt_nodes(segmentation_node, segment_id: str) -> list:
+    """The markups nodes holding a segment's prompts, found by their attributes only (no
+    input is read: cheap enough for every frame change)."""
+    scene = segmentation_node.GetScene() if segmentation_node is not None else None
+    if scene is None or not segment_id:
+        return []
+    owner = segmentation_node.GetID()
+    return [node for node in _nodes_by_class(scene, "vtkMRMLMarkupsFiducialNode")
+            if node.GetAttribute(ATTRIBUTE_SEGMENTATION) == owner and node.GetAttribute(ATTRIBUTE_SEGMENT) == segment_id
+            and node.GetAttribute(ATTRIBUTE_PROMPT) in PROMPT_KINDS]
+
+
+def show_points_of_current_frame(browser, segmentation_node, segment_id: str) -> int | None:
+    """On a frame change of a cine: show only the segment's points of the frame now shown.
+    Reads no voxels and no item of the cine besides the first (O(points), not O(frames));
+    returns the frame, or None when the browser shows no frame."""
+    frame = current_frame_of_browser(browser)
+    if frame is not None:
+        show_points_of_frame(None, existing_prompt_nodes(segmentation_node, segment_id), frame)
+    return frame
+
+
+def check_point(input_: SlicerInput, node, index: int, frame: int | None = None) -> tuple[int, float, float]:
+    """(frame, x, y) of a just-placed control point, or a PromptError saying why it cannot
+    be a prompt (beyond the image's frames or outside the frame). In a cine `frame` is
+    the frame it was placed on."""
+    world = [0.0, 0.0, 0.0]
+    node.GetNthControlPointPositionWorld(index, world)
+    what = f"the point placed on '{node.GetName()}'"
+    on, x, y = input_.frame_xy(world, frame, what)
+    height, width = input_.frames.frame_shape
+    if not (-0.5 <= x <= width - 0.5 and -0.5 <= y <= height - 0.5):
+        raise PromptError(
+            f"{what} lies outside the image (column {x:.1f}, row {y:.1f}; the frame is {width} x {height} "
+            "pixels): click inside the image"
+        )
+    return on, x, y
+
+
 def remove_prompts(input_: SlicerInput, nodes: Iterable, frame: int | None = None) -> int:
-    """Remove a segment's points on one frame (or all); returns how many were removed."""
+    """Remove a segment's points on one frame (or all); returns how many were removed.
+    Points that lie on no frame (beyond the image) go too: they belong to none."""
     removed = 0
     for node in nodes:
         if node is None:
@@ -187,8 +233,9 @@ def remove_prompts(input_: SlicerInput, nodes: Iterable, frame: int | None = Non
                 continue
             stamp = point_frame(node, index) if input_.kind == "sequence" else None
             try:
-                on = input_.frame_xy(world, stamp)[0]
+                on = check_point(input_, node, index, stamp)[0]
             except PromptError:
+                doomed.append(index)
                 continue
             if on == frame:
                 doomed.append(index)
@@ -196,4 +243,3 @@ def remove_prompts(input_: SlicerInput, nodes: Iterable, frame: int | None = Non
             node.RemoveNthControlPoint(index)
         removed += len(doomed)
     return removed
-

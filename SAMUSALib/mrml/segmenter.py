@@ -57,8 +57,18 @@ class _Writer:
         if time.perf_counter() - self._last >= self.interval:
             self.flush()
 
+    @property
+    def alive(self) -> bool:
+        """False once the target left the scene (the scene was closed during a run)."""
+        node = self.target.node
+        sequence = getattr(self.target, "sequence", None)
+        return node.GetScene() is not None and (sequence is None or sequence.GetScene() is not None)
+
     def flush(self) -> None:
         if not self.pending:
+            return
+        if not self.alive:
+            self.pending = {}
             return
         self.step.keep(self.pending)
         self.target.write(self.segment_id, self.pending)
@@ -260,16 +270,17 @@ class InteractiveSegmenter:
                 progress(done, total, frame)
 
         def should_stop() -> bool:
-            return self._cancel or (cancel is not None and bool(cancel()))
+            return self._cancel or not writer.alive or (cancel is not None and bool(cancel()))
 
         report = None
         try:
             report = session.propagate(direction, objects=[obj_id], progress=on_frame, cancel=should_stop)
         finally:
             writer.flush()
-            self.undo_stack.push(step)
+            if writer.alive:
+                self.undo_stack.push(step)
         return ActionResult(segment_id, writer.written, computed, changed, time.perf_counter() - started,
-                            cancelled=bool(report and report.cancelled), target=target)
+                            cancelled=bool(report and report.cancelled) or not writer.alive, target=target)
 
     def cancel(self) -> None:
         """Ask a running propagate() to stop after the current frame."""

@@ -34,8 +34,25 @@ def _oriented_image(mask: np.ndarray, ijk_to_ras: np.ndarray):
     return image
 
 
+def _labelmap_name() -> str:
+    return slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName()
+
+
+def _zero_image(shape: tuple[int, int, int], ijk_to_ras: np.ndarray):
+    """An all-zero uint8 vtkOrientedImageData on a (K, J, I) grid (allocated once, no copy)."""
+    image = slicer.vtkOrientedImageData()
+    k, j, i = shape
+    image.SetExtent(0, i - 1, 0, j - 1, 0, k - 1)
+    image.SetImageToWorldMatrix(_vtk_matrix(ijk_to_ras))
+    image.AllocateScalars(vtk.VTK_UNSIGNED_CHAR, 1)
+    numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())[:] = 0
+    return image
+
+
 def _read_segment(segmentation_node, segment_id: str, shape: tuple[int, int, int], ijk_to_ras: np.ndarray) -> np.ndarray:
-    """A segment's voxels resampled (nearest) onto a (K, J, I) grid, as bool."""
+    """A segment's voxels resampled (nearest) onto a (K, J, I) grid, as bool, whatever the
+    extent and geometry of its labelmap (larger, smaller, oblique): the output has exactly
+    the grid's extent."""
     labelmap = slicer.vtkOrientedImageData()
     if not segmentation_node.GetBinaryLabelmapRepresentation(segment_id, labelmap):
         return np.zeros(shape, dtype=bool)
@@ -44,10 +61,143 @@ def _read_segment(segmentation_node, segment_id: str, shape: tuple[int, int, int
         return np.zeros(shape, dtype=bool)
     reference = _oriented_image(np.zeros(shape, dtype=np.uint8), ijk_to_ras)
     resampled = slicer.vtkOrientedImageData()
+    # padImage off: the output keeps the reference's extent (on, it grows to the union of
+    # both extents and no longer fits the grid)
     slicer.vtkOrientedImageDataResample.ResampleOrientedImageToReferenceOrientedImage(
-        labelmap, reference, resampled, False, True
+        labelmap, reference, resampled, False, False
     )
+    if tuple(resampled.GetDimensions()) != tuple(reversed(shape)):
+        raise InputError(
+            f"segment '{segment_id}' of '{segmentation_node.GetName()}' could not be resampled onto the "
+            f"image's grid (got {resampled.GetDimensions()}, need {tuple(reversed(shape))})"
+        )
     return _image_array(resampled).reshape(shape) > 0
+
+
+def _image_to_world(image) -> np.ndarray:
+    matrix = vtk.vtkMatrix4x4()
+    image.GetImageToWorldMatrix(matrix)
+    return np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
+
+
+def _internal_labelmap(segmentation_node, segment_id: str, ijk_to_ras: np.ndarray):
+    """(internal labelmap, label value) of a segment when its source representation is a
+    binary labelmap on the given voxel grid (same IJK-to-RAS), else None: then voxels can
+    be read and written in place, slice by slice, with no copy of the whole segment."""
+    segmentation = segmentation_node.GetSegmentation()
+    segment = segmentation.GetSegment(segment_id)
+    if segment is None or segmentation.GetSourceRepresentationName() != _labelmap_name():
+        return None
+    image = segment.GetRepresentation(_labelmap_name())
+    if image is None or image.GetPointData().GetScalars() is None:
+        return None
+    if image.GetPointData().GetScalars().GetNumberOfComponents() != 1:
+        return None
+    if not np.allclose(_image_to_world(image), ijk_to_ras, atol=1e-6):
+        return None
+    return image, segment.GetLabelValue()
+
+
+def _extent_view(image) -> tuple[np.ndarray, tuple[int, ...]]:
+    """The voxels of an image as a (K, J, I) numpy view, and its extent."""
+    extent = image.GetExtent()
+    dims = (extent[5] - extent[4] + 1, extent[3] - extent[2] + 1, extent[1] - extent[0] + 1)
+    if min(dims) <= 0:
+        return np.zeros((0, 0, 0), np.uint8), extent
+    return numpy_support.vtk_to_numpy(image.GetPointData().GetScalars()).reshape(dims), extent
+
+
+def _is_empty(image) -> bool:
+    extent = image.GetExtent()
+    scalars = image.GetPointData().GetScalars()
+    return scalars is None or scalars.GetNumberOfTuples() == 0 or extent[1] < extent[0] or extent[3] < extent[2] or extent[5] < extent[4]
+
+
+def _shares_layer(segmentation_node, segment_id: str, image) -> bool:
+    segmentation = segmentation_node.GetSegmentation()
+    address = image.GetAddressAsString("vtkOrientedImageData")
+    for index in range(segmentation.GetNumberOfSegments()):
+        other_id = segmentation.GetNthSegmentID(index)
+        if other_id == segment_id:
+            continue
+        other = segmentation.GetNthSegment(index).GetRepresentation(_labelmap_name())
+        if other is not None and other.GetAddressAsString("vtkOrientedImageData") == address:
+            return True
+    return False
+
+
+def _read_region(segmentation_node, segment_id: str, shape: tuple[int, int, int], ijk_to_ras: np.ndarray,
+                 region: tuple[slice, slice, slice]) -> np.ndarray | None:
+    """The segment's voxels in a (K, J, I) region of the grid, read in place; None when the
+    labelmap is not on the grid (see `_internal_labelmap`)."""
+    found = _internal_labelmap(segmentation_node, segment_id, ijk_to_ras)
+    if found is None:
+        return None
+    image, label = found
+    view, extent = _extent_view(image)
+    starts = [r.start or 0 for r in region]
+    stops = [shape[a] if r.stop is None else r.stop for a, r in enumerate(region)]
+    out = np.zeros([b - a for a, b in zip(starts, stops)], dtype=bool)
+    lows = (extent[4], extent[2], extent[0])  # (k, j, i) of view[0, 0, 0]
+    source, target = [], []
+    for axis in range(3):
+        low = max(starts[axis], lows[axis])
+        high = min(stops[axis], lows[axis] + view.shape[axis])
+        if high <= low:
+            return out
+        source.append(slice(low - lows[axis], high - lows[axis]))
+        target.append(slice(low - starts[axis], high - starts[axis]))
+    out[tuple(target)] = view[tuple(source)] == label
+    return out
+
+
+def _full_extent_labelmap(segmentation_node, segment_id: str, shape: tuple[int, int, int], ijk_to_ras: np.ndarray):
+    """The segment's internal labelmap covering the whole grid, for writing in place (grown
+    to the grid's extent once, when it is not shared with other segments). None when the
+    labelmap is not on the grid or is a shared layer of another extent."""
+    segment = segmentation_node.GetSegmentation().GetSegment(segment_id)
+    empty = segment.GetRepresentation(_labelmap_name()) if segment is not None else None
+    if (empty is not None and _is_empty(empty)
+            and segmentation_node.GetSegmentation().GetSourceRepresentationName() == _labelmap_name()
+            and not _shares_layer(segmentation_node, segment_id, empty)):
+        empty.ShallowCopy(_zero_image(shape, ijk_to_ras))  # a new segment: no voxels yet
+    found = _internal_labelmap(segmentation_node, segment_id, ijk_to_ras)
+    if found is None:
+        return None
+    image, label = found
+    full = (0, shape[2] - 1, 0, shape[1] - 1, 0, shape[0] - 1)
+    if tuple(image.GetExtent()) != full:
+        if _shares_layer(segmentation_node, segment_id, image):
+            return None
+        current = _read_region(segmentation_node, segment_id, shape, ijk_to_ras, (slice(None),) * 3)
+        grown = _oriented_image(current, ijk_to_ras)
+        view, _ = _extent_view(grown)
+        view *= np.uint8(label) if 0 < label < 256 else np.uint8(1)
+        if not 0 < label < 256:
+            label = 1
+            segmentation_node.GetSegmentation().GetSegment(segment_id).SetLabelValue(1)
+        image.DeepCopy(grown)
+    return image, label
+
+
+def _write_region(segmentation_node, segment_id: str, mask: np.ndarray, shape: tuple[int, int, int],
+                  ijk_to_ras: np.ndarray, region: tuple) -> bool:
+    """Write a region's voxels of one segment in place; False when that cannot be done
+    (then the caller writes the whole segment)."""
+    found = _full_extent_labelmap(segmentation_node, segment_id, shape, ijk_to_ras)
+    if found is None:
+        return False
+    image, label = found
+    view, _ = _extent_view(image)
+    mask = np.asarray(mask, dtype=bool)
+    current = view[region]
+    if np.any((current != 0) & (current != label) & mask):
+        return False  # another segment of a shared layer is there: Slicer's write keeps it
+    current[mask] = label
+    current[~mask & (current == label)] = 0
+    image.Modified()
+    segmentation_node.GetSegmentation().GetSegment(segment_id).Modified()
+    return True
 
 
 def _write_segment(segmentation_node, segment_id: str, mask: np.ndarray, ijk_to_ras: np.ndarray) -> None:
@@ -143,11 +293,43 @@ class VolumeTarget(SegmentationTarget):
         return _read_segment(self.node, segment_id, self._shape, self._matrix)
 
     def read(self, segment_id: str, frames: Iterable[int]) -> dict[int, np.ndarray]:
-        volume = self.read_all(segment_id)
-        return {int(f): volume[self._frame_slice(f)].copy() for f in frames}
+        """Only the slices asked for are read when the segment's labelmap is on the volume's
+        grid (the usual case); otherwise the whole segment is resampled once."""
+        frames = [int(f) for f in frames]
+        if not frames:
+            return {}
+        if not _segment_exists(self.node, segment_id):
+            return {f: np.zeros(self._frame_shape_of(), dtype=bool) for f in frames}
+        out = {}
+        for frame in frames:
+            region = _read_region(self.node, segment_id, self._shape, self._matrix, self._frame_region(frame))
+            if region is None:
+                volume = self.read_all(segment_id)
+                return {f: volume[self._frame_slice(f)].copy() for f in frames}
+            out[frame] = region.reshape(self._frame_shape_of())
+        return out
+
+    def _frame_region(self, frame: int) -> tuple:
+        index: list = [slice(None)] * 3
+        index[AXES[self.input.axis]] = slice(int(frame), int(frame) + 1)
+        return tuple(index)
+
+    def _frame_shape_of(self) -> tuple[int, int]:
+        return tuple(self.input.frames.frame_shape)
 
     def write(self, segment_id: str, masks: Mapping[int, np.ndarray]) -> None:
+        """Writes only the slices given, in place, when the segment's labelmap is on the
+        volume's grid; otherwise reads, changes and writes the whole segment."""
         if not masks:
+            return
+        axis = AXES[self.input.axis]
+        done = True
+        for frame, mask in masks.items():
+            mask = np.expand_dims(np.asarray(mask, dtype=bool), axis)
+            if not _write_region(self.node, segment_id, mask, self._shape, self._matrix, self._frame_region(frame)):
+                done = False
+                break
+        if done:
             return
         volume = self.read_all(segment_id)
         for frame, mask in masks.items():
@@ -288,8 +470,15 @@ def _segmentation_sequence(input_: SlicerInput, segmentation_node):
     sequence.SetIndexUnit(input_.sequence.GetIndexUnit())
     sequence.SetIndexType(input_.sequence.GetIndexType())
     shape = (1, *input_.frames.frame_shape)
+    shown = input_.current_frame()
     for frame in range(input_.num_frames):
-        item = _empty_like(segmentation_node, input_.frame_ijk_to_ras[frame], shape)
+        if frame == shown:
+            # The user's node already holds voxels (on the frame it is shown with): they
+            # become that frame's item, or the browser would copy an empty item over them.
+            item = slicer.vtkMRMLSegmentationNode()
+            item.GetSegmentation().DeepCopy(segmentation_node.GetSegmentation())
+        else:
+            item = _empty_like(segmentation_node, input_.frame_ijk_to_ras[frame], shape)
         sequence.SetDataNodeAtValue(item, input_.index_value(frame))
     browser.AddSynchronizedSequenceNode(sequence)
     browser.AddProxyNode(segmentation_node, sequence, False)

@@ -79,6 +79,8 @@ class qMRMLNodeComboBox(qMRMLWidget):
         return [n for n in found if self._accepts(n)]
 
     def _onSceneChanged(self, caller=None, event=None) -> None:
+        if "_current" not in self.__dict__:  # being garbage-collected
+            return
         if self._current is not None and (self._current.GetScene() is None or self._current.GetScene() is not self._scene):
             self.setCurrentNode(None)
         if self._current is None and not self.noneEnabled:
@@ -217,10 +219,6 @@ class qMRMLSegmentEditorWidget(qMRMLWidget):
 
     def updateWidgetFromMRML(self) -> None:
         pass
-
-
-class _Unused(qMRMLWidget):
-    pass
 
 
 qMRMLSliderWidget = type("qMRMLSliderWidget", (qt.QSlider,), {})
