@@ -1,6 +1,6 @@
 """Static checks of the Slicer extension, with no Slicer: the widgets the module code looks
 up exist in its .ui file with the expected class, parameter bindings fit their types,
-extension.json is a valid catalog entry, CMake ships every file the module imports, and
+SAMUSA.json is a valid catalog entry, CMake ships every file the module imports, and
 nothing heavy is imported when Slicer starts."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ MODULE = REPO / "SAMUSA" / "SAMUSA.py"
 UI = REPO / "SAMUSA" / "Resources" / "UI" / "SAMUSA.ui"
 MODULE_CMAKE = REPO / "SAMUSA" / "CMakeLists.txt"
 TOP_CMAKE = REPO / "CMakeLists.txt"
-EXTENSION_JSON = REPO / "extension.json"
+EXTENSION_JSON = REPO / "SAMUSA.json"
 LIBRARY = REPO / "SAMUSALib"
 
 # Python packages a Slicer install already has (Slicer bundles numpy and VTK).

@@ -1,0 +1,135 @@
+"""Issue 16's defects in the MRML bridge, each with a test that fails on the code before the
+fix: an existing segmentation chosen for a cine keeps its voxels; a segment labelmap of a
+larger extent is read onto the input's grid; a cine stored as one volume writes only the
+slices that changed; points beyond the image are refused and can be cleared; a frame change
+reads no frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import vtk
+
+from SAMUSALib import mrml
+from SAMUSALib.errors import PromptError
+from SAMUSALib.mrml import geometry, inputs, targets
+
+pytestmark = pytest.mark.mrml
+
+
+@pytest.fixture
+def headless():
+    scene = mrml.headless_scene()
+    yield scene
+    scene.scene.Clear(1)
+
+
+def _voxels(segmentation_node, segment_id, shape, matrix) -> int:
+    return int(targets._read_segment(segmentation_node, segment_id, shape, matrix).sum())
+
+
+def test_an_existing_segmentation_chosen_for_a_cine_keeps_its_voxels(headless):
+    browser, _, proxy = mrml.sequence_from_array(headless.scene, np.zeros((6, 12, 16), np.uint8), None, "cine")
+    browser.SetSelectedItemNumber(2)
+    user = headless.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "drawn by hand")
+    user.SetReferenceImageGeometryParameterFromVolumeNode(proxy)
+    segment = mrml.add_segment(user, "lesion")
+    drawn = np.zeros((1, 12, 16), bool)
+    drawn[0, 3:8, 4:11] = True  # 35 voxels
+    targets._write_segment(user, segment, drawn, mrml.ijk_to_ras_of(proxy))
+    assert _voxels(user, segment, (1, 12, 16), mrml.ijk_to_ras_of(proxy)) == 35
+    target = mrml.target_for(mrml.input_from_node(browser), user)
+    assert _voxels(user, segment, (1, 12, 16), mrml.ijk_to_ras_of(proxy)) == 35, "the proxy was emptied"
+    assert target.read(segment, [2])[2].sum() == 35, "the shown frame's item does not hold the drawing"
+    browser.SetSelectedItemNumber(4)
+    browser.SetSelectedItemNumber(2)  # the browser copies the item back into the proxy
+    assert _voxels(user, segment, (1, 12, 16), mrml.ijk_to_ras_of(proxy)) == 35, "scrolling erased the drawing"
+    assert target.read(segment, [4])[4].sum() == 0
+
+
+def test_a_segment_on_a_larger_image_is_read_onto_the_input_grid(headless):
+    volume = mrml.volume_from_array(headless.scene, np.zeros((4, 10, 12), np.uint8), None, "small")
+    segmentation = headless.scene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+    segment = mrml.add_segment(segmentation)
+    larger = np.zeros((8, 20, 24), bool)  # starts 2 voxels before the small volume on each axis
+    larger[3, 4:9, 5:10] = True  # inside the small volume: slice 1, rows 2..6, columns 3..7
+    larger[7, 18, 20] = True  # outside it
+    shifted = np.eye(4)
+    shifted[:3, 3] = -2.0
+    targets._write_segment(segmentation, segment, larger, shifted)
+    target = mrml.target_for(mrml.input_from_node(volume, "K"), segmentation)
+    voxels = target.read_all(segment)
+    expected = np.zeros((4, 10, 12), bool)
+    expected[1, 2:7, 3:8] = True
+    np.testing.assert_array_equal(voxels, expected)
+    target.write(segment, {0: np.ones((10, 12), bool)})  # writes and undo work on it too
+    assert target.read(segment, [0])[0].all() and target.read(segment, [1])[1].sum() == 25
+
+
+def test_a_click_on_a_cine_stored_as_one_volume_writes_only_its_slices(headless, monkeypatch):
+    volume = mrml.volume_from_array(headless.scene, np.zeros((30, 16, 20), np.uint8), None, "cine as volume")
+    target = mrml.target_for(mrml.input_from_node(volume, "K"))
+    segment = target.ensure_segment()
+    first = {f: np.random.default_rng(f).random((16, 20)) > 0.5 for f in range(30)}
+    target.write(segment, first)
+    labelmap = segmentation_labelmap = target.node.GetSegmentation().GetSegment(segment).GetRepresentation(
+        targets._labelmap_name())
+
+    def whole_segment(*args, **kwargs):
+        raise AssertionError("the whole segment was written for one slice")
+
+    monkeypatch.setattr(targets, "_write_segment", whole_segment)
+    monkeypatch.setattr(targets, "_read_segment", whole_segment)
+    before = labelmap.GetMTime()
+    new = np.zeros((16, 20), bool)
+    new[2:5, 3:9] = True
+    target.write(segment, {12: new})
+    assert segmentation_labelmap.GetMTime() > before  # written in place
+    read = target.read(segment, [11, 12, 13])
+    np.testing.assert_array_equal(read[12], new)
+    np.testing.assert_array_equal(read[11], first[11])
+    np.testing.assert_array_equal(read[13], first[13])
+
+
+def test_points_beyond_the_image_are_refused_and_cleared(headless):
+    volume = mrml.volume_from_array(headless.scene, np.zeros((6, 20, 24), np.uint8), None, "volume")
+    source = mrml.input_from_node(volume, "K")
+    target = mrml.target_for(source)
+    segment = target.ensure_segment()
+    node = mrml.prompt_node(target, segment, "positive")
+    good = mrml.add_prompt_point(node, (10.0, 10.0, 2.0))
+    stray = mrml.add_prompt_point(node, (10.0, 10.0, 40.0))
+    assert mrml.check_point(source, node, good)[0] == 2
+    with pytest.raises(PromptError, match="slice 40.00"):
+        mrml.check_point(source, node, stray)
+    off_columns = mrml.add_prompt_point(node, (30.0, 10.0, 2.0))
+    with pytest.raises(PromptError, match="outside the image"):
+        mrml.check_point(source, node, off_columns)
+    with pytest.raises(PromptError):
+        mrml.frame_prompts(source, {"positive": node})
+    assert mrml.remove_prompts(source, [node], frame=2) == 3  # this frame's point and the two stray ones
+    node.RemoveAllControlPoints()
+    mrml.add_prompt_point(node, (10.0, 10.0, 2.0))
+    mrml.add_prompt_point(node, (10.0, 10.0, 40.0))
+    assert mrml.remove_prompts(source, [node], frame=4) == 1  # only the stray one
+    assert list(mrml.frame_prompts(source, {"positive": node})) == [2]
+
+
+def test_a_frame_change_reads_no_frames(headless, monkeypatch):
+    browser, _, _ = mrml.sequence_from_array(headless.scene, np.zeros((8, 12, 16), np.uint8), None, "cine")
+    target = mrml.target_for(mrml.input_from_node(browser))
+    segment = target.ensure_segment()
+    node = mrml.prompt_node(target, segment, "boundary")
+    for frame in (1, 5):
+        mrml.add_prompt_point(node, (3.0, 4.0, 0.0), frame=frame)
+
+    def reads_frames(*args, **kwargs):
+        raise AssertionError("a frame change read the cine's frames")
+
+    monkeypatch.setattr(geometry, "_image_array", reads_frames)
+    monkeypatch.setattr(inputs, "_image_array", reads_frames)
+    monkeypatch.setattr(inputs, "input_fingerprint", reads_frames)
+    browser.SetSelectedItemNumber(5)
+    assert mrml.show_points_of_current_frame(browser, target.node, segment) == 5
+    assert [node.GetNthControlPointVisibility(i) for i in range(2)] == [False, True]
+    assert vtk is not None
