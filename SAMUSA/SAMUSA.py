@@ -963,26 +963,10 @@ class SAMUSALogic(ScriptedLoadableModuleLogic):
 
     def currentFrame(self, inputNode, axis: str = "K") -> int:
         """The frame shown: the browser's item for a cine, else the slice of the view most
-        aligned with the frame axis."""
-        source = self.inputOf(inputNode, axis)
-        if source.kind == "sequence":
-            frame = source.current_frame()
-            return 0 if frame is None else frame
-        import numpy as np
+        aligned with the frame axis (SAMUSALib.mrml.frame_shown)."""
+        from SAMUSALib import mrml
 
-        axisColumn = {"I": 0, "J": 1, "K": 2}[source.axis]
-        direction = source.frame_ijk_to_ras[0][:3, axisColumn]
-        best, bestAlignment = None, -1.0
-        for sliceNode in slicer.util.getNodesByClass("vtkMRMLSliceNode"):
-            sliceToRAS = sliceNode.GetSliceToRAS()
-            normal = np.array([sliceToRAS.GetElement(r, 2) for r in range(3)])
-            alignment = abs(float(np.dot(normal, direction))) / (np.linalg.norm(direction) or 1.0)
-            if alignment > bestAlignment:
-                best, bestAlignment = sliceNode, alignment
-        if best is None:
-            return 0
-        center = [best.GetSliceToRAS().GetElement(r, 3) for r in range(3)]
-        return source.frame_at(center)
+        return mrml.frame_shown(self.inputOf(inputNode, axis))
 
     def stampPoint(self, inputNode, markupsNode, index: int, axis: str = "K") -> int:
         """Check a just-placed point and record on which frame it lies (needed in a cine);

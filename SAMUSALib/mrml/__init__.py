@@ -49,7 +49,7 @@ from .geometry import (
     sequence_from_array,
     volume_from_array,
 )
-from .inputs import SlicerInput, browser_of_proxy, current_frame_of_browser, input_fingerprint, input_from_node
+from .inputs import SlicerInput, browser_of_proxy, current_frame_of_browser, frame_shown, input_fingerprint, input_from_node
 from .prompt_nodes import (
     ATTRIBUTE_PROMPT,
     ATTRIBUTE_SEGMENT,
@@ -107,6 +107,7 @@ __all__ = [
     "existing_prompt_nodes",
     "check_point",
     "current_frame_of_browser",
+    "frame_shown",
     "remove_prompts",
     "UndoStep",
     "UndoStack",

@@ -214,3 +214,26 @@ def _sequence_input(browser) -> SlicerInput:
     frames = FrameSource(np.stack(arrays), axis="K", geometry=geometry_from_ijk_to_ras(matrices[0]))
     return SlicerInput(frames, "sequence", proxy, matrices, input_fingerprint(browser), browser, sequence)
 
+
+
+def frame_shown(source: SlicerInput) -> int:
+    """The frame the user looks at: the browser's item for a cine; for a volume, the slice
+    through the centre of the slice view whose normal is most aligned with the frame axis
+    (0 when the scene has no slice views)."""
+    if source.kind == "sequence":
+        frame = source.current_frame()
+        return 0 if frame is None else frame
+    scene = source.node.GetScene()
+    direction = source.frame_ijk_to_ras[0][:3, {"I": 0, "J": 1, "K": 2}[source.axis]]
+    best, best_alignment = None, -1.0
+    collection = scene.GetNodesByClass("vtkMRMLSliceNode") if scene is not None else None
+    for index in range(collection.GetNumberOfItems() if collection is not None else 0):
+        slice_node = collection.GetItemAsObject(index)
+        slice_to_ras = slice_node.GetSliceToRAS()
+        normal = np.array([slice_to_ras.GetElement(r, 2) for r in range(3)])
+        alignment = abs(float(np.dot(normal, direction))) / (np.linalg.norm(direction) or 1.0)
+        if alignment > best_alignment:
+            best, best_alignment = slice_node, alignment
+    if best is None:
+        return 0
+    return source.frame_at([best.GetSliceToRAS().GetElement(r, 3) for r in range(3)])
