@@ -33,6 +33,7 @@ def pytest_configure(config):
 
     config._samusa_cache = tempfile.mkdtemp(prefix="samusa-test-cache-")
     os.environ["SAMUSA_CACHE_DIR"] = config._samusa_cache
+    config.addinivalue_line("markers", "clinician: run the Slicer module with developer mode off")
 
 
 def pytest_unconfigure(config):
@@ -85,7 +86,7 @@ def require_slicer_layer() -> None:
     if SLICER_LAYER_INSTALLED:
         return
     reason = slicer_stand_in.available()
-    if os.environ.get("CI", "").lower() == "true":
+    if in_ci():
         pytest.fail(f"CI needs Slicer's Python layer and slicer-core: {reason}")
     pytest.skip(reason)
 
@@ -133,7 +134,3 @@ def app(monkeypatch, tiny_model, request):
     yield session, loaded.python_module
     session.close()
     sys.modules.pop("SAMUSA", None)
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "clinician: run the Slicer module with developer mode off")
