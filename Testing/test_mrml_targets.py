@@ -133,3 +133,37 @@ def test_a_frame_change_reads_no_frames(headless, monkeypatch):
     assert mrml.show_points_of_current_frame(browser, target.node, segment) == 5
     assert [node.GetNthControlPointVisibility(i) for i in range(2)] == [False, True]
     assert vtk is not None
+
+
+@pytest.mark.parametrize("kind", ["sequence", "volume"])
+def test_a_mask_edited_by_hand_becomes_that_frame_s_mask_prompt(headless, tiny_model, kind):
+    """Issue 16 item 4: what the user painted over SAMUSA's mask is kept and becomes the
+    frame's mask prompt, so propagation continues from it."""
+    frames = np.zeros((5, 24, 32), np.uint8)
+    frames[:, 6:18, 8:24] = 200
+    if kind == "sequence":
+        node, _, _ = mrml.sequence_from_array(headless.scene, frames, None, "cine")
+    else:
+        node = mrml.volume_from_array(headless.scene, frames, None, "cine as volume")
+    segmenter = mrml.InteractiveSegmenter(model_factory=lambda name, device: tiny_model, write_interval=0.0)
+    target = segmenter.target(node)
+    segment = target.ensure_segment()
+    prompt = mrml.prompt_node(target, segment, "positive")
+    mrml.add_prompt_point(prompt, (15.0, 12.0, 1.0 if kind == "volume" else 0.0), frame=1 if kind == "sequence" else None)
+    first = segmenter.propagate(node, target.node, segment, model="test-tiny", device="cpu")
+    assert sorted(first.frames_written) == list(range(5))
+    assert segmenter.hand_edited_frames(target.node, segment) == []
+    drawn = np.zeros((24, 32), bool)
+    drawn[4:20, 5:27] = True  # the user paints frame 3 (Segment Editor)
+    target.write(segment, {3: drawn})
+    segmenter.segment_frame(node, target.node, segment, model="test-tiny", device="cpu")
+    assert segmenter.hand_edited_frames(target.node, segment) == [3]
+    _, session = segmenter.session(node, model="test-tiny", device="cpu")
+    obj = session.objects[segmenter._objects[(target.node.GetID(), segment)]]
+    np.testing.assert_array_equal(obj.prompts[3].mask, drawn)
+    again = segmenter.propagate(node, target.node, segment, model="test-tiny", device="cpu")
+    assert 3 not in again.frames_written  # kept as drawn
+    np.testing.assert_array_equal(target.read(segment, [3])[3], drawn)
+    assert 4 in again.frames_computed  # carried on from the drawing
+    assert segmenter.clear_prompts(node, target.node, segment, frame=3) >= 1
+    assert segmenter.hand_edited_frames(target.node, segment) == []

@@ -50,6 +50,8 @@ class _Writer:
         self.interval = 0.0 if target.kind == "sequence" else interval
         self.pending: dict[int, np.ndarray] = {}
         self.written: list[int] = []
+        self.keep_as_drawn: set[int] = set()
+        self.on_write = None
         self._last = time.perf_counter()
 
     def add(self, frame: int, mask: np.ndarray) -> None:
@@ -65,6 +67,8 @@ class _Writer:
         return node.GetScene() is not None and (sequence is None or sequence.GetScene() is not None)
 
     def flush(self) -> None:
+        for frame in self.keep_as_drawn:
+            self.pending.pop(frame, None)  # the user's drawing stays as drawn
         if not self.pending:
             return
         if not self.alive:
@@ -72,6 +76,8 @@ class _Writer:
             return
         self.step.keep(self.pending)
         self.target.write(self.segment_id, self.pending)
+        if self.on_write is not None:
+            self.on_write(self.pending)
         self.written += sorted(self.pending)
         self.pending = {}
         self._last = time.perf_counter()
@@ -101,6 +107,10 @@ class InteractiveSegmenter:
         self._input: SlicerInput | None = None
         self._objects: dict[tuple[str, str], int] = {}
         self._cancel = False
+        # what SAMUSA wrote, per (segmentation ID, segment ID): {frame: (voxel stamp, mask bytes)}
+        self._written: dict[tuple[str, str], dict[int, tuple]] = {}
+        # masks the user drew over SAMUSA's (e.g. with the Segment Editor): mask prompts
+        self._hand_masks: dict[tuple[str, str], dict[int, np.ndarray]] = {}
 
     # ---- session
     def model(self, model: str, device: str):
@@ -140,6 +150,8 @@ class InteractiveSegmenter:
         """Forget the session and its cached features (e.g. when the scene closes)."""
         self._session = self._session_key = self._input = None
         self._objects.clear()
+        self._written.clear()
+        self._hand_masks.clear()
         self.undo_stack.clear()
 
     @property
@@ -163,6 +175,11 @@ class InteractiveSegmenter:
         Returns (object id, frames whose prompts changed)."""
         obj_id = self._object_id(target, segment_id)
         wanted = frame_prompts(input_, prompt_nodes(target, segment_id))
+        hand = self._hand_edits(target, segment_id)
+        for frame, mask in hand.items():
+            prompt = wanted.get(frame) or FramePrompt(frame)
+            prompt.mask = mask
+            wanted[frame] = prompt
         window = target.window(segment_id)
         name = target.segment_name(segment_id)
         if obj_id not in session.objects:
@@ -183,9 +200,41 @@ class InteractiveSegmenter:
         for frame, prompt in wanted.items():
             if not _same_prompt(obj.prompts.get(frame), prompt):
                 session.add_prompt(obj_id, frame, boundary=prompt.boundary, positive=prompt.positive,
-                                   negative=prompt.negative, box=prompt.box, replace=True)
+                                   negative=prompt.negative, box=prompt.box, mask=prompt.mask, replace=True)
                 changed.append(frame)
         return obj_id, sorted(set(changed))
+
+    # ---- masks edited by hand
+    def _key(self, target, segment_id: str) -> tuple[str, str]:
+        return (target.node.GetID(), segment_id)
+
+    def _record(self, target, segment_id: str, masks) -> None:
+        """Remember what SAMUSA wrote (or undo restored) on these frames."""
+        written = self._written.setdefault(self._key(target, segment_id), {})
+        for frame, mask in masks.items():
+            written[int(frame)] = (target.stamp(segment_id, frame), np.packbits(np.asarray(mask, bool)).tobytes())
+
+    def _hand_edits(self, target, segment_id: str) -> dict[int, np.ndarray]:
+        """Frames whose voxels differ from what SAMUSA last wrote there: the user edited
+        them (Segment Editor, paint, scissors). Each becomes that frame's mask prompt, so
+        propagation continues from what the user drew. Only frames whose voxel stamp
+        changed are read."""
+        key = self._key(target, segment_id)
+        written = self._written.get(key, {})
+        hand = self._hand_masks.setdefault(key, {})
+        suspects = [f for f, (stamp, _) in written.items() if target.stamp(segment_id, f) != stamp]
+        if suspects:
+            for frame, mask in target.read(segment_id, suspects).items():
+                if np.packbits(mask).tobytes() != written[frame][1]:
+                    hand[frame] = mask
+                    del written[frame]
+                else:
+                    written[frame] = (target.stamp(segment_id, frame), written[frame][1])
+        return dict(hand)
+
+    def hand_edited_frames(self, segmentation_node, segment_id: str) -> list[int]:
+        """Frames of a segment whose masks the user drew by hand (now mask prompts)."""
+        return sorted(self._hand_masks.get((segmentation_node.GetID(), segment_id), {}))
 
     def set_window(self, input_node, segmentation_node, segment_id: str, start: int | None, end: int | None,
                    *, axis: str = "K") -> TemporalWindow | None:
@@ -228,6 +277,8 @@ class InteractiveSegmenter:
         step = self.undo_stack.begin(target, segment_id, "segment frame")
         step.prompt_point = prompt_point
         writer = _Writer(target, segment_id, step, 0.0)
+        writer.keep_as_drawn = set(self._hand_masks.get(self._key(target, segment_id), {}))
+        writer.on_write = lambda masks: self._record(target, segment_id, masks)
         for f in frames:
             writer.add(f, session.mask(obj_id, f))
         writer.flush()
@@ -258,6 +309,8 @@ class InteractiveSegmenter:
         window = target.window(segment_id)
         step = self.undo_stack.begin(target, segment_id, "propagate")
         writer = _Writer(target, segment_id, step, self.write_interval)
+        writer.keep_as_drawn = set(self._hand_masks.get(self._key(target, segment_id), {}))
+        writer.on_write = lambda masks: self._record(target, segment_id, masks)
         computed: list[int] = []
         for f in changed:
             if window is None or f in window:
@@ -293,12 +346,18 @@ class InteractiveSegmenter:
         its prompts made (propagation refills it from its neighbours)."""
         input_ = self.input(input_node, axis)
         target = target_for(input_, segmentation_node)
-        return remove_prompts(input_, prompt_nodes(target, segment_id).values(), frame)
+        hand = self._hand_masks.get(self._key(target, segment_id), {})
+        dropped = [f for f in hand if frame is None or f == frame]
+        for f in dropped:
+            del hand[f]  # its voxels stay; it is no longer a prompt
+        return remove_prompts(input_, prompt_nodes(target, segment_id).values(), frame) + len(dropped)
 
     def undo(self) -> UndoStep | None:
         """Undo the last write; the session forgets the segment's propagated frames so the
         next propagate recomputes them from the (restored) prompts."""
         step = self.undo_stack.undo()
+        if step is not None and step.target.node.GetScene() is not None:
+            self._record(step.target, step.segment_id, step.masks())
         if step is not None and self._session is not None:
             obj_id = self._objects.get((step.target.node.GetID(), step.segment_id))
             if obj_id is not None and obj_id in self._session.objects:
@@ -314,6 +373,7 @@ def _same_prompt(a: FramePrompt | None, b: FramePrompt) -> bool:
         and np.array_equal(a.positive, b.positive)
         and np.array_equal(a.negative, b.negative)
         and a.box == b.box
-        and a.mask is None
+        and ((a.mask is None and b.mask is None)
+             or (a.mask is not None and b.mask is not None and np.array_equal(a.mask, b.mask)))
     )
 

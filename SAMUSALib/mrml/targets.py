@@ -263,6 +263,11 @@ class SegmentationTarget:
     def read(self, segment_id: str, frames: Iterable[int]) -> dict[int, np.ndarray]:
         raise NotImplementedError
 
+    def stamp(self, segment_id: str, frame: int) -> tuple:
+        """Changes whenever the segment's voxels on `frame` may have changed (cheap: no voxel
+        is read); used to find frames edited by hand since SAMUSA wrote them."""
+        raise NotImplementedError
+
     def write(self, segment_id: str, masks: Mapping[int, np.ndarray]) -> None:
         raise NotImplementedError
 
@@ -308,6 +313,13 @@ class VolumeTarget(SegmentationTarget):
                 return {f: volume[self._frame_slice(f)].copy() for f in frames}
             out[frame] = region.reshape(self._frame_shape_of())
         return out
+
+    def stamp(self, segment_id: str, frame: int) -> tuple:
+        segment = self.node.GetSegmentation().GetSegment(segment_id)
+        image = segment.GetRepresentation(_labelmap_name()) if segment is not None else None
+        if image is None:
+            return (None,)
+        return (image.GetAddressAsString("vtkOrientedImageData"), image.GetMTime())
 
     def _frame_region(self, frame: int) -> tuple:
         index: list = [slice(None)] * 3
@@ -384,6 +396,14 @@ class SequenceTarget(SegmentationTarget):
             else:
                 out[int(frame)] = _read_segment(item, segment_id, self._frame_shape, self.input.frame_ijk_to_ras[frame])[0]
         return out
+
+    def stamp(self, segment_id: str, frame: int) -> tuple:
+        item = self.item(frame, create=False)
+        segment = item.GetSegmentation().GetSegment(segment_id) if item is not None else None
+        image = segment.GetRepresentation(_labelmap_name()) if segment is not None else None
+        if image is None:
+            return (None,)
+        return (image.GetAddressAsString("vtkOrientedImageData"), image.GetMTime())
 
     def write(self, segment_id: str, masks: Mapping[int, np.ndarray]) -> None:
         current = self.input.current_frame()
