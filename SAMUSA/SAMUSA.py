@@ -281,11 +281,54 @@ class SAMUSAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.cancelButton.connect("clicked()", self.onCancel)
         self.ui.undoButton.connect("clicked()", self.onUndo)
         self.ui.progressBar.setVisible(False)
+        self._setupSegmentEditor()
 
         self._platformProblem = slicerVersionProblem()
         self.initializeParameterNode()
         if self._platformProblem:
             self._showStatus(self._platformProblem)
+
+    EDITOR_EFFECTS = ("Paint", "Erase", "Scissors", "Draw", "Smoothing")
+    """Segment Editor effects offered inside the panel: a hand-edited mask becomes that
+    frame's mask prompt (SAMUSALib.mrml.InteractiveSegmenter), so propagation continues from it."""
+
+    def _setupSegmentEditor(self) -> None:
+        """An embedded Segment Editor (as SlicerNNInteractive does), on SAMUSA's segmentation,
+        segment and image, so painting, erasing and scissors never leave the module."""
+        import ctk
+
+        box = ctk.ctkCollapsibleButton()
+        box.text = _("Edit by hand")
+        box.collapsed = True
+        self.layout.addWidget(box)
+        layout = qt.QVBoxLayout(box)
+        self.segmentEditorWidget = slicer.qMRMLSegmentEditorWidget()
+        self.segmentEditorWidget.setMRMLScene(slicer.mrmlScene)
+        self.segmentEditorWidget.effectNameOrder = list(self.EDITOR_EFFECTS)
+        self.segmentEditorWidget.unorderedEffectsVisible = False
+        self.segmentEditorWidget.segmentationNodeSelectorVisible = False
+        self.segmentEditorWidget.sourceVolumeNodeSelectorVisible = False
+        self.segmentEditorWidget.switchToSegmentationsButtonVisible = False
+        layout.addWidget(self.segmentEditorWidget)
+        self._segmentEditorNodeFor(slicer.mrmlScene)
+
+    def _segmentEditorNodeFor(self, scene) -> None:
+        node = scene.GetSingletonNode("SAMUSA", "vtkMRMLSegmentEditorNode")
+        if node is None:
+            node = slicer.vtkMRMLSegmentEditorNode()
+            node.SetSingletonTag("SAMUSA")
+            node = scene.AddNode(node)
+        self.segmentEditorWidget.setMRMLSegmentEditorNode(node)
+
+    def _updateSegmentEditor(self) -> None:
+        p = self._parameterNode
+        if p is None or not hasattr(self, "segmentEditorWidget"):
+            return
+        editor = self.segmentEditorWidget
+        editor.setSegmentationNode(p.segmentation)
+        editor.setSourceVolumeNode(self.logic.shownVolume(p.inputNode))
+        if p.segmentID:
+            editor.setCurrentSegmentID(p.segmentID)
 
     def cleanup(self) -> None:
         self._removeShortcuts()
@@ -349,6 +392,8 @@ class SAMUSAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic.dropSession()
 
     def onSceneEndClose(self, caller, event) -> None:
+        if hasattr(self, "segmentEditorWidget"):
+            self._segmentEditorNodeFor(slicer.mrmlScene)
         if self.parent.isEntered:
             self.initializeParameterNode()
             self._observeInteractionNode(True)
@@ -393,6 +438,7 @@ class SAMUSAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         for mode, name in self.PROMPT_BUTTONS.items():
             getattr(self.ui, name).checked = self._isPlacing(mode)
         self._updateWindowLabel()
+        self._updateSegmentEditor()
         self._checkCanRun()
         self._warnIfModelChanged()
         if caller is not None and self.parent.isEntered:
@@ -428,6 +474,8 @@ class SAMUSAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.propagateButton.toolTip = reason or _("Carry the masks through the segment's window (key P)")
         self.ui.cancelButton.enabled = self._busy
         self.ui.undoButton.enabled = not self._busy and self.logic.canUndo()
+        if hasattr(self, "segmentEditorWidget"):
+            self.segmentEditorWidget.enabled = not self._busy and not self._platformProblem
 
     def _updateWindowLabel(self) -> None:
         p = self._parameterNode
@@ -904,6 +952,15 @@ class SAMUSALogic(ScriptedLoadableModuleLogic):
         if inputNode is None:
             raise ValueError(_("Choose an image first."))
         return self.segmenter.target(inputNode, segmentationNode, axis=axis, create=create)
+
+    def shownVolume(self, inputNode):
+        """The volume node the views show for an input (a cine's proxy volume)."""
+        if inputNode is None or not inputNode.IsA("vtkMRMLSequenceBrowserNode"):
+            return inputNode
+        from SAMUSALib.mrml import browser_of_proxy  # noqa: F401  (imports SAMUSALib lazily)
+        from SAMUSALib.mrml.inputs import _volume_sequence_of
+
+        return inputNode.GetProxyNode(_volume_sequence_of(inputNode))
 
     @staticmethod
     def browserOf(inputNode):

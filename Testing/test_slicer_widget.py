@@ -235,7 +235,8 @@ def test_controls_that_change_the_computation_are_disabled_during_a_run(app):
     original = widget._onProgress
 
     def spy(done, total, frame):
-        seen.append({name: getattr(widget.ui, name).enabled for name in widget.RUN_INPUTS})
+        seen.append({name: getattr(widget.ui, name).enabled for name in widget.RUN_INPUTS}
+                    | {"segmentEditorWidget": widget.segmentEditorWidget.enabled})
         original(done, total, frame)
 
     widget._onProgress = spy
@@ -372,3 +373,15 @@ def test_default_model_runs_through_the_bridge_and_the_logic(app):
     assert logic.undo()
     assert not any(m.any() for m in logic.target(proxy, segmentation).read(segment, range(3)).values())
     assert slicer.mrmlScene is not None
+
+
+def test_the_embedded_segment_editor_follows_the_panel(app):
+    """Issue 16 item 4: Segment Editor painting, erasing and scissors inside the panel."""
+    session, widget = _propagate_setup(app)
+    p = widget._parameterNode
+    editor = widget.segmentEditorWidget
+    assert editor.segmentationNode() is p.segmentation and editor.currentSegmentID() == p.segmentID
+    assert editor.sourceVolumeNode() is widget.logic.shownVolume(p.inputNode)
+    assert editor.sourceVolumeNode().IsA("vtkMRMLScalarVolumeNode")
+    assert {"Paint", "Erase", "Scissors"} <= set(editor.effectNameOrder)
+    assert editor.mrmlSegmentEditorNode() is not None and editor.mrmlSegmentEditorNode().GetScene() is not None
