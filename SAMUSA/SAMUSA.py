@@ -606,10 +606,35 @@ class SAMUSAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         pointID = caller.GetNthControlPointID(index)
         # Segment after the markups interaction has finished handling this click.
-        qt.QTimer.singleShot(0, lambda: self._run(
-            _("Segmenting frame {frame} failed.").format(frame=frame),
-            lambda: self.logic.segmentFrame(p.inputNode, p.segmentation, p.segmentID, None,
-                                            p.modelName, p.device, p.axis.value, promptPoint=(caller, pointID))))
+        qt.QTimer.singleShot(0, lambda: self._segmentClick(caller, pointID, frame))
+
+    def _segmentClick(self, node, pointID: str, frame: int) -> None:
+        """Segment after a click. The first click on an image shows each stage (model load,
+        download, first encoding) and can be cancelled: then the click is removed."""
+        p = self._parameterNode
+        if p is None:
+            return
+        ready = self.logic.isReady(p.inputNode, p.modelName, p.device, p.axis.value, frame)
+
+        def action():
+            if not ready and not self.logic.prepare(p.inputNode, p.modelName, p.device, p.axis.value, frame,
+                                                    progress=self._onStage, cancel=lambda: self._cancelRequested):
+                index = node.GetNthControlPointIndexByID(pointID)
+                if index >= 0:
+                    node.RemoveNthControlPoint(index)
+                self._showStatus(_("Cancelled before the model was ready: the click was removed."))
+                return
+            self.logic.segmentFrame(p.inputNode, p.segmentation, p.segmentID, None,
+                                    p.modelName, p.device, p.axis.value, promptPoint=(node, pointID))
+
+        self._run(_("Segmenting frame {frame} failed.").format(frame=frame), action, showProgress=not ready)
+
+    def _onStage(self, text: str) -> None:
+        """A stage of getting ready (no fraction known): a busy bar with its name."""
+        self.ui.progressBar.maximum = 0
+        self.ui.progressBar.format = text
+        self._showStatus(text)
+        slicer.app.processEvents()  # paints and lets Cancel / Esc through
 
     def _isPlacingOn(self, node) -> bool:
         """Whether the views are placing points into this markups node (a user's click)."""
@@ -926,6 +951,24 @@ class SAMUSALogic(ScriptedLoadableModuleLogic):
 
             self._segmenter = InteractiveSegmenter()
         return self._segmenter
+
+    def isReady(self, inputNode, modelName: str, device: str = "auto", axis: str = "K", frame=None) -> bool:
+        """Whether a click would be segmented at once (model loaded, image read, frame encoded)."""
+        return self._segmenter is not None and self._segmenter.is_ready(
+            inputNode, model=modelName, device=device, axis=axis, frame=frame)
+
+    def prepare(self, inputNode, modelName: str, device: str = "auto", axis: str = "K", frame=None,
+                progress=None, cancel=None) -> bool:
+        """Load the model, read the image and encode `frame`, telling ``progress(text)`` each
+        stage; False when ``cancel()`` stopped it (SAMUSALib.mrml.InteractiveSegmenter.prepare)."""
+        self.requireDependencies(modelName)
+        started = time.time()
+        ready = self.segmenter.prepare(inputNode, model=modelName, device=device, axis=axis, frame=frame,
+                                       progress=progress, cancel=cancel)
+        if ready:
+            self.log(_("Ready in {seconds:.1f} s (model {model} on {device}).").format(
+                seconds=time.time() - started, model=modelName, device=device))
+        return ready
 
     def hasSession(self) -> bool:
         """Whether image features are cached (a model has encoded frames of the input)."""

@@ -385,3 +385,35 @@ def test_the_embedded_segment_editor_follows_the_panel(app):
     assert editor.sourceVolumeNode().IsA("vtkMRMLScalarVolumeNode")
     assert {"Paint", "Erase", "Scissors"} <= set(editor.effectNameOrder)
     assert editor.mrmlSegmentEditorNode() is not None and editor.mrmlSegmentEditorNode().GetScene() is not None
+
+
+def test_the_first_click_shows_its_stages_and_can_be_cancelled(app):
+    """Issue 16 item 4: model load, download and first encoding are shown and cancellable."""
+    session, _ = app
+    browser, _, _ = _cine()
+    widget = _widget(app)
+    _prepare(widget, browser)
+    stages, original = [], widget._onStage
+
+    def cancel_at_once(text):
+        stages.append(text)
+        original(text)
+        widget.onCancel()  # the user presses Cancel (or Esc) while the model loads
+
+    widget._onStage = cancel_at_once
+    node = _place(widget, "boundaryButton", (12.0, 9.0, 0.0))
+    session.process_events()
+    assert stages and stages[0].startswith("Loading the model test-tiny")
+    assert node.GetNumberOfControlPoints() == 0 and "click was removed" in widget.ui.statusLabel.text
+    assert not widget.logic.canUndo() and not widget._busy
+
+    stages.clear()
+    widget._onStage = lambda text: (stages.append(text), original(text))
+    _place(widget, "boundaryButton", (12.0, 9.0, 0.0), start=False)
+    session.process_events()
+    assert any(s.startswith("Reading the image") for s in stages) and any(s.startswith("Encoding frame") for s in stages)
+    assert widget.logic.canUndo(), "the click was not segmented once ready"
+    stages.clear()
+    _place(widget, "boundaryButton", (14.0, 10.0, 0.0), start=False)
+    session.process_events()
+    assert stages == [], "a later click on an encoded frame showed the first-click stages again"

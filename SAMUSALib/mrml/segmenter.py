@@ -146,6 +146,41 @@ class InteractiveSegmenter:
             self._objects.clear()
         return input_, self._session
 
+    def is_ready(self, input_node, *, model: str, device: str = "auto", axis: str = "K", frame: int | None = None) -> bool:
+        """Whether a click would run at once: the model loaded, its session open on this
+        input, and `frame` (if given) encoded."""
+        if (str(model), str(device)) not in self._models or self._session is None or self._input is None:
+            return False
+        if not self._input_is(input_node, axis) or self._session_key[2:] != (str(model), str(device)):
+            return False
+        return frame is None or int(frame) in self._session.features
+
+    def prepare(self, input_node, *, model: str, device: str = "auto", axis: str = "K", frame: int | None = None,
+                progress: Callable[[str], None] | None = None, cancel: Callable[[], bool] | None = None) -> bool:
+        """Get ready for the first click: load the model (its weights are downloaded and
+        checked on first use), open the session, encode `frame`. ``progress(text)`` is told
+        each stage; ``cancel()`` is polled between stages. Returns False when cancelled
+        (what finished is kept: a loaded model stays loaded)."""
+        def stage(text: str) -> bool:
+            if cancel is not None and cancel():
+                return False
+            if progress is not None:
+                progress(text)
+            return True
+
+        if (str(model), str(device)) not in self._models:
+            if not stage(f"Loading the model {model} on {device} (downloaded and checked on first use)..."):
+                return False
+            self.model(model, device)
+        if not stage("Reading the image..."):
+            return False
+        _, session = self.session(input_node, model=model, device=device, axis=axis)
+        if frame is not None and int(frame) not in session.features:
+            if not stage(f"Encoding frame {int(frame)} (the first click on an image takes longest)..."):
+                return False
+            session.features.get(int(frame))
+        return not (cancel is not None and cancel())
+
     def drop_session(self) -> None:
         """Forget the session and its cached features (e.g. when the scene closes)."""
         self._session = self._session_key = self._input = None
