@@ -33,7 +33,7 @@ from .errors import PromptError
 from .frames import FrameSource
 from .heap import TRIM_EVERY, release_free_memory
 from .prompts import DEFAULT_COLORS, FramePrompt, PromptSet, TemporalWindow
-from .sam2_backend import PRESENT_LOGIT, SAM2Backend, presence_forced  # noqa: F401 (re-exported)
+from .backends.sam2.backend import PRESENT_LOGIT, SAM2Backend, presence_forced  # noqa: F401 (re-exported)
 
 DIRECTIONS = ("both", "forward", "backward")
 
@@ -414,7 +414,7 @@ def make_backend(frames: FrameSource, model, feature_cache_mb: int | None = None
     if family == "sam2":
         return SAM2Backend(frames, model, feature_cache_mb)
     if family == "litemedsam":
-        from .litemedsam import make_backend as litemedsam_backend
+        from .backends.litemedsam import make_backend as litemedsam_backend
 
         return litemedsam_backend(frames, model, feature_cache_mb)
     raise PromptError(f"no session backend for models of family {family!r}")

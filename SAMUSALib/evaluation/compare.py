@@ -87,8 +87,8 @@ def run(args: argparse.Namespace) -> dict:
     from ..evaluation import load_cases, run_image_protocol, run_video_protocol
     from ..evaluation.report import summarize, to_json, write_json, write_report
     from ..models import load_model
-    from .backend import shared_embeddings
-    from .encodings import BOUNDARY_ENCODINGS, REGION_ENCODINGS
+    from ..backends.litemedsam.backend import shared_embeddings
+    from ..backends.litemedsam.encodings import BOUNDARY_ENCODINGS, REGION_ENCODINGS
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import ModelError
+from ...errors import ModelError
 from .encoder import TinyViTEncoder
 
 IMAGE_SIZE = 256
@@ -159,7 +159,7 @@ def sam1_to_sam2_names(state: dict) -> dict:
 
 def build_litemedsam(checkpoint: str | os.PathLike[str] | None = None, *, verify: bool = True) -> tuple[LiteMedSAM, Path]:
     """LiteMedSAM with the pretrained weights, in eval mode on the CPU; and the file used."""
-    from ..models import sha256_of
+    from ...models import sha256_of
 
     path = Path(checkpoint) if checkpoint is not None else installed_checkpoint()
     if path is None:
@@ -259,7 +259,7 @@ def checkpoint_path() -> Path | None:
     path = installed_checkpoint()
     if path is not None:
         return path
-    from ..models import cache_dir
+    from ...models import cache_dir
 
     cached = cache_dir() / CHECKPOINT_NAME
     return cached if cached.is_file() else None
@@ -273,7 +273,7 @@ def is_litemedsam_state(state) -> bool:
 def _with_delta(spec, base: LiteMedSAM, checkpoint) -> tuple[LiteMedSAM, dict, Path]:
     """SAMUSA-Lite: the delta file (shipped, hash-checked; or a local `checkpoint`)
     applied to the verified LiteMedSAM weights."""
-    from ..models import sha256_of
+    from ...models import sha256_of
     from .lite import apply_delta, read_delta, shipped_weights
 
     if checkpoint is not None:
@@ -295,7 +295,7 @@ def _with_delta(spec, base: LiteMedSAM, checkpoint) -> tuple[LiteMedSAM, dict, P
 def load(spec, device: torch.device, checkpoint: str | os.PathLike[str] | None = None):
     """A `LoadedModel` for a "litemedsam" registry spec: the pinned, installed weights, or
     `checkpoint` (a local file, not verified against the pin, like any local checkpoint)."""
-    from ..models import LoadedModel
+    from ...models import LoadedModel
 
     lite_meta: dict = {}
     if spec.boundary_native or checkpoint is None:

@@ -30,7 +30,7 @@ from typing import Any, Callable, ContextManager, Iterable, Mapping
 
 import torch
 
-from .errors import DeviceError, ModelError
+from ..errors import DeviceError, ModelError
 
 __all__ = [
     "PROMPT_TYPES",
@@ -302,10 +302,10 @@ def cached_path(spec: ModelSpec | str) -> Path | None:
     """
     spec = get_spec(spec)
     if spec.family == "litemedsam":  # ships in a pip package, not in the cache
-        from .litemedsam.network import checkpoint_path
+        from ..backends.litemedsam.network import checkpoint_path
 
         if spec.boundary_native:  # SAMUSA-Lite: the shipped delta on top of LiteMedSAM
-            from .litemedsam.lite import shipped_weights
+            from ..backends.litemedsam.lite import shipped_weights
 
             shipped = shipped_weights(spec)
             return shipped if shipped is not None and checkpoint_path() is not None else None
@@ -874,7 +874,7 @@ def load_model(
     dev = resolve_device(device)
     meta: dict[str, Any]
     if isinstance(model, str) and model in REGISTRY and REGISTRY[model].family == "litemedsam":
-        from .litemedsam.network import load as load_litemedsam
+        from ..backends.litemedsam.network import load as load_litemedsam
 
         return load_litemedsam(REGISTRY[model], dev)
     if isinstance(model, str) and model.startswith("random:"):
@@ -916,10 +916,10 @@ def load_model(
         if isinstance(model, str) and not re.search(r"[\\/]|\.pth?$", model) and not Path(model).exists():
             get_spec(model)  # raises: unknown id, lists the known ones
         checkpoint = Path(model).expanduser()
-        from .litemedsam.lite import is_delta_file
+        from ..backends.litemedsam.lite import is_delta_file
 
         if checkpoint.is_file() and is_delta_file(checkpoint):  # SAMUSA-Lite weights (e.g. from samusa train)
-            from .litemedsam.network import load as load_litemedsam
+            from ..backends.litemedsam.network import load as load_litemedsam
 
             local = dataclasses.replace(
                 REGISTRY["samusa-lite"], id=checkpoint.stem, sha256=None, filename=checkpoint.name,
@@ -927,10 +927,10 @@ def load_model(
             )
             return load_litemedsam(local, dev, checkpoint)
         state, file_meta = _read_checkpoint(checkpoint)
-        from .litemedsam.network import is_litemedsam_state
+        from ..backends.litemedsam.network import is_litemedsam_state
 
         if is_litemedsam_state(state):
-            from .litemedsam.network import load as load_litemedsam
+            from ..backends.litemedsam.network import load as load_litemedsam
 
             local = dataclasses.replace(
                 REGISTRY["litemedsam"], id=str(file_meta.get("id") or checkpoint.stem), sha256=None,
@@ -1054,7 +1054,7 @@ def describe_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """What a local checkpoint says about itself (base model, prompt types, training data,
     validation figures), read without building the model."""
     path = Path(path).expanduser()
-    from .litemedsam.lite import is_delta_file, read_delta
+    from ..backends.litemedsam.lite import is_delta_file, read_delta
 
     if path.is_file() and is_delta_file(path):
         meta = dict(read_delta(path).get("metadata") or {})

@@ -37,14 +37,14 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from ..features import EncoderStats, cache_budget_bytes
-from ..frames import FrameSource
-from ..prompts import FramePrompt
+from ...features import EncoderStats, cache_budget_bytes
+from ...frames import FrameSource
+from ...prompts import FramePrompt
 from . import encodings
 from .network import IMAGE_SIZE, Letterbox
 
 if TYPE_CHECKING:
-    from ..engine import ObjectState
+    from ...engine import ObjectState
 
 BOUNDARY_ENV = "SAMUSA_LITEMEDSAM_BOUNDARY"
 REGION_ENV = "SAMUSA_LITEMEDSAM_REGION"
