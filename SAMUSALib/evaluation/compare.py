@@ -1,7 +1,7 @@
 """The runs behind docs/litemedsam_results.md: every boundary encoding against region
 clicks and a box (image protocol), and the video protocol, with LiteMedSAM.
 
-    python -m SAMUSALib.litemedsam.evaluate --data ../shared/data --out docs/litemedsam
+    python -m SAMUSALib.evaluation.compare --data ../shared/data --out docs/litemedsam
 
 For each dataset (BUS-BRA, CAMUS, carotid frames) the image protocol of
 `SAMUSALib.evaluation` runs once per variant: ``boundary/<encoding>`` for each boundary
@@ -210,7 +210,7 @@ def plot(tables: dict, path: Path) -> Path | None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m SAMUSALib.litemedsam.evaluate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m SAMUSALib.evaluation.compare", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="litemedsam", help="litemedsam, samusa-lite or a SAMUSA-Lite weights file")
     parser.add_argument("--data", default="../shared/data", help="folder holding busbra/, camus/, carotid/")
     parser.add_argument("--out", default="docs/litemedsam", help="output folder")

@@ -30,7 +30,7 @@ from ...frames import FrameSource
 from ...prompts import FramePrompt
 
 if TYPE_CHECKING:
-    from ...engine import ObjectState
+    from ...state import ObjectState
 
 #: Object-score logit written over the model's own inside a temporal window.
 PRESENT_LOGIT = 10.0
