@@ -369,8 +369,12 @@ class Session:
             run = (step.obj_id, step.run, step.reverse)
             if run in vanished:
                 # An image-only backend lost the object with no window to hold it: the
-                # rest of this run is empty, recorded so it is not retried until an edit.
-                out = VANISHED
+                # rest of this run is empty (recorded so it is not retried until an edit),
+                # unless the backend can tell that the object came back.
+                redetect = getattr(self.backend, "redetect", None)
+                out = VANISHED if redetect is None else redetect(obj, step.frame)
+                if not out.get("vanished"):
+                    vanished.discard(run)
             else:
                 out = self.backend.track(obj, step.frame, reverse=step.reverse)
                 if out.get("vanished") and obj.window is None:

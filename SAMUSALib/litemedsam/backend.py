@@ -298,6 +298,22 @@ class LiteMedSAMBackend:
         with torch.inference_mode():
             return (self.letterbox.to_frame(low_res.float())[0, 0] > 0).cpu().numpy()
 
+    def redetect(self, obj: "ObjectState", frame: int) -> dict:
+        """Without a window, after the object was lost: is it back on `frame`? (tracking
+        hook; the legacy tracker never looks again.)"""
+        if self.tracker is None:
+            return self._vanished()
+        out = self.tracker.redetect(self.square, frame, list(obj.cond.values()))
+        if out is None:
+            return self._vanished()
+        mask = self.logits_to_mask(out["logits"])
+        contrasts = [
+            edge_contrast(self._grey(f), self.logits_to_mask(self.low_res_logits(o))) for f, o in obj.cond.items()
+        ]
+        if edge_contrast(self._grey(frame), mask) < VANISH_CONTRAST * max(contrasts, default=0.0):
+            return self._vanished()
+        return out
+
     # -------------------------------------------------------------- internals
     def _track_with_memory(self, obj: "ObjectState", frame: int, neighbour: int, source: dict, windowed: bool) -> dict:
         """`SAMUSALib.tracking`'s tracker, then presence as the legacy tracker decides it."""

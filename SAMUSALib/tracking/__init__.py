@@ -17,7 +17,7 @@ from .tracker import DESIGNS, ImageOnlyTracker, TrackerConfig
 __all__ = ["DESIGNS", "DEFAULT_DESIGN", "ImageOnlyTracker", "TrackerConfig", "LetterboxSquare", "make_tracker"]
 
 #: The design propagation uses unless SAMUSA_TRACKER names another (docs/tracking.md).
-DEFAULT_DESIGN = "memory"
+DEFAULT_DESIGN = "motion"
 
 
 def make_tracker(name: str | None = None) -> ImageOnlyTracker | None:

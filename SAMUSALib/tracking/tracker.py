@@ -28,7 +28,7 @@ from typing import Protocol, Sequence
 import numpy as np
 import torch
 
-from . import appearance, motion
+from . import appearance, motion, shape
 
 __all__ = ["SquareModel", "TrackerConfig", "ImageOnlyTracker", "Candidate", "DESIGNS"]
 
@@ -67,15 +67,19 @@ class TrackerConfig:
     max_growth: float = 1.5  # area bound against the neighbour's area (and its inverse)
     prompt_growth: float = 2.0  # area bound against the prompted frames' mean area
     logit_clamp: float = 8.0  # mask prompt logits clamped to +/- this
+    support: float = 0.75  # edge contrast (of the neighbour's) that lets the area change beyond max_growth
+    reentry: float = 0.5  # re-detection: a candidate needs this fraction of the prompted frame's appearance score
 
 
 DESIGNS: dict[str, TrackerConfig] = {
     # shape/size: dense mask prompt + tight box, area bound, no motion, no memory
     "shape": TrackerConfig(points=0, shifts=False, appearance_weight=0.0),
-    # motion: contour moved by phase correlation, fed as boundary points + mask + box
-    "motion": TrackerConfig(points=6, shifts=True, appearance_weight=0.0),
-    # motion + appearance memory of the prompted frames
-    "memory": TrackerConfig(points=6, shifts=True, appearance_weight=0.5),
+    # motion, SonoSAMTrack-style: the moved contour as 6 boundary points + mask + box
+    "motion-points": TrackerConfig(points=6, shifts=True, appearance_weight=0.0),
+    # motion: the moved mask as the dense prompt + its box, candidates per shift
+    "motion": TrackerConfig(points=0, shifts=True, appearance_weight=0.0),
+    # motion + appearance memory of the prompted frames in the candidates' score
+    "memory": TrackerConfig(points=0, shifts=True, appearance_weight=0.5),
 }
 
 
@@ -99,7 +103,7 @@ class ImageOnlyTracker:
     """Computes one propagated frame from its neighbour's result and the object's memory."""
 
     def __init__(self, config: TrackerConfig | None = None) -> None:
-        self.config = config or DESIGNS["memory"]
+        self.config = config or DESIGNS["motion"]
 
     def mask_of(self, model: SquareModel, logits: torch.Tensor) -> np.ndarray:
         mask = (logits[0, 0] > 0).cpu().numpy()
@@ -110,10 +114,45 @@ class ImageOnlyTracker:
 
     def remember(self, model: SquareModel, frame: int, out: dict) -> None:
         """Attach the frame's appearance prototype to a result (prompted or accepted)."""
-        if self.config.appearance_weight <= 0 or out.get("vanished"):
+        if out.get("vanished"):
             return
         mask = self.mask_of(model, out["logits"])
-        out["prototype"] = appearance.prototype(model.embedding(frame), mask, model.valid)
+        embedding = model.embedding(frame)
+        proto = appearance.prototype(embedding, mask, model.valid)
+        out["prototype"] = proto
+        if proto is not None:  # how well the object matches itself: the scale for re-entry
+            out["appearance_self"] = appearance.appearance_score(embedding, mask, [proto], model.valid)
+
+    def redetect(self, model: SquareModel, frame: int, memory: Sequence[dict]) -> dict | None:
+        """After the object left the view: look for it by appearance alone. The best matching
+        feature cell (object minus background similarity) becomes a positive click with a
+        box of the prompted size; the result is kept only if its area and appearance score
+        are close to the prompted frames' (`reentry`). None: still absent."""
+        cfg = self.config
+        remembered = [m for m in memory if m.get("prototype") is not None]
+        if not remembered:
+            return None
+        protos = [m["prototype"] for m in remembered]
+        embedding = model.embedding(frame)
+        sim = np.mean([appearance.similarity_map(embedding, p) for p in protos], axis=0)
+        stride = model.size / sim.shape[0]
+        h, w = model.valid
+        sim[int(np.ceil(h / stride)):, :] = -np.inf
+        sim[:, int(np.ceil(w / stride)):] = -np.inf
+        row, col = np.unravel_index(int(np.argmax(sim)), sim.shape)
+        x, y = (col + 0.5) * stride - 0.5, (row + 0.5) * stride - 0.5
+        area = float(np.mean([p.area for p in protos]))
+        half = 0.5 * np.sqrt(area)
+        box = np.array([max(0, x - half), max(0, y - half), min(w, x + half), min(h, y + half)])
+        logits, ious = model.decode_batch(frame, [(np.array([[x, y]]), np.array([1]), box, None)])
+        mask = self.mask_of(model, logits[:1])
+        if not mask.any() or not 1 / cfg.prompt_growth <= mask.sum() / area <= cfg.prompt_growth:
+            return None
+        look = appearance.appearance_score(embedding, mask, protos, model.valid)
+        reference = float(np.mean([m.get("appearance_self", 0.0) for m in remembered]))
+        if reference <= 0 or look < cfg.reentry * reference:
+            return None
+        return {"logits": logits[:1].float(), "iou": float(ious[0]), "how": "redetected", "appearance": look}
 
     def candidates(
         self, model: SquareModel, frame: int, neighbour: int, source: dict, memory: Sequence[dict]
@@ -146,6 +185,7 @@ class ImageOnlyTracker:
         protos = [m["prototype"] for m in memory if m.get("prototype") is not None]
         prompted_area = np.mean([p.area for p in protos]) if protos else None
         embedding = model.embedding(frame) if cfg.appearance_weight > 0 and protos else None
+        source_contrast = None
         out = []
         for k, (shift, moved_mask) in enumerate(priors):
             lg = logits[k : k + 1].float()
@@ -158,10 +198,15 @@ class ImageOnlyTracker:
             ratio = area / source_area
             if area == 0:
                 rejected = "empty"
-            elif not 1 / cfg.max_growth <= ratio <= cfg.max_growth:
-                rejected = f"area x{ratio:.2f} of the neighbour's"
-            elif prompted_area and not 1 / cfg.prompt_growth <= area / prompted_area <= cfg.prompt_growth:
-                rejected = f"area x{area / prompted_area:.2f} of the prompted frames'"
+            else:
+                outside = not 1 / cfg.max_growth <= ratio <= cfg.max_growth
+                if prompted_area and not 1 / cfg.prompt_growth <= area / prompted_area <= cfg.prompt_growth:
+                    outside, ratio = True, area / prompted_area
+                if outside:
+                    if source_contrast is None:
+                        source_contrast = shape.edge_contrast(model.grey(neighbour), source_mask)
+                    contrast = shape.edge_contrast(model.grey(frame), mask)
+                    rejected = shape.area_verdict(ratio, 1.0, contrast, source_contrast, cfg.support)
             details = {"shift": [float(v) for v in shift], "prior_iou": prior, "appearance": look, "area_ratio": ratio}
             out.append(Candidate(lg, float(ious[k]), mask, score, "track", rejected, details))
         out.sort(key=lambda c: (c.rejected is not None, -c.score))
