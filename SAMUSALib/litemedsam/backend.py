@@ -7,10 +7,11 @@ neighbour; this backend computes one object on one frame, with the same interfac
 - `prompt(obj, prompt, is_init=..., previous=...)`: segment a frame from the user's
   prompt (boundary points, region clicks, box, mask; see `encodings`);
 - `track(obj, frame, reverse=...)`: segment a frame from its neighbour's result (the
-  frame before it, or after it when `reverse`): the neighbour mask's bounding box,
-  grown by a margin for motion, is the box prompt; a second pass with the bounding box
-  of that first mask tightens it. An image-only model has no memory, so that is all
-  a frame knows of the object;
+  frame before it, or after it when `reverse`) with `SAMUSALib.tracking`'s tracker
+  (motion, shape and appearance memory; docs/tracking.md). `SAMUSA_TRACKER=legacy`
+  keeps the old tracker: the neighbour mask's bounding box, grown by a margin, as the
+  box prompt, then a second pass with the first mask's box (it balloons);
+- `redetect(obj, frame)`: without a window, after the object was lost, whether it is back;
 - `low_res_logits(out)` / `logits_to_mask(low_res)`: 256 x 256 logits in the model's
   padded square, and the (H, W) mask they give on the frame.
 
