@@ -80,15 +80,21 @@ def contour_distance(mask: np.ndarray, points: np.ndarray) -> float:
     return float(distance[rows, cols].mean())
 
 
+TIE_PX = 1.5
+
+
 def choose_candidate(candidates: Sequence[np.ndarray], points: np.ndarray) -> int:
     """Index of the candidate mask whose contour fits the boundary points best.
 
-    Ties (within half a pixel) go to the earlier candidate, so model outputs are
-    preferred over the plain curve when they fit equally well.
+    Ties go to the earlier candidate, so model outputs are preferred over the plain
+    curve when they fit equally well. "Equally" is within TIE_PX: a mask's contour lies
+    on the pixel grid, up to about a pixel from a click on the true border, while the
+    polygon through the clicks passes exactly through them; with a half-pixel tie the
+    polygon won against a model mask that follows the border.
     """
     scores = [contour_distance(c, points) for c in candidates]
     best = int(np.argmin(scores))
     for index, score in enumerate(scores):
-        if score <= scores[best] + 0.5:
+        if score <= scores[best] + TIE_PX:
             return index
     return best

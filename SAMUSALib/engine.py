@@ -2,7 +2,7 @@
 
 A `Session` holds one cine loop or volume (a `FrameSource`) and one model. It keeps
 the prompts, windows and per-frame results of every object and decides which frames
-to compute; a backend computes one object on one frame (`sam2_backend.SAM2Backend`
+to compute; a backend computes one object on one frame (`backends.sam2.SAM2Backend`
 drives SAM2's building blocks through `SAM2Base.track_step`; image-only models
 propagate from the neighbouring frame's result). The session exists instead of
 `SAM2VideoPredictor` because the product needs what the predictor does not give:
@@ -33,7 +33,9 @@ from .errors import PromptError
 from .frames import FrameSource
 from .heap import TRIM_EVERY, release_free_memory
 from .prompts import DEFAULT_COLORS, FramePrompt, PromptSet, TemporalWindow
-from .sam2_backend import PRESENT_LOGIT, SAM2Backend, presence_forced  # noqa: F401 (re-exported)
+from .backends import make_backend
+from .backends.sam2.backend import PRESENT_LOGIT, presence_forced  # noqa: F401 (re-exported)
+from .state import ObjectState
 
 DIRECTIONS = ("both", "forward", "backward")
 
@@ -67,50 +69,6 @@ class _Step:
     reverse: bool
     source: int
     run: int = 0
-
-
-class ObjectState:
-    """Prompts and results of one object; results per frame, split as SAM2's memory wants
-    them (conditioning frames carry user prompts, the others were propagated)."""
-
-    def __init__(self, obj_id: int, name: str, color: tuple[float, float, float]) -> None:
-        self.id = obj_id
-        self.name = name
-        self.color = color
-        self.window: TemporalWindow | None = None
-        self.prompts: dict[int, FramePrompt] = {}
-        self.cond: dict[int, dict] = {}
-        self.noncond: dict[int, dict] = {}
-        self.origin: dict[int, tuple[int, bool]] = {}
-
-    def output(self, frame: int) -> dict | None:
-        return self.cond.get(frame, self.noncond.get(frame))
-
-    def memory(self, exclude: int | None = None) -> dict:
-        cond, noncond = self.cond, self.noncond
-        if exclude is not None and (exclude in cond or exclude in noncond):
-            cond = {k: v for k, v in cond.items() if k != exclude}
-            noncond = {k: v for k, v in noncond.items() if k != exclude}
-        return {"cond_frame_outputs": cond, "non_cond_frame_outputs": noncond}
-
-    def invalidate_through(self, frame: int) -> list[int]:
-        """Forget propagated frames whose chain starts at or passes through `frame`."""
-        dropped = []
-        for g, (source, reverse) in list(self.origin.items()):
-            if (not reverse and source <= frame < g) or (reverse and g < frame <= source):
-                dropped.append(g)
-                self.noncond.pop(g, None)
-                self.origin.pop(g, None)
-        return sorted(dropped)
-
-    def forget_results(self) -> None:
-        self.noncond.clear()
-        self.origin.clear()
-
-    def span(self, num_frames: int) -> tuple[int, int]:
-        if self.window is None:
-            return 0, num_frames - 1
-        return self.window.start, self.window.end
 
 
 class Session:
@@ -428,15 +386,3 @@ def _runs(frames: list[int]) -> list[tuple[int, int]]:
         else:
             runs.append((g, g))
     return runs
-
-
-def make_backend(frames: FrameSource, model, feature_cache_mb: int | None = None):
-    """The backend for a loaded model's family."""
-    family = getattr(getattr(model, "spec", None), "family", "sam2")
-    if family == "sam2":
-        return SAM2Backend(frames, model, feature_cache_mb)
-    if family == "litemedsam":
-        from .litemedsam import make_backend as litemedsam_backend
-
-        return litemedsam_backend(frames, model, feature_cache_mb)
-    raise PromptError(f"no session backend for models of family {family!r}")

@@ -12,6 +12,47 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("SAMUSA_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+def in_ci() -> bool:
+    """CI is any non-empty ``CI`` other than false/0/no (GitHub, GitLab and others set it differently)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "false", "0", "no", "off")
+
+
+def pytest_configure(config):
+    """Isolate model and hash caches per test session, so a user's cache neither helps nor breaks a test."""
+    import tempfile
+
+    config._samusa_cache = tempfile.mkdtemp(prefix="samusa-test-cache-")
+    os.environ["SAMUSA_CACHE_DIR"] = config._samusa_cache
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    if getattr(config, "_samusa_cache", None):
+        shutil.rmtree(config._samusa_cache, ignore_errors=True)
+
+
+def _fail_skip_in_ci(report) -> None:
+    if in_ci() and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI, where nothing may skip: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A skip is allowed on a user's machine, with its reason; under CI it is a failure."""
+    outcome = yield
+    _fail_skip_in_ci(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """Module-level skips (a missing package, a missing data folder) fail under CI too."""
+    outcome = yield
+    _fail_skip_in_ci(outcome.get_result())
+
+
 @pytest.fixture(scope="session")
 def tiny_model():
     """Seeded, randomly initialised SAM2.1 hiera-tiny at 256 px (untrained)."""
@@ -32,7 +73,7 @@ def require_shared_data(*parts: str) -> Path:
     """Path into ../shared/data; skip where it is absent, but never in CI."""
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
-        if os.environ.get("CI", "").lower() == "true":
+        if in_ci():
             pytest.fail(f"CI needs {path} (../shared/data beside the checkout)")
         pytest.skip(f"{path} not found: the shared ultrasound data sits beside the repository in development checkouts")
     return path

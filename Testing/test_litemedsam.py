@@ -28,10 +28,10 @@ from SAMUSALib.engine import Session
 from SAMUSALib.errors import ModelError
 from SAMUSALib.frames import FrameSource
 from SAMUSALib.io import read_image
-from SAMUSALib.litemedsam import CHECKPOINT_SHA256, checkpoint_path
-from SAMUSALib.litemedsam.backend import LiteMedSAMBackend, shared_embeddings
-from SAMUSALib.litemedsam.encodings import BOUNDARY_ENCODINGS, REGION_ENCODINGS, extent_box
-from SAMUSALib.litemedsam.network import Letterbox, build_litemedsam, sam1_to_sam2_names
+from SAMUSALib.backends.litemedsam import CHECKPOINT_SHA256, checkpoint_path
+from SAMUSALib.backends.litemedsam.backend import LiteMedSAMBackend, shared_embeddings
+from SAMUSALib.backends.litemedsam.encodings import BOUNDARY_ENCODINGS, REGION_ENCODINGS, extent_box
+from SAMUSALib.backends.litemedsam.network import Letterbox, build_litemedsam, sam1_to_sam2_names
 from SAMUSALib.models import REGISTRY, load_model
 
 SAMPLES = Path(__file__).resolve().parent.parent / "Resources" / "Samples"
@@ -103,7 +103,7 @@ def test_tampered_weights_are_refused(tmp_path, monkeypatch):
 
 
 def test_missing_package_says_how_to_install(tmp_path, monkeypatch):
-    import SAMUSALib.litemedsam.network as network
+    import SAMUSALib.backends.litemedsam.network as network
 
     monkeypatch.setattr(network, "installed_checkpoint", lambda: None)
     monkeypatch.setenv("SAMUSA_CACHE_DIR", str(tmp_path))
@@ -120,7 +120,7 @@ def test_default_model_is_litemedsam_without_sam2_checkpoints_or_samusa_lite(tmp
     from SAMUSALib.cli import default_model_id
 
     monkeypatch.setenv("SAMUSA_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr("SAMUSALib.litemedsam.lite.WEIGHTS_DIR", tmp_path / "no-weights")
+    monkeypatch.setattr("SAMUSALib.backends.litemedsam.lite.WEIGHTS_DIR", tmp_path / "no-weights")
     assert default_model_id() == "litemedsam"
 
 
@@ -267,7 +267,7 @@ def test_demo_uses_litemedsam_and_segments_the_lumen(model, cine, tmp_path, monk
     from SAMUSALib.io import read_segmentation
 
     monkeypatch.setenv("SAMUSA_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr("SAMUSALib.litemedsam.lite.WEIGHTS_DIR", tmp_path / "no-weights")
+    monkeypatch.setattr("SAMUSALib.backends.litemedsam.lite.WEIGHTS_DIR", tmp_path / "no-weights")
     asked = []
 
     def load(model_id, **kwargs):

@@ -345,11 +345,11 @@ def test_fp32_precision_disables_autocast_on_the_cpu(monkeypatch):
 
 def test_auto_precision_uses_bf16_only_on_cpus_with_native_bf16(monkeypatch):
     monkeypatch.delenv("SAMUSA_PRECISION", raising=False)
-    monkeypatch.setattr(models, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(models.device, "cpu_has_native_bf16", lambda: True)
     assert models.resolve_precision("cpu") == "bf16"
     with models.autocast_context(torch.device("cpu")):
         assert torch.is_autocast_enabled("cpu")
-    monkeypatch.setattr(models, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(models.device, "cpu_has_native_bf16", lambda: False)
     assert models.resolve_precision("cpu") == "fp32"
     with models.autocast_context(torch.device("cpu")):
         assert not torch.is_autocast_enabled("cpu")

@@ -20,7 +20,7 @@ from SAMUSALib.errors import ModelError
 from SAMUSALib.evaluation.metrics import dice
 from SAMUSALib.frames import FrameSource
 from SAMUSALib.io import read_image
-from SAMUSALib.litemedsam import checkpoint_path
+from SAMUSALib.backends.litemedsam import checkpoint_path
 from SAMUSALib.models import REGISTRY, load_model, sha256_of
 
 from conftest import centroid_points
@@ -44,7 +44,7 @@ def _segment(model, frame: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 
 def test_shipped_weights_load_and_verify_their_sha256(tmp_path, monkeypatch):
-    from SAMUSALib.litemedsam import lite
+    from SAMUSALib.backends.litemedsam import lite
 
     spec = REGISTRY["samusa-lite"]
     path = lite.shipped_weights(spec)

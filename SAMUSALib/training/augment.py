@@ -19,15 +19,13 @@ images within [0, 1] stay within [0, 1], other float images within their own min
 (apply these before any standardisation: the physics is multiplicative on non-negative
 echo amplitudes).
 
-To see them: ``python -m SAMUSALib.training.augment --gallery OUT.png [--image PATH
+To see them: ``python -m SAMUSALib.training.augment_gallery --gallery OUT.png [--image PATH
 --mask PATH]`` draws each one on a real image (`augment_gallery`).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import sys
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence, Union
 
@@ -595,25 +593,3 @@ def temporal_augmentations(strength: str = "default") -> Compose:
 
 
 # --------------------------------------------------------------------------- command line
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m SAMUSALib.training.augment",
-                                     description="Draw each ultrasound augmentation applied to one image.")
-    parser.add_argument("--gallery", required=True, metavar="OUT.png", help="where to write the picture")
-    parser.add_argument("--image", help="image, volume or cine (default: the bundled carotid sample)")
-    parser.add_argument("--mask", help="its mask (same grid); required with --image")
-    parser.add_argument("--frame", type=int, default=0, help="frame of a cine or volume (default 0)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    if bool(args.image) != bool(args.mask):
-        parser.error("give --image and --mask together (or neither, for the bundled sample)")
-    from .augment_gallery import load_example, write_gallery
-
-    image, mask = load_example(args.image, args.mask, args.frame)
-    print(write_gallery(args.gallery, image, mask, args.seed))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

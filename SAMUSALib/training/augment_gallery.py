@@ -1,9 +1,12 @@
 """The augmentation gallery: each ultrasound augmentation applied to one real image,
 drawn with its mask contour and boundary points, to check by eye that the physics looks
-right and that masks and points follow the image (``python -m SAMUSALib.training.augment
+right and that masks and points follow the image (``python -m SAMUSALib.training.augment_gallery
 --gallery OUT.png``)."""
 
 from __future__ import annotations
+
+import argparse
+import sys
 
 from pathlib import Path
 from typing import Callable
@@ -129,3 +132,21 @@ def write_gallery(path: str | Path, image: np.ndarray, mask: np.ndarray, seed: i
     return path
 
 
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m SAMUSALib.training.augment_gallery",
+                                     description="Draw each ultrasound augmentation applied to one image.")
+    parser.add_argument("--gallery", required=True, metavar="OUT.png", help="where to write the picture")
+    parser.add_argument("--image", help="image, volume or cine (default: the bundled carotid sample)")
+    parser.add_argument("--mask", help="its mask (same grid); required with --image")
+    parser.add_argument("--frame", type=int, default=0, help="frame of a cine or volume (default 0)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if bool(args.image) != bool(args.mask):
+        parser.error("give --image and --mask together (or neither, for the bundled sample)")
+    image, mask = load_example(args.image, args.mask, args.frame)
+    print(write_gallery(args.gallery, image, mask, args.seed))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

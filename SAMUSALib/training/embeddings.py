@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..litemedsam.network import IMAGE_SIZE, Letterbox
+from ..backends.litemedsam.network import IMAGE_SIZE, Letterbox
 
 FORMAT = 1
 

@@ -75,7 +75,7 @@ class LiteTrainConfig:
 def tokens_of(state: PromptState, derive_box: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Token list for a simulated prompt; with `derive_box`, boundary points come with
     their extent as the box, as a `boundary_box` model is given them at inference."""
-    from ..litemedsam.lite import boundary_box, prompt_tokens
+    from ..backends.litemedsam.lite import boundary_box, prompt_tokens
 
     points = np.array([(x, y) for x, y, _ in state.points], dtype=np.float32).reshape(-1, 2)
     labels = [label for _, _, label in state.points]
@@ -84,7 +84,7 @@ def tokens_of(state: PromptState, derive_box: bool = False) -> tuple[np.ndarray,
 
 
 def _decode(net, embeddings: torch.Tensor, states: list[PromptState], masks: torch.Tensor, use_mask: torch.Tensor):
-    from ..litemedsam.lite import batch_tokens
+    from ..backends.litemedsam.lite import batch_tokens
 
     derive = bool(getattr(net, "boundary_box", False))
     coords, labels = batch_tokens([tokens_of(s, derive) for s in states], embeddings.device)
@@ -198,8 +198,8 @@ def load_samples(config: LiteTrainConfig, net, progress: Callable[[str], None] =
 def train_lite(config: LiteTrainConfig, progress: Callable[[str], None] = print) -> dict:
     """Train SAMUSA-Lite; writes `out/samusa_lite.pt` (the delta weights), `out/log.csv`,
     `out/validation.json`, `out/curves.png` and `out/state.pt` (for resuming)."""
-    from ..litemedsam.lite import from_litemedsam, save_delta
-    from ..litemedsam.network import build_litemedsam
+    from ..backends.litemedsam.lite import from_litemedsam, save_delta
+    from ..backends.litemedsam.network import build_litemedsam
 
     if config.threads:
         torch.set_num_threads(int(config.threads))

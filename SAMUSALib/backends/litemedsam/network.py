@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import ModelError
+from ...errors import ModelError
 from .encoder import TinyViTEncoder
 
 IMAGE_SIZE = 256
@@ -159,7 +159,7 @@ def sam1_to_sam2_names(state: dict) -> dict:
 
 def build_litemedsam(checkpoint: str | os.PathLike[str] | None = None, *, verify: bool = True) -> tuple[LiteMedSAM, Path]:
     """LiteMedSAM with the pretrained weights, in eval mode on the CPU; and the file used."""
-    from ..models import sha256_of
+    from ...models.weights import sha256_of
 
     path = Path(checkpoint) if checkpoint is not None else installed_checkpoint()
     if path is None:
@@ -259,7 +259,7 @@ def checkpoint_path() -> Path | None:
     path = installed_checkpoint()
     if path is not None:
         return path
-    from ..models import cache_dir
+    from ...models.weights import cache_dir
 
     cached = cache_dir() / CHECKPOINT_NAME
     return cached if cached.is_file() else None
@@ -268,68 +268,3 @@ def checkpoint_path() -> Path | None:
 def is_litemedsam_state(state) -> bool:
     """Whether a state dict holds LiteMedSAM weights (SAM-1 or SAMUSA parameter names)."""
     return "image_encoder.patch_embed.seq.0.c.weight" in state and "image_encoder.neck.0.weight" in state
-
-
-def _with_delta(spec, base: LiteMedSAM, checkpoint) -> tuple[LiteMedSAM, dict, Path]:
-    """SAMUSA-Lite: the delta file (shipped, hash-checked; or a local `checkpoint`)
-    applied to the verified LiteMedSAM weights."""
-    from ..models import sha256_of
-    from .lite import apply_delta, read_delta, shipped_weights
-
-    if checkpoint is not None:
-        path = Path(checkpoint)
-    else:
-        path = shipped_weights(spec)
-        if path is None:
-            raise ModelError(f"Model {spec.id!r}: its weights file {spec.filename} is missing from SAMUSALib/weights/; "
-                             "reinstall SAMUSA or retrain it with `samusa train configs/samusa_lite.yaml`.")
-        if spec.sha256 is not None:
-            digest = sha256_of(path)
-            if digest != spec.sha256:
-                raise ModelError(f"{path} is not the SAMUSA-Lite release: SHA256 expected {spec.sha256}, actual {digest}. "
-                                 "Restore it from the repository (git checkout SAMUSALib/weights).")
-    payload = read_delta(path)
-    return apply_delta(base, payload), dict(payload.get("metadata") or {}), path
-
-
-def load(spec, device: torch.device, checkpoint: str | os.PathLike[str] | None = None):
-    """A `LoadedModel` for a "litemedsam" registry spec: the pinned, installed weights, or
-    `checkpoint` (a local file, not verified against the pin, like any local checkpoint)."""
-    from ..models import LoadedModel
-
-    lite_meta: dict = {}
-    if spec.boundary_native or checkpoint is None:
-        path = checkpoint_path()
-        if path is None:
-            raise ModelError(
-                f"Model {spec.id!r} needs the LiteMedSAM weights, which are not installed. " + INSTALL_HINT
-            )
-        net, path = build_litemedsam(path, verify=True)
-    else:
-        net, path = build_litemedsam(checkpoint, verify=False)
-    if spec.boundary_native:
-        net, lite_meta, path = _with_delta(spec, net, checkpoint)
-    net = net.to(device).eval()
-    metadata = {
-        "model_id": spec.id,
-        "family": "litemedsam",
-        "checkpoint": str(path),
-        "sha256": (spec.sha256 if spec.boundary_native else CHECKPOINT_SHA256) if checkpoint is None else None,
-        "source": "package" if checkpoint is None else "file",
-        "package": PACKAGE_PIN,
-        "image_size": IMAGE_SIZE,
-        "prompt_types": sorted(spec.prompt_types),
-        "boundary_native": bool(spec.boundary_native),
-        "boundary_label": 4 if spec.boundary_native else 1,
-        "trained": True,
-        "base_model": "litemedsam",
-        "config": None,
-        "hydra_overrides": [],
-    }
-    if lite_meta:
-        metadata.update({k: v for k, v in lite_meta.items() if k in ("steps", "validation", "data", "train_images")})
-        metadata["base_model"] = "litemedsam"
-    # bfloat16 autocast (SAMUSA's "auto" on CPUs with AVX512-BF16) runs this small model no
-    # faster on the CPU and moves its embeddings by up to 0.07: float32 there.
-    precision = "auto" if device.type == "cuda" else "fp32"
-    return LoadedModel(spec=spec, sam=net, device=device, image_size=IMAGE_SIZE, metadata=metadata, precision=precision)

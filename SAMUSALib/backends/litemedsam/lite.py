@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..errors import ModelError
+from ...errors import ModelError
 from .network import EMBED_DIM, LiteMedSAM, decode_with
 
 BOUNDARY_LABEL = 4
@@ -196,7 +196,7 @@ def read_delta(path: str | Path) -> dict:
     return payload
 
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 
 
 def shipped_weights(spec) -> Path | None:

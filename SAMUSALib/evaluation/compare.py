@@ -1,7 +1,7 @@
 """The runs behind docs/litemedsam_results.md: every boundary encoding against region
 clicks and a box (image protocol), and the video protocol, with LiteMedSAM.
 
-    python -m SAMUSALib.litemedsam.evaluate --data ../shared/data --out docs/litemedsam
+    python -m SAMUSALib.evaluation.compare --data ../shared/data --out docs/litemedsam
 
 For each dataset (BUS-BRA, CAMUS, carotid frames) the image protocol of
 `SAMUSALib.evaluation` runs once per variant: ``boundary/<encoding>`` for each boundary
@@ -87,8 +87,8 @@ def run(args: argparse.Namespace) -> dict:
     from ..evaluation import load_cases, run_image_protocol, run_video_protocol
     from ..evaluation.report import summarize, to_json, write_json, write_report
     from ..models import load_model
-    from .backend import shared_embeddings
-    from .encodings import BOUNDARY_ENCODINGS, REGION_ENCODINGS
+    from ..backends.litemedsam.backend import shared_embeddings
+    from ..backends.litemedsam.encodings import BOUNDARY_ENCODINGS, REGION_ENCODINGS
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -210,7 +210,7 @@ def plot(tables: dict, path: Path) -> Path | None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m SAMUSALib.litemedsam.evaluate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m SAMUSALib.evaluation.compare", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="litemedsam", help="litemedsam, samusa-lite or a SAMUSA-Lite weights file")
     parser.add_argument("--data", default="../shared/data", help="folder holding busbra/, camus/, carotid/")
     parser.add_argument("--out", default="docs/litemedsam", help="output folder")

@@ -2,7 +2,7 @@
 
 The session (`engine.Session`) decides which frame to compute and from which
 neighbour; this backend computes one object on one frame, with the same interface as
-`sam2_backend.SAM2Backend`:
+`backends.sam2.backend.SAM2Backend`:
 
 - `prompt(obj, prompt, is_init=..., previous=...)`: segment a frame from the user's
   prompt (boundary points, region clicks, box, mask; see `encodings`);
@@ -38,14 +38,14 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from ..features import EncoderStats, cache_budget_bytes
-from ..frames import FrameSource
-from ..prompts import FramePrompt
+from ...features import EncoderStats, cache_budget_bytes
+from ...frames import FrameSource
+from ...prompts import FramePrompt
 from . import encodings
 from .network import IMAGE_SIZE, Letterbox
 
 if TYPE_CHECKING:
-    from ..engine import ObjectState
+    from ...state import ObjectState
 
 BOUNDARY_ENV = "SAMUSA_LITEMEDSAM_BOUNDARY"
 REGION_ENV = "SAMUSA_LITEMEDSAM_REGION"
@@ -209,7 +209,7 @@ class LiteMedSAMBackend:
             )
         self.decoder_steps = 0
         # ---- tracking hook (SAMUSALib.tracking): memory, motion and shape for propagation
-        from .. import tracking
+        from ... import tracking
 
         self.tracker = tracking.make_tracker(os.environ.get(TRACKER_ENV))
         self.square = tracking.LetterboxSquare(self) if self.tracker is not None else None

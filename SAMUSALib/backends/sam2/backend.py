@@ -24,13 +24,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import boundary as boundary_encoding
-from .features import FeatureCache, cache_budget_bytes
-from .frames import FrameSource
-from .prompts import FramePrompt
+from ... import boundary as boundary_encoding
+from ...features import FeatureCache, cache_budget_bytes
+from ...frames import FrameSource
+from ...prompts import FramePrompt
 
 if TYPE_CHECKING:
-    from .engine import ObjectState
+    from ...state import ObjectState
 
 #: Object-score logit written over the model's own inside a temporal window.
 PRESENT_LOGIT = 10.0

@@ -49,7 +49,7 @@ from typing import Callable, ContextManager
 import numpy as np
 import torch
 
-from .. import boundary as boundary_geometry
+from ... import boundary as boundary_geometry
 from .network import LiteMedSAM, Letterbox
 
 BOUNDARY_ENCODINGS = ("extent-box", "curve-mask", "curve", "fit", "fit+curve")
