@@ -12,7 +12,6 @@ from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 
 class LetterboxSquare:
@@ -63,7 +62,3 @@ class LetterboxSquare:
         self.backend.decoder_steps += 1
         return logits.float(), iou.float().reshape(-1).cpu().numpy()
 
-
-def downsample(mask: np.ndarray, grid: int) -> np.ndarray:
-    tensor = torch.from_numpy(mask.astype(np.float32))[None, None]
-    return F.adaptive_avg_pool2d(tensor, grid)[0, 0].numpy()
