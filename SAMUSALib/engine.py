@@ -51,6 +51,9 @@ class PropagationReport:
     """What a propagate() call did."""
 
     frames_computed: dict[int, list[int]] = field(default_factory=dict)
+    #: frames where the backend found no acceptable candidate and copied the last mask
+    #: forward (the last resort inside a window), per object
+    held: dict[int, list[int]] = field(default_factory=dict)
     cancelled: bool = False
     seconds: float = 0.0
 
@@ -267,7 +270,12 @@ class Session:
             for a, b in _runs(dirty):
                 left = a - 1 >= start and (a - 1) in known
                 right = b + 1 <= end and (b + 1) in known
-                if left and direction in ("both", "forward"):
+                if left and right and direction == "both" and getattr(self.backend, "nearest_prompt", False):
+                    # image-only backends: each frame from the nearer prompted frame
+                    fwd, bwd = self._split_between(obj, a, b)
+                    forward += [_Step(g, obj_id, False, fwd[0], a) for g in fwd[1]]
+                    backward += [_Step(g, obj_id, True, bwd[0], a) for g in bwd[1][::-1]]
+                elif left and direction in ("both", "forward"):
                     source = self._chain_source(obj, a - 1, reverse=False)
                     forward += [_Step(g, obj_id, False, source, a) for g in range(a, b + 1)]
                 elif right and direction in ("both", "backward"):
@@ -276,6 +284,14 @@ class Session:
         forward.sort(key=lambda s: s.frame)
         backward.sort(key=lambda s: -s.frame)
         return forward + backward
+
+    def _split_between(self, obj: ObjectState, a: int, b: int) -> tuple[tuple[int, list[int]], tuple[int, list[int]]]:
+        """Frames a..b between two known frames: (forward source, frames), (backward
+        source, frames), each frame going to the chain whose prompted frame is nearer."""
+        left = self._chain_source(obj, a - 1, reverse=False)
+        right = self._chain_source(obj, b + 1, reverse=True)
+        ahead = [g for g in range(a, b + 1) if g - left <= right - g]
+        return (left, ahead), (right, [g for g in range(a, b + 1) if g - left > right - g])
 
     @staticmethod
     def _chain_source(obj: ObjectState, anchor: int, reverse: bool) -> int:
@@ -311,14 +327,20 @@ class Session:
             run = (step.obj_id, step.run, step.reverse)
             if run in vanished:
                 # An image-only backend lost the object with no window to hold it: the
-                # rest of this run is empty, recorded so it is not retried until an edit.
-                out = VANISHED
+                # rest of this run is empty (recorded so it is not retried until an edit),
+                # unless the backend can tell that the object came back.
+                redetect = getattr(self.backend, "redetect", None)
+                out = VANISHED if redetect is None else redetect(obj, step.frame)
+                if not out.get("vanished"):
+                    vanished.discard(run)
             else:
                 out = self.backend.track(obj, step.frame, reverse=step.reverse)
                 if out.get("vanished") and obj.window is None:
                     vanished.add(run)
             obj.noncond[step.frame] = out
             obj.origin[step.frame] = (step.source, step.reverse)
+            if out.get("how") == "held":
+                report.held.setdefault(step.obj_id, []).append(step.frame)
             report.frames_computed.setdefault(step.obj_id, []).append(step.frame)
             if (done + 1) % TRIM_EVERY == 0:
                 release_free_memory()

@@ -7,10 +7,11 @@ neighbour; this backend computes one object on one frame, with the same interfac
 - `prompt(obj, prompt, is_init=..., previous=...)`: segment a frame from the user's
   prompt (boundary points, region clicks, box, mask; see `encodings`);
 - `track(obj, frame, reverse=...)`: segment a frame from its neighbour's result (the
-  frame before it, or after it when `reverse`): the neighbour mask's bounding box,
-  grown by a margin for motion, is the box prompt; a second pass with the bounding box
-  of that first mask tightens it. An image-only model has no memory, so that is all
-  a frame knows of the object;
+  frame before it, or after it when `reverse`) with `SAMUSALib.tracking`'s tracker
+  (motion, shape and appearance memory; docs/tracking.md). `SAMUSA_TRACKER=legacy`
+  keeps the old tracker: the neighbour mask's bounding box, grown by a margin, as the
+  box prompt, then a second pass with the first mask's box (it balloons);
+- `redetect(obj, frame)`: without a window, after the object was lost, whether it is back;
 - `low_res_logits(out)` / `logits_to_mask(low_res)`: 256 x 256 logits in the model's
   padded square, and the (H, W) mask they give on the frame.
 
@@ -48,6 +49,9 @@ if TYPE_CHECKING:
 
 BOUNDARY_ENV = "SAMUSA_LITEMEDSAM_BOUNDARY"
 REGION_ENV = "SAMUSA_LITEMEDSAM_REGION"
+#: Propagation design: "legacy" (the grown-box tracker below) or one of
+#: `SAMUSALib.tracking.DESIGNS` (default `tracking.DEFAULT_DESIGN`; docs/tracking.md).
+TRACKER_ENV = "SAMUSA_TRACKER"
 
 #: Propagation: the neighbour's bounding box grows by this fraction of its size on each
 #: side (motion); 0.25 followed the carotid sequence best (0.15: chained Dice 0.58, 0.25:
@@ -167,6 +171,12 @@ def _box_of(mask: np.ndarray) -> tuple[float, float, float, float] | None:
 class LiteMedSAMBackend:
     """Computes one object's result on one frame with LiteMedSAM (a `LoadedModel`)."""
 
+    #: the session computes a frame between two prompted frames from the nearer one
+    #: (an image-only model has no memory that could hold both)
+    @property
+    def nearest_prompt(self) -> bool:
+        return self.tracker is not None
+
     def __init__(
         self,
         frames: FrameSource,
@@ -198,6 +208,11 @@ class LiteMedSAMBackend:
                 f"got {self.region_encoding!r}"
             )
         self.decoder_steps = 0
+        # ---- tracking hook (SAMUSALib.tracking): memory, motion and shape for propagation
+        from ... import tracking
+
+        self.tracker = tracking.make_tracker(os.environ.get(TRACKER_ENV))
+        self.square = tracking.LetterboxSquare(self) if self.tracker is not None else None
 
     # -------------------------------------------------------------- interface
     def prompt(self, obj: "ObjectState", prompt: FramePrompt, *, is_init: bool, previous: dict | None) -> dict:
@@ -229,7 +244,10 @@ class LiteMedSAMBackend:
                 decoder, prompt.positive, prompt.negative, self.region_encoding, box=prompt.box, previous=start
             )
         self.decoder_steps += decoder.calls
-        return self._result(decoded)
+        out = self._result(decoded)
+        if self.tracker is not None:  # tracking hook: the prompted frame joins the memory
+            self.tracker.remember(self.square, prompt.frame, out)
+        return out
 
     def track(self, obj: "ObjectState", frame: int, *, reverse: bool) -> dict:
         """Segment `frame` from its neighbour's result (see the module docstring)."""
@@ -239,9 +257,11 @@ class LiteMedSAMBackend:
         if source is None or source.get("vanished"):
             if not windowed:
                 return self._vanished()
-            source = self._last_present(obj, frame, reverse)
+            neighbour, source = self._last_present(obj, frame, reverse)
             if source is None:
                 return self._vanished()
+        if self.tracker is not None:  # tracking hook (SAMUSALib.tracking)
+            return self._track_with_memory(obj, frame, neighbour, source, windowed)
         source_mask = self.logits_to_mask(self.low_res_logits(source))
         box = _box_of(source_mask) or source.get("box")
         if box is None:
@@ -279,7 +299,37 @@ class LiteMedSAMBackend:
         with torch.inference_mode():
             return (self.letterbox.to_frame(low_res.float())[0, 0] > 0).cpu().numpy()
 
+    def redetect(self, obj: "ObjectState", frame: int) -> dict:
+        """Without a window, after the object was lost: is it back on `frame`? (tracking
+        hook; the legacy tracker never looks again.)"""
+        if self.tracker is None:
+            return self._vanished()
+        out = self.tracker.redetect(self.square, frame, list(obj.cond.values()))
+        if out is None:
+            return self._vanished()
+        mask = self.logits_to_mask(out["logits"])
+        contrasts = [
+            edge_contrast(self._grey(f), self.logits_to_mask(self.low_res_logits(o))) for f, o in obj.cond.items()
+        ]
+        if edge_contrast(self._grey(frame), mask) < VANISH_CONTRAST * max(contrasts, default=0.0):
+            return self._vanished()
+        return out
+
     # -------------------------------------------------------------- internals
+    def _track_with_memory(self, obj: "ObjectState", frame: int, neighbour: int, source: dict, windowed: bool) -> dict:
+        """`SAMUSALib.tracking`'s tracker, then presence as the legacy tracker decides it."""
+        out = self.tracker.track(self.square, frame, neighbour, source, list(obj.cond.values()))
+        if windowed:
+            return out
+        mask = self.logits_to_mask(out["logits"])
+        source_mask = self.logits_to_mask(self.low_res_logits(source))
+        area, source_area = int(mask.sum()), int(source_mask.sum())
+        lost = out["how"] == "held" or area == 0 or area < VANISH_AREA * source_area
+        if not lost:
+            before = edge_contrast(self._grey(neighbour), source_mask)
+            lost = edge_contrast(self._grey(frame), mask) < VANISH_CONTRAST * before
+        return self._vanished() if lost else out
+
     def _native(self, prompt: FramePrompt, previous: dict | None) -> encodings.Decoded:
         """SAMUSA-Lite: every point with its own label (boundary 4, positive 1, negative 0),
         the box, and the frame's previous logits as the mask prompt, in one decoder call,
@@ -320,13 +370,13 @@ class LiteMedSAMBackend:
         return {"vanished": True, "logits": empty, "iou": 0.0, "how": "vanished", "box": None}
 
     @staticmethod
-    def _last_present(obj: "ObjectState", frame: int, reverse: bool) -> dict | None:
+    def _last_present(obj: "ObjectState", frame: int, reverse: bool) -> tuple[int, dict | None]:
         step = 1 if reverse else -1
         g = frame + step
         while True:
             out = obj.output(g)
             if out is None:
-                return None
+                return g, None
             if not out.get("vanished"):
-                return out
+                return g, out
             g += step

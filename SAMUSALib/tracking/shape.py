@@ -1,0 +1,37 @@
+"""Shape and size: how much a propagated mask may change, and whether the image backs it.
+
+A box-prompted decoder fills whatever box it is given, so a mask that grows a little on
+every frame balloons. A candidate may change its area by at most a factor against its
+neighbour's, unless the image supports the new border: its edge contrast (inside against
+a ring around it) keeps most of that of the neighbour's mask on the neighbour's frame (an
+object entering the view grows fast, and its border is real; a balloon's border is not).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+__all__ = ["edge_contrast", "area_verdict"]
+
+
+def edge_contrast(image: np.ndarray, mask: np.ndarray) -> float:
+    """|mean inside - mean of a ring around the mask| (ring width 15 % of the mask's size)."""
+    if not mask.any():
+        return 0.0
+    width = max(2, int(round(0.15 * np.sqrt(mask.sum()))))
+    ring = ndimage.binary_dilation(mask, iterations=width) & ~mask
+    if not ring.any():
+        return 0.0
+    return abs(float(image[mask].mean()) - float(image[ring].mean()))
+
+
+def area_verdict(ratio: float, max_growth: float, contrast: float, source_contrast: float, support: float = 0.75) -> str | None:
+    """None if an area change by `ratio` is acceptable, else why not. The image supports
+    a change beyond `max_growth` when the new border keeps `support` of the neighbour's
+    edge contrast (the carotid lumen keeps at least 0.7 of it from frame to frame)."""
+    if 1 / max_growth <= ratio <= max_growth:
+        return None
+    if source_contrast > 0 and contrast >= support * source_contrast:
+        return None
+    return f"area x{ratio:.2f} of the neighbour's, edge contrast {contrast:.3f} < {support} x {source_contrast:.3f}"

@@ -1,0 +1,64 @@
+"""`SquareModel` for a LiteMedSAM-family backend: its letterboxed square, cached grey
+frames and one batched decoder call for all of a frame's candidates.
+
+Kept here, not in the backend, so the backend only needs a hook: this module reads the
+backend's `net`, `letterbox`, `features` (embedding cache), `frames` and `model.autocast`.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Sequence
+
+import numpy as np
+import torch
+
+
+class LetterboxSquare:
+    """The tracker's view of a LiteMedSAM / SAMUSA-Lite backend (see `tracker.SquareModel`)."""
+
+    def __init__(self, backend, keep: int = 4) -> None:
+        self.backend = backend
+        self.size = backend.letterbox.size
+        self.valid = backend.letterbox.inner
+        self._grey: "OrderedDict[int, np.ndarray]" = OrderedDict()
+        self._keep = keep
+        self.decoder_calls = 0
+
+    def embedding(self, frame: int) -> torch.Tensor:
+        return self.backend.features.get(frame)
+
+    def grey(self, frame: int) -> np.ndarray:
+        """The frame as the model sees it, one channel: (S, S) float in [0, 1]."""
+        if frame in self._grey:
+            self._grey.move_to_end(frame)
+            return self._grey[frame]
+        with torch.inference_mode():
+            image = self.backend.letterbox.image(self.backend.frames.frame(frame))[0].mean(0).numpy()
+        self._grey[frame] = image
+        while len(self._grey) > self._keep:
+            self._grey.popitem(last=False)
+        return image
+
+    def decode_batch(self, frame: int, prompts: Sequence[tuple]) -> tuple[torch.Tensor, np.ndarray]:
+        net = self.backend.net
+        device = self.backend.device
+        embedding = self.embedding(frame)
+        fill = -8.0
+        masks = [m if m is not None else torch.full((1, 1, self.size, self.size), fill) for _, _, _, m in prompts]
+        mask_t = torch.cat(masks).to(device).float()
+        use = torch.tensor([m is not None for _, _, _, m in prompts], device=device)
+        with torch.inference_mode(), self.backend.model.autocast():
+            if getattr(net, "boundary_native", False):
+                from ..backends.litemedsam.lite import batch_tokens, prompt_tokens
+
+                coords, kinds = batch_tokens([prompt_tokens(p, l, b) for p, l, b, _ in prompts], device)
+                logits, iou = net.decode_tokens(embedding, coords, kinds, mask_t, use_mask=use)
+            else:  # the pretrained box model: boxes and masks only
+                boxes = [b if b is not None else np.array([0, 0, self.valid[1], self.valid[0]], float) for _, _, b, _ in prompts]
+                box_t = torch.as_tensor(np.stack(boxes), dtype=torch.float32, device=device)
+                logits, iou = net.decode(embedding, boxes=box_t, masks=mask_t if bool(use.all()) else None)
+        self.decoder_calls += 1
+        self.backend.decoder_steps += 1
+        return logits.float(), iou.float().reshape(-1).cpu().numpy()
+

