@@ -15,11 +15,12 @@ from scipy import ndimage
 __all__ = ["edge_contrast", "area_verdict"]
 
 
-def edge_contrast(image: np.ndarray, mask: np.ndarray) -> float:
-    """|mean inside - mean of a ring around the mask| (ring width 15 % of the mask's size)."""
+def edge_contrast(image: np.ndarray, mask: np.ndarray, min_width: int = 2) -> float:
+    """|mean inside - mean of a ring around the mask| (ring width 15 % of the mask's size,
+    at least `min_width` px; the vanish detector was tuned with 3, the tracker with 2)."""
     if not mask.any():
         return 0.0
-    width = max(2, int(round(0.15 * np.sqrt(mask.sum()))))
+    width = max(min_width, int(round(0.15 * np.sqrt(mask.sum()))))
     ring = ndimage.binary_dilation(mask, iterations=width) & ~mask
     if not ring.any():
         return 0.0

@@ -36,11 +36,11 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 from ...features import EncoderStats, cache_budget_bytes
 from ...frames import FrameSource
 from ...prompts import FramePrompt
+from ...tracking.shape import edge_contrast as shape_edge_contrast
 from . import encodings
 from .network import IMAGE_SIZE, Letterbox
 
@@ -150,14 +150,8 @@ def shared_embeddings(megabytes: int = 2048) -> Iterator[None]:
 
 
 def edge_contrast(image: np.ndarray, mask: np.ndarray) -> float:
-    """|mean inside - mean of a ring around the mask| (ring width 15 % of the mask's size)."""
-    if not mask.any():
-        return 0.0
-    width = max(3, int(round(0.15 * np.sqrt(mask.sum()))))
-    ring = ndimage.binary_dilation(mask, iterations=width) & ~mask
-    if not ring.any():
-        return 0.0
-    return abs(float(image[mask].mean()) - float(image[ring].mean()))
+    """The vanish detector's contrast: `tracking.shape.edge_contrast` with its 3 px minimum ring."""
+    return shape_edge_contrast(image, mask, min_width=3)
 
 
 def _box_of(mask: np.ndarray) -> tuple[float, float, float, float] | None:
