@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from SAMUSALib.boundary import contour_distance
+from SAMUSALib.boundary import contour_distance, curve_mask
 from SAMUSALib.engine import Session
 from SAMUSALib.errors import ModelError
 from SAMUSALib.evaluation.metrics import dice
@@ -73,17 +73,20 @@ def test_samusa_lite_is_the_default_cpu_model(monkeypatch, tmp_path):
 
 def test_three_boundary_points_give_a_mask_through_them_better_than_the_pretrained_model(cine):
     """Against LiteMedSAM given the same points as SAM point prompts (what the pretrained
-    model understands), and against SAMUSA's best encoding of them for LiteMedSAM (`fit`,
-    box candidates): far better than the first, as good as the second on this sample.
-    Measured: SAMUSA-Lite 0.927 mean Dice, LiteMedSAM + fit 0.929, LiteMedSAM with points 0.657."""
+    model understands), against SAMUSA's best encoding of them for LiteMedSAM (`fit`,
+    box candidates), and against the polygon through the clicks (no model): far better than
+    the first and the last, as good as the second on this sample.
+    Measured: SAMUSA-Lite 0.927 mean Dice, LiteMedSAM + fit 0.929, LiteMedSAM with points
+    0.657, the triangle through the three clicks 0.578."""
     array, masks = cine
     lite_model = load_model("samusa-lite", device="cpu")
     pretrained = load_model("litemedsam", device="cpu")
-    scores = {"lite": [], "fit": [], "points": []}
+    scores = {"lite": [], "fit": [], "points": [], "polygon": []}
     for t in FRAMES:
         points = centroid_points(masks[t], count=3)
         lite_mask = _segment(lite_model, array[t], points)
         scores["lite"].append(dice(lite_mask, masks[t]))
+        scores["polygon"].append(dice(curve_mask(points, masks[t].shape), masks[t]))
         scores["fit"].append(dice(_segment(pretrained, array[t], points), masks[t]))
         raw = Session(FrameSource(array[t][None]), pretrained)
         raw.backend.region_encoding = "points"
@@ -92,6 +95,7 @@ def test_three_boundary_points_give_a_mask_through_them_better_than_the_pretrain
     means = {k: float(np.mean(v)) for k, v in scores.items()}
     assert means["lite"] > 0.88, scores
     assert means["lite"] > means["points"] + 0.2, scores
+    assert means["lite"] > means["polygon"] + 0.2, scores
     assert means["lite"] > means["fit"] - 0.02, scores
 
 
