@@ -113,6 +113,36 @@ def test_correction_recomputes_only_frames_after_it_up_to_the_next_prompt(cine, 
     assert np.array_equal(before[:11], after[:11]) and np.array_equal(before[17:], after[17:])
 
 
+def test_a_correction_on_a_backward_tracked_frame_recomputes_only_the_frames_tracked_through_it(cine, tiny_model):
+    """Prompt frame 16 and propagate both ways: frames 15..0 are tracked backwards through
+    frame 8. A correction on frame 8 re-propagates, for real, exactly frames 7..0 (backwards,
+    from the corrected frame); every other frame keeps its result object and its mask, and
+    nothing is re-encoded."""
+    session = new_session(cine, tiny_model)
+    session.add_prompt(1, 16, box=box_of(cine.masks[1][16]))
+    session.propagate()
+    before = session.masks(1)
+    outputs = dict(session.objects[1].noncond)
+    calls = session.features.stats.calls
+
+    inside = np.argwhere(cine.masks[1][8])
+    click = inside[len(inside) // 2][::-1].astype(float)
+    session.add_prompt(1, 8, positive=[click], negative=[[2.0, 2.0]])
+    assert [(s.frame, s.reverse) for s in session.plan()] == [(f, True) for f in range(7, -1, -1)]
+    report = session.propagate()
+    assert report.frames_computed == {1: list(range(7, -1, -1))}
+    assert session.features.stats.calls == calls, "cached features are reused, nothing re-encoded"
+
+    after = session.masks(1)
+    now = session.objects[1].noncond
+    for f in range(9, 24):
+        if f != 16:
+            assert now[f] is outputs[f], f"frame {f} was recomputed"
+        assert np.array_equal(after[f], before[f]), f"frame {f} changed"
+    assert all(now[f] is not outputs[f] for f in range(0, 8)), "frames 7..0 read the corrected frame's memory"
+    assert session.prompted_frames(1) == [8, 16]
+
+
 def test_prompt_before_the_first_prompted_frame_recomputes_backwards(cine, tiny_model):
     session = new_session(cine, tiny_model)
     session.add_prompt(1, 12, box=box_of(cine.masks[1][12]))
