@@ -278,8 +278,9 @@ def _functional(dataset, index: int, sequence: str):
     """The item of functional group `sequence` for frame `index` (per-frame first, then shared)."""
     for groups, pick in (("PerFrameFunctionalGroupsSequence", index), ("SharedFunctionalGroupsSequence", 0)):
         items = dataset.get(groups)
-        if items and len(items) > pick and sequence in items[pick] and len(items[pick][sequence]):
-            return items[pick][sequence][0]
+        value = items[pick].get(sequence) if items and len(items) > pick else None
+        if value:
+            return value[0]
     return None
 
 
