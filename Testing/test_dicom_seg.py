@@ -126,6 +126,45 @@ def test_seg_round_trip_segments_frames_and_references(tmp_path, source_and_mask
     assert all("PlanePositionSequence" in f for f in seg.PerFrameFunctionalGroupsSequence)
 
 
+def test_seg_is_read_by_dcmqi_as_quantitative_reporting_does(tmp_path, source_and_masks):
+    """Slicer's QuantitativeReporting loads DICOM SEG with dcmqi's segimage2itkimage (PyPI dcmqi):
+    each segment must come out on the .seg.nrrd grid (region spacing, frame k at k mm)."""
+    import shutil
+    import subprocess
+    import sys
+
+    import nrrd
+
+    tool = Path(sys.executable).with_name("segimage2itkimage")
+    if not tool.exists():
+        found = shutil.which("segimage2itkimage")
+        if found is None:
+            pytest.skip("dcmqi's segimage2itkimage is not installed (pip install dcmqi)")
+        tool = Path(found)
+    source, masks = source_and_masks
+    seg = write_dicom_seg(tmp_path / "result.dcm", masks, source, names={1: "plaque", 3: "lumen"})
+    out = tmp_path / "dcmqi"
+    out.mkdir()
+    done = subprocess.run([tool, "--inputDICOM", seg, "--outputDirectory", out, "--outputType", "nrrd"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "W:" not in done.stdout + done.stderr
+    meta = json.loads((out / "meta.json").read_text())
+    labels = {a["labelID"]: a["SegmentLabel"] for group in meta["segmentAttributes"] for a in group}
+    assert labels == {1: "plaque", 2: "lumen"}
+    found = {}
+    for path in out.glob("*.nrrd"):
+        voxels, header = nrrd.read(str(path))  # (I, J, K)
+        np.testing.assert_allclose(header["space directions"], np.diag([0.2, 0.3, 1.0]), atol=1e-9)
+        first = int(round(header["space origin"][2]))  # frame k lies at k mm
+        for label in set(np.unique(voxels)) - {0}:
+            volume = np.zeros((NUM_FRAMES, HEIGHT, WIDTH), bool)
+            volume[first: first + voxels.shape[2]] = (voxels == label).transpose(2, 1, 0)
+            found[int(label)] = volume
+    np.testing.assert_array_equal(found[1], masks[1])
+    np.testing.assert_array_equal(found[2], masks[3])
+
+
 def test_seg_write_failure_keeps_the_old_file(tmp_path, monkeypatch, source_and_masks):
     source, masks = source_and_masks
     out = tmp_path / "result.dcm"

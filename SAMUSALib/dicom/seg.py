@@ -157,6 +157,7 @@ def write_dicom_seg(
         except (ValueError, TypeError, AttributeError) as exc:
             raise InputError(f"could not build a DICOM SEG for {source.path}: {exc}") from exc
     seg.SeriesDescription = series_description[:64]
+    seg.ContentCreatorName = ""  # type 2: present, empty (no person made it); dcmqi warns when absent
     with atomic_output(path) as tmp:
         seg.save_as(tmp, enforce_file_format=True)
     return path
