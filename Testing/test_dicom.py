@@ -88,6 +88,27 @@ def test_ybr_full_is_converted_to_rgb(tmp_path):
     assert np.abs(image.array.astype(int) - frames).max() <= 2
 
 
+def test_files_without_file_meta_and_sparse_regions(tmp_path, caplog):
+    """What hand-made or older exports hold: no preamble or file meta; a region with no
+    spatial format and no max corner (to the frame's edge); a negative PhysicalDeltaY."""
+    frames = rgb_cine(frames=3, height=20, width=30)
+    path = write_us(tmp_path / "full.dcm", frames, regions=[region(0, 2, 29, 19, 0.02, -0.03)], frame_time=10)
+    ds = pydicom.dcmread(path)
+    del ds.file_meta
+    ds.preamble = None
+    item = ds.SequenceOfUltrasoundRegions[0]
+    del item.RegionLocationMaxX1, item.RegionLocationMaxY1, item.RegionSpatialFormat
+    ds.save_as(tmp_path / "bare.dcm", implicit_vr=False, little_endian=True)
+    assert (tmp_path / "bare.dcm").read_bytes()[128:132] != b"DICM"
+    with caplog.at_level(logging.WARNING):
+        image = read_dicom(tmp_path / "bare.dcm")
+    np.testing.assert_array_equal(image.array, frames)
+    assert image.geometry.spacing == pytest.approx((0.2, 0.3, 1.0))
+    assert image.intensity_mask.sum() == 18 * 30 and not image.intensity_mask[:2].any()
+    assert image.frame_times_ms == (0.0, 10.0, 20.0)
+    assert caplog.text == ""  # a region to the frame's edge is not "past" it
+
+
 def test_several_regions_choose_largest_tissue_or_the_one_holding_the_prompts(tmp_path, caplog):
     regions = [
         region(0, 0, 29, 19, 0.01, 0.01),                                  # small B-mode

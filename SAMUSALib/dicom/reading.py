@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..frames import Geometry
-from .regions import UltrasoundRegion, choose_region, parse_regions
+from .regions import UNBOUNDED, UltrasoundRegion, choose_region, parse_regions
 
 log = logging.getLogger(__name__)
 
@@ -142,16 +142,31 @@ def _open(path: Path):
     try:
         return pydicom.dcmread(path)
     except InvalidDicomError:
-        try:  # files written without the 128-byte preamble
+        try:  # files written without the preamble and file meta (pydicom's save_as can)
             dataset = pydicom.dcmread(path, force=True)
             if "SOPClassUID" in dataset or "PixelData" in dataset:
-                _ = dataset.SOPClassUID if "SOPClassUID" in dataset else None
+                _note_transfer_syntax(dataset)
                 return dataset
         except Exception:  # noqa: BLE001 - anything here means "not DICOM"
             pass
         raise InputError(f"could not read {path}: it is not a DICOM file or it is damaged (no DICOM header)") from None
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types on damaged files
         raise InputError(f"could not read {path}: the DICOM file is damaged or truncated ({exc})") from exc
+
+
+def _note_transfer_syntax(dataset) -> None:
+    """Give a dataset read without file meta the transfer syntax it was found to be in."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    if getattr(dataset, "file_meta", None) is None:
+        dataset.file_meta = FileMetaDataset()
+    if "TransferSyntaxUID" in dataset.file_meta:
+        return
+    implicit, little = getattr(dataset, "original_encoding", (True, True))
+    dataset.file_meta.TransferSyntaxUID = (
+        ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+    )
 
 
 def _check_is_image(path: Path, dataset) -> None:
@@ -381,7 +396,9 @@ def read_dicom(path: str | os.PathLike, points: Iterable[Sequence[float]] | None
             geometry = _cine_geometry(None)
     else:
         geometry = _cine_geometry(region)
-        if region.clipped(height, width) != (region.x0, region.y0, region.x1, region.y1):
+        if UNBOUNDED not in (region.x1, region.y1) and region.clipped(height, width) != (
+            region.x0, region.y0, region.x1, region.y1
+        ):
             log.warning("%s: ultrasound %s reaches past the %dx%d frame; clipped to it", path, region.describe(), width, height)
     times = _frame_times(dataset, array.shape[0])
     return DicomImage(path, array, geometry, dataset, times, regions, region)

@@ -27,6 +27,7 @@ DATA_TYPE_TISSUE = 1
 UNITS_CM = 3
 """PhysicalUnitsX/YDirection 3: centimetres (0 none, 1 percent, 2 dB, 4 seconds, ...)."""
 CM_TO_MM = 10.0
+UNBOUNDED = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -49,18 +50,18 @@ class UltrasoundRegion:
     def is_calibrated_2d(self) -> bool:
         """A 2D region whose both axes are in centimetres with positive deltas."""
         return (
-            self.spatial_format == SPATIAL_FORMAT_2D
+            self.spatial_format in (SPATIAL_FORMAT_2D, 0)  # 0: the (type 1) attribute is missing
             and self.units_x == UNITS_CM
             and self.units_y == UNITS_CM
-            and self.delta_x > 0
-            and self.delta_y > 0
+            and self.delta_x != 0
+            and self.delta_y != 0
             and bool(np.isfinite([self.delta_x, self.delta_y]).all())
         )
 
     @property
     def spacing_mm(self) -> tuple[float, float]:
-        """(x, y) pixel spacing in millimetres."""
-        return self.delta_x * CM_TO_MM, self.delta_y * CM_TO_MM
+        """(x, y) pixel spacing in millimetres (a negative delta only flips the axis's sense)."""
+        return abs(self.delta_x) * CM_TO_MM, abs(self.delta_y) * CM_TO_MM
 
     def clipped(self, height: int, width: int) -> tuple[int, int, int, int] | None:
         """(x0, y0, x1, y1) inside a height x width frame, or None if the region misses it."""
@@ -107,8 +108,8 @@ def parse_regions(dataset) -> list[UltrasoundRegion]:
             index=index,
             x0=_number(item, "RegionLocationMinX0"),
             y0=_number(item, "RegionLocationMinY0"),
-            x1=_number(item, "RegionLocationMaxX1"),
-            y1=_number(item, "RegionLocationMaxY1"),
+            x1=_number(item, "RegionLocationMaxX1", UNBOUNDED),  # missing: to the frame's edge
+            y1=_number(item, "RegionLocationMaxY1", UNBOUNDED),
             spatial_format=_number(item, "RegionSpatialFormat"),
             data_type=_number(item, "RegionDataType"),
             units_x=_number(item, "PhysicalUnitsXDirection"),
