@@ -365,6 +365,13 @@ def _clean_text(text: str) -> str:
     return re.sub(r"[\x00-\x1f\x7f]+", " ", str(text)).strip()
 
 
+_NRRD_FIELDS = {
+    "type", "dimension", "space", "sizes", "kinds", "endian", "encoding", "content", "min", "max", "spacings",
+    "thicknesses", "axismins", "axismaxs", "centerings", "centers", "labels", "units", "lineskip", "byteskip",
+    "datafile", "number", "blocksize", "oldmin", "oldmax", "segmentation",
+}
+
+
 def write_segmentation(
     path: str | os.PathLike,
     masks: Mapping[int, np.ndarray],
@@ -475,10 +482,11 @@ def write_segmentation(
         "segments": segments,
     }
     for key, value in (metadata or {}).items():
-        key, value = _clean_text(key).replace(":", "_"), _clean_text(value)
-        if not key or key.startswith("Segment") or key in segmentation or " " in key:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", str(key)) or str(key).startswith("Segment") or (
+            key in segmentation or str(key).lower() in _NRRD_FIELDS
+        ):
             raise InputError(f"metadata key {key!r} is not allowed in a .seg.nrrd; use a name such as SAMUSA_Note")
-        segmentation[key] = value
+        segmentation[key] = _clean_text(value)
     with atomic_output(path) as tmp:
         slicerio.write_segmentation(str(tmp), segmentation)
     return path

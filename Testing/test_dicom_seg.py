@@ -165,6 +165,41 @@ def test_seg_is_read_by_dcmqi_as_quantitative_reporting_does(tmp_path, source_an
     np.testing.assert_array_equal(found[2], masks[3])
 
 
+def test_seg_of_an_enhanced_us_volume_keeps_its_3d_grid(tmp_path):
+    from dicom_samples import write_enhanced_volume
+    from SAMUSALib.phantoms import rotation_matrix
+
+    volume = np.random.default_rng(3).integers(0, 256, size=(6, 10, 12), dtype=np.uint8)
+    source = read_dicom(write_enhanced_volume(tmp_path / "vol.dcm", volume, direction=rotation_matrix("z", 30.0)))
+    mask = np.zeros(volume.shape, bool)
+    mask[2:4, 3:6, 4:8] = True
+    seg = hd.seg.segread(write_dicom_seg(tmp_path / "vol_seg.dcm", {1: mask}, source))
+    back, _, _ = read_dicom_seg(tmp_path / "vol_seg.dcm", volume.shape[0])
+    np.testing.assert_array_equal(back[1], mask)
+    matrix = source.geometry.ijk_to_lps()
+    for frame in seg.PerFrameFunctionalGroupsSequence:  # each plane where the volume's slice lies
+        number = int(frame.DerivationImageSequence[0].SourceImageSequence[0].ReferencedFrameNumber)
+        position = [float(v) for v in frame.PlanePositionSequence[0].ImagePositionPatient]
+        np.testing.assert_allclose(position, (matrix @ [0, 0, number - 1, 1])[:3], atol=1e-6)
+
+
+def test_seg_nrrd_metadata_fields(tmp_path):
+    from SAMUSALib.frames import Geometry
+    from SAMUSALib.io import write_segmentation
+
+    mask = np.zeros((3, 4, 5), bool)
+    mask[1, 1:3, 1:4] = True
+    out = write_segmentation(tmp_path / "m.seg.nrrd", {1: mask}, Geometry(), metadata={"SAMUSA_FrameTimes": "0 40 80"})
+    import nrrd
+
+    assert nrrd.read_header(str(out))["SAMUSA_FrameTimes"] == "0 40 80"
+    np.testing.assert_array_equal(read_segmentation(out)[0][1], mask)
+    for bad in ("Segment0_Name", "space", ""):
+        with pytest.raises(InputError, match="not allowed in a .seg.nrrd"):
+            write_segmentation(tmp_path / "n.seg.nrrd", {1: mask}, Geometry(), metadata={bad: "x"})
+    assert not (tmp_path / "n.seg.nrrd").exists()
+
+
 def test_seg_write_failure_keeps_the_old_file(tmp_path, monkeypatch, source_and_masks):
     source, masks = source_and_masks
     out = tmp_path / "result.dcm"
