@@ -42,9 +42,14 @@ def default_model_id() -> str:
     return "test-tiny"
 
 
+DICOM_SEG_SUFFIXES = (".dcm", ".dicom")
+
+
 def _check_output_path(out: Path) -> None:
-    if not out.name.endswith(".seg.nrrd"):
-        raise InputError(f"output {out} must end with .seg.nrrd (for example {out.stem}.seg.nrrd)")
+    if not out.name.endswith(".seg.nrrd") and out.suffix.lower() not in DICOM_SEG_SUFFIXES:
+        raise InputError(
+            f"output {out} must end with .seg.nrrd (for example {out.stem}.seg.nrrd), or with .dcm for a DICOM SEG"
+        )
     if not out.parent.exists():
         raise InputError(f"output folder {out.parent} does not exist; create it first")
 
@@ -102,8 +107,14 @@ def run_segment(
 
     _check_output_path(out)
     _check_overlay_path(overlay)
-    array, geometry = read_image(input_path)
-    frames = FrameSource(array, axis=axis.upper(), geometry=geometry)
+    source = _read_dicom_input(input_path, out)  # DICOM: spacing, frame times, region; else None
+    array, geometry = (source.array, source.geometry) if source else read_image(input_path)
+
+    def make_frames():
+        mask = source.intensity_mask if source is not None and axis.upper() == "K" else None
+        return FrameSource(array, axis=axis.upper(), geometry=geometry, intensity_mask=mask)
+
+    frames = make_frames()
     if prompts_path.name.endswith(".mrk.json"):
         prompts = read_markups(prompts_path, frames, window=window)
     else:
@@ -111,6 +122,10 @@ def run_segment(
         if window is not None:
             for obj in prompts.objects:
                 obj.window = TemporalWindow(*window)
+        chosen = source.for_points(_prompt_points(prompts)) if source is not None else None
+        if chosen is not source:  # several ultrasound regions: the one the prompts lie in
+            source, geometry = chosen, chosen.geometry
+            frames = make_frames()
     prompts.check(frames.num_frames, frames.frame_shape)
 
     started = time.perf_counter()
@@ -126,7 +141,7 @@ def run_segment(
         result = segment(frames, prompts, loaded, direction=direction, progress=update)
     finally:
         close()
-    written = _write_outputs(out, overlay, geometry, frames, result, prompts)
+    written = _write_outputs(out, overlay, geometry, frames, result, prompts, source)
     encoder = result.session.features.stats
     summary = {
         "output": str(written),
@@ -150,7 +165,31 @@ def run_segment(
     return summary
 
 
-def _write_outputs(out: Path, overlay: Path | None, geometry, frames, result, prompts) -> Path:
+def _read_dicom_input(input_path: Path, out: Path):
+    """The DICOM input as a SAMUSALib.dicom DicomImage, or None for any other input."""
+    from .dicom.reading import DICOM_SUFFIXES, is_dicom, read_dicom
+
+    dicom = input_path.is_file() and (input_path.suffix.lower() in DICOM_SUFFIXES or is_dicom(input_path))
+    if out.suffix.lower() in DICOM_SEG_SUFFIXES and not dicom and input_path.exists():
+        raise InputError(
+            f"a DICOM SEG output ({out.name}) references a DICOM source, but {input_path.name} is not DICOM; "
+            f"write {out.stem}.seg.nrrd instead"
+        )
+    return read_dicom(input_path) if dicom else None
+
+
+def _prompt_points(prompts) -> list:
+    """(x, y) of every positive, boundary and box-corner prompt: where the segmented objects are."""
+    points = []
+    for obj in prompts.objects:
+        for prompt in obj.prompts:
+            points += [tuple(p) for p in prompt.boundary] + [tuple(p) for p in prompt.positive]
+            if prompt.box is not None:
+                points += [prompt.box[:2], prompt.box[2:]]
+    return points
+
+
+def _write_outputs(out: Path, overlay: Path | None, geometry, frames, result, prompts, source=None) -> Path:
     """Write the .seg.nrrd and the optional overlay so that a failure changes neither.
 
     Each file is written atomically, but the pair is not: writing the segmentation and
@@ -161,7 +200,12 @@ def _write_outputs(out: Path, overlay: Path | None, geometry, frames, result, pr
     from .io import write_segmentation
 
     def segmentation() -> Path:
-        return write_segmentation(out, result.volumes, geometry, names=result.names, colors=result.colors)
+        if out.suffix.lower() in DICOM_SEG_SUFFIXES:
+            from .dicom.seg import write_dicom_seg
+
+            return write_dicom_seg(out, result.volumes, source, names=result.names, colors=result.colors)
+        metadata = source.nrrd_metadata() if source is not None else None
+        return write_segmentation(out, result.volumes, geometry, names=result.names, colors=result.colors, metadata=metadata)
 
     if overlay is None:
         return segmentation()
@@ -320,9 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     seg = sub.add_parser("segment", help="segment an image, cine or volume from prompts")
-    seg.add_argument("input", help="NRRD/NIfTI/MHA image, a folder of PNG/JPEG frames, or a video file")
+    seg.add_argument("input", help="NRRD/NIfTI/MHA image, ultrasound DICOM, a folder of PNG/JPEG frames, or a video file")
     seg.add_argument("--prompts", required=True, help="prompts JSON or a Slicer .mrk.json markups file")
-    seg.add_argument("--out", required=True, help="output segmentation, ending in .seg.nrrd")
+    seg.add_argument("--out", required=True, help="output segmentation: .seg.nrrd, or .dcm for a DICOM SEG (DICOM input)")
     seg.add_argument("--model", default=None, help="model id (see `samusa models`) or a checkpoint path")
     seg.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cuda, mps or cpu")
     seg.add_argument("--axis", default="K", type=str.upper, choices=["I", "J", "K"], help="frames along this image axis (K: a cine's frames)")

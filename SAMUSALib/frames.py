@@ -95,6 +95,10 @@ class FrameSource:
     and anything else by its 0.5-99.5 percentiles, robust to speckle outliers and
     saturated text overlays; "minmax" uses the sampled extremes; "none" expects values
     already in [0, 1].
+
+    ``intensity_mask``: (H, W) bool, frames along K only; the window is chosen from these
+    pixels alone (an ultrasound DICOM's image region, leaving out burned-in text and
+    overlay panels around it). The whole frame is still normalised and segmented.
     """
 
     def __init__(
@@ -105,6 +109,7 @@ class FrameSource:
         geometry: Geometry | None = None,
         rgb: bool | None = None,
         normalization: str = "auto",
+        intensity_mask: np.ndarray | None = None,
     ) -> None:
         array = np.asarray(array)
         _check_dtype(array)
@@ -140,6 +145,7 @@ class FrameSource:
                 f"frames of shape {self.frame_shape} x {self.num_frames} are too small to segment"
             )
         self._check_finite()
+        self.intensity_mask = self._check_intensity_mask(intensity_mask)
         self.window = self._choose_window(normalization)
 
     def __len__(self) -> int:
@@ -179,12 +185,24 @@ class FrameSource:
                     "(for example with numpy.nan_to_num) before segmenting"
                 )
 
+    def _check_intensity_mask(self, mask) -> np.ndarray | None:
+        if mask is None:
+            return None
+        mask = np.asarray(mask, dtype=bool)
+        if self.axis != "K" or mask.shape != self.frame_shape:
+            raise InputError(
+                f"intensity mask of shape {mask.shape} does not fit frames of shape {self.frame_shape} "
+                f"along {self.axis}; it must be one (H, W) mask for frames along K"
+            )
+        return mask if mask.any() else None
+
     def _choose_window(self, normalization: str) -> IntensityWindow:
         if normalization == "none":
             return IntensityWindow(0.0, 1.0)
         if normalization == "auto" and self.array.dtype in (np.uint8, bool):
             return IntensityWindow(0.0, 1.0 if self.array.dtype == bool else 255.0)
-        sample = np.concatenate([self.raw_frame(i).ravel() for i in self._sample_indices()])
+        pick = self.intensity_mask if self.intensity_mask is not None else slice(None)
+        sample = np.concatenate([self.raw_frame(i)[pick].ravel() for i in self._sample_indices()])
         sample = sample.astype(np.float64)
         if normalization == "auto":
             low, high = np.percentile(sample, [0.5, 99.5])

@@ -33,6 +33,7 @@ PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 GIF_SUFFIX = ".gif"
 SEG_SUFFIX = ".seg.nrrd"
+DICOM_SUFFIXES = (".dcm", ".dicom")  # and any file with the DICOM preamble (SAMUSALib.dicom)
 
 # Same defaults as SAMUSALib.prompts (DEFAULT_COLORS, "object N"), so an object keeps its
 # colour and name from prompt to overlay to Slicer; ids past the list use golden-ratio hues.
@@ -149,7 +150,9 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, Geometry]:
 
     NRRD/NIfTI/MHA/MHD: (K, J, I) or (K, J, I, 3) with the file's geometry; a 2D image
     becomes (1, H, W). Picture folders and videos: (T, H, W) when every frame is gray,
-    else (T, H, W, 3), with identity geometry (they carry none).
+    else (T, H, W, 3), with identity geometry (they carry none). DICOM (by suffix or by
+    content): see SAMUSALib.dicom.reading.read_dicom, which also gives frame times and
+    the ultrasound region.
     """
     path = Path(path)
     if not path.exists():
@@ -157,6 +160,11 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, Geometry]:
     if path.is_dir():
         return _read_folder(path), Geometry()
     suffix = _suffix(path)
+    from .dicom.reading import is_dicom, read_dicom
+
+    if suffix in DICOM_SUFFIXES or (suffix not in ITK_SUFFIXES and is_dicom(path)):
+        image = read_dicom(path)
+        return image.array, image.geometry
     if suffix in ITK_SUFFIXES or suffix == SEG_SUFFIX:
         return _read_itk(path)
     if suffix in PICTURE_SUFFIXES:
@@ -164,7 +172,7 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, Geometry]:
         return _stack(pages, [f"page {i}" for i in range(len(pages))], path), Geometry()
     if suffix in VIDEO_SUFFIXES or suffix == GIF_SUFFIX:
         return _read_video(path, suffix), Geometry()
-    supported = ", ".join(ITK_SUFFIXES + PICTURE_SUFFIXES + VIDEO_SUFFIXES + (GIF_SUFFIX,))
+    supported = ", ".join(ITK_SUFFIXES + DICOM_SUFFIXES + PICTURE_SUFFIXES + VIDEO_SUFFIXES + (GIF_SUFFIX,))
     raise InputError(
         f"cannot read {path}: unsupported file type {suffix or '(no extension)'}; "
         f"supported are {supported}, or a folder of picture frames"
@@ -357,14 +365,25 @@ def _clean_text(text: str) -> str:
     return re.sub(r"[\x00-\x1f\x7f]+", " ", str(text)).strip()
 
 
+_NRRD_FIELDS = {
+    "type", "dimension", "space", "sizes", "kinds", "endian", "encoding", "content", "min", "max", "spacings",
+    "thicknesses", "axismins", "axismaxs", "centerings", "centers", "labels", "units", "lineskip", "byteskip",
+    "datafile", "number", "blocksize", "oldmin", "oldmax", "segmentation",
+}
+
+
 def write_segmentation(
     path: str | os.PathLike,
     masks: Mapping[int, np.ndarray],
     geometry: Geometry,
     names: Mapping[int, str] | None = None,
     colors: Mapping[int, tuple[float, float, float]] | None = None,
+    metadata: Mapping[str, str] | None = None,
 ) -> Path:
     """Write masks as a .seg.nrrd that 3D Slicer opens as a segmentation, atomically.
+
+    ``metadata``: extra NRRD key/value fields (e.g. a DICOM cine's frame times, see
+    DicomImage.nrrd_metadata); keys must not start with "Segment" or clash with NRRD fields.
 
     ``masks`` maps object id -> (K, J, I) mask on the reference image's grid; each object
     becomes one segment whose label value is its id. Overlapping objects go to separate
@@ -462,6 +481,12 @@ def write_segmentation(
         }],
         "segments": segments,
     }
+    for key, value in (metadata or {}).items():
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", str(key)) or str(key).startswith("Segment") or (
+            key in segmentation or str(key).lower() in _NRRD_FIELDS
+        ):
+            raise InputError(f"metadata key {key!r} is not allowed in a .seg.nrrd; use a name such as SAMUSA_Note")
+        segmentation[key] = _clean_text(value)
     with atomic_output(path) as tmp:
         slicerio.write_segmentation(str(tmp), segmentation)
     return path
