@@ -6,6 +6,7 @@ shortcuts are pressed, and SAMUSATest runs as written."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 from unittest import mock
@@ -99,11 +100,13 @@ def test_dependencies_are_reported_in_words_and_pinned(samusa):
     module, _ = samusa
     logic = module.SAMUSALogic()
     assert logic.missingDependencies() == []  # the test environment has them all
-    with mock.patch.object(module.importlib.util, "find_spec", lambda name: None):
+    with mock.patch.object(importlib.util, "find_spec", lambda name: None):
         missing = logic.missingDependencies("litemedsam")
         assert "PyTorch" in missing and "SAM 2" in missing and "LiteMedSAM weights" in missing
         with pytest.raises(module.InstallError, match="not fully installed yet"):
             logic.requireDependencies()
-    assert module.SAM2_REQUIREMENT == "sam2==1.1.0"
+    from SAMUSAModule.logic import SAM2_REQUIREMENT
+
+    assert SAM2_REQUIREMENT == "sam2==1.1.0"
     status = logic.modelStatus("test-tiny")
     assert "untrained" in status

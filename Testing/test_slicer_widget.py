@@ -66,6 +66,22 @@ def test_a_fresh_parameter_node_is_wrapped_with_every_default(app):
     assert logic.getParameterNode().parameterNode is parameters.parameterNode  # the scene's singleton
 
 
+def test_reload_drops_the_module_package_so_it_is_imported_afresh(app):
+    """Slicer's Reload re-runs only SAMUSA.py: without dropping SAMUSAModule first, edits to
+    the Logic or the self-test would not be picked up."""
+    import sys
+
+    import slicer
+
+    widget = _widget(app)
+    seen = []
+    with mock.patch.object(slicer.util, "reloadScriptedModule",
+                           lambda name: seen.append((name, [m for m in sys.modules if m.startswith("SAMUSAModule")]))):
+        assert "SAMUSAModule.logic" in sys.modules
+        widget.onReload()
+    assert seen == [("SAMUSA", [])]
+
+
 def test_lifecycle_setup_enter_exit_cleanup(app):
     import slicer
 
