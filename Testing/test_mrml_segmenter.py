@@ -233,3 +233,33 @@ def test_volume_sliced_along_an_axis_gets_one_segmentation(headless, segmenter):
     obj = segmenter._objects[(target.node.GetID(), a)]
     for f in (middle - 1, middle, middle + 1):
         np.testing.assert_array_equal(after[:, :, f], session.mask(obj, f))
+
+
+def test_an_roi_box_segments_the_structure_inside_it_with_litemedsam(headless):
+    """Issue 16 item 4, with a real box model (LiteMedSAM): an ROI drawn around a bright
+    block on a flipped, anisotropic volume gives a mask inside the box that covers the
+    block; the box reaches the model in IJK through the volume's geometry."""
+    from SAMUSALib.frames import Geometry
+
+    rng = np.random.default_rng(1)
+    data = rng.integers(0, 40, (3, 64, 80)).astype(np.uint8)
+    data[1, 20:44, 24:56] = 220  # the structure on slice 1: rows 20-43, columns 24-55
+    geometry = Geometry((0.4, 0.6, 2.0), direction=np.diag([-1.0, -1.0, 1.0]))
+    volume = mrml.volume_from_array(headless.scene, data, geometry, "US volume")
+    segmenter = mrml.InteractiveSegmenter(write_interval=0.0)
+    source = segmenter.input(volume)
+    target = mrml.target_for(source)
+    segment = target.ensure_segment(name="block")
+    roi = mrml.prompt_node(target, segment, "box")
+    ras = lambda i, j: (geometry.ijk_to_ras() @ np.array([i, j, 1.0, 1.0]))[:3]  # noqa: E731
+    roi.AddControlPointWorld(*ras(20.0, 16.0))
+    roi.AddControlPointWorld(*ras(60.0, 48.0))
+    assert mrml.place_box(source, roi) == 1
+    segmenter.segment_frame(volume, target.node, segment, model="litemedsam", device="cpu")
+    mask = target.read(segment, [1])[1]
+    box = np.zeros_like(mask)
+    box[16:49, 20:61] = True
+    block = data[1] == 220
+    assert mask.any() and not (mask & ~box).any(), "the mask leaves the box"
+    dice = 2 * (mask & block).sum() / (mask.sum() + block.sum())
+    assert dice > 0.8, f"Dice {dice:.2f} with the block inside the box"

@@ -281,7 +281,8 @@ class SAMUSALogic(ScriptedLoadableModuleLogic):
         return self.target(inputNode, segmentationNode, axis).ensure_segment(segmentId or None)
 
     def promptNode(self, inputNode, segmentationNode, segmentId: str, kind: str, axis: str = "K", create: bool = True):
-        """The markups node holding one prompt type ("boundary", "positive", "negative", "box") of a segment."""
+        """The markups node the next prompt of one type ("boundary", "positive", "negative", "box")
+        of a segment goes into: a fiducial node per point type; for a box, a new ROI node."""
         from SAMUSALib import mrml
 
         if inputNode is None or segmentationNode is None or not segmentId:
@@ -310,15 +311,31 @@ class SAMUSALogic(ScriptedLoadableModuleLogic):
 
     def stampPoint(self, inputNode, markupsNode, index: int, axis: str = "K") -> int:
         """Check a just-placed point and record on which frame it lies (needed in a cine);
-        returns the frame. Raises SAMUSALib's PromptError, saying why, for a point beyond
-        the image or its frames (the caller removes it)."""
+        returns the frame. For a box (an ROI node), None while only its first corner is
+        placed; once drawn, it replaces the segment's box on that frame. Raises SAMUSALib's
+        PromptError, saying why, for a point or a box beyond the image or its frames (the
+        caller removes it)."""
         from SAMUSALib import mrml
 
         source = self.inputOf(inputNode, axis)
         frame = self.currentFrame(inputNode, axis) if source.kind == "sequence" else None
+        if self.isBoxNode(markupsNode):
+            return mrml.place_box(source, markupsNode, frame)
         frame = mrml.check_point(source, markupsNode, index, frame)[0]
         mrml.stamp_frame(markupsNode, index, frame)
         return frame
+
+    @staticmethod
+    def isBoxNode(node) -> bool:
+        """Whether a markups node is a box (an ROI drawn as a rectangle in the frame's plane)."""
+        return node is not None and node.IsA("vtkMRMLMarkupsROINode")
+
+    @staticmethod
+    def isBoxPlaced(node) -> bool:
+        """Whether a box ROI was placed and stamped with its frame (drawn to the end)."""
+        from SAMUSALib import mrml
+
+        return node.GetNumberOfControlPoints() > 0 and mrml.point_frame(node, 0) is not None
 
     def showPointsOfCurrentFrame(self, inputNode, segmentationNode, segmentId: str, axis: str = "K") -> None:
         """In a cine, show only the segment's points of the frame shown. Runs on every frame

@@ -1,8 +1,10 @@
 """Placing prompts in the slice views: the part of SAMUSAWidget that turns clicks into
-prompt points (a mixin of the Widget; it needs Qt and the Widget's panel and Logic).
+prompt points and boxes (a mixin of the Widget; it needs Qt and the Widget's panel and Logic).
 
 A prompt tool puts the views in Markups place mode on the segment's prompt node; each
-placed point is checked and stamped with its frame, then the frame is segmented.
+placed point is checked and stamped with its frame, then the frame is segmented. The box
+tool draws a markups ROI (a rectangle in the frame's plane, one per frame): once drawn it
+is checked and stamped the same way, and resizing or moving it segments its frame again.
 """
 
 import qt
@@ -66,7 +68,7 @@ class PromptPlacing:
         self.onPromptTool(PromptMode.BOX)
 
     def onPromptTool(self, mode: PromptMode) -> None:
-        """Start placing points of one prompt type in the slice views (again: stop)."""
+        """Start placing points of one prompt type, or drawing a box, in the slice views (again: stop)."""
         if self._busy:
             return
         if self._isPlacing(mode):
@@ -80,10 +82,11 @@ class PromptPlacing:
         node = self.logic.promptNode(p.inputNode, p.segmentation, p.segmentID, mode.value, p.axis.value)
         self._observePromptNode(node)
         selectionNode = slicer.app.applicationLogic().GetSelectionNode()
-        selectionNode.SetReferenceActivePlaceNodeClassName("vtkMRMLMarkupsFiducialNode")
+        selectionNode.SetReferenceActivePlaceNodeClassName(node.GetClassName())
         selectionNode.SetActivePlaceNodeID(node.GetID())
         interactionNode = slicer.app.applicationLogic().GetInteractionNode()
-        interactionNode.SetPlaceModePersistence(1)
+        # points: click after click into one node; a box: one rectangle, then its handles resize it
+        interactionNode.SetPlaceModePersistence(0 if mode == PromptMode.BOX else 1)
         interactionNode.SetCurrentInteractionMode(interactionNode.Place)
         self._onParameterNodeModified()
 
@@ -118,23 +121,25 @@ class PromptPlacing:
         `index` is the control point's index, which the markups node passes as call data.
         Only a click placed in the views counts (place mode on this node): points added by
         a script or by loading a file are left alone. A point beyond the image or its
-        frames is removed, and the status line says why."""
+        frames is removed, and the status line says why; so is a box that misses the image.
+        A box is taken once its second corner is placed (its ROI then has one control point,
+        its centre, and a size)."""
         p = self._parameterNode
         if p is None or index is None or not 0 <= int(index) < caller.GetNumberOfControlPoints():
             return
         index = int(index)
-        if not self._isPlacingOn(caller):
+        if not (self._isPlacingOn(caller) or self._isBoxBeingDrawn(caller)):
             return
         if self._busy:  # a prediction is running: this click would race it
-            caller.RemoveNthControlPoint(index)
+            self._removePlaced(caller, index)
             return
         try:
             frame = self.logic.stampPoint(p.inputNode, caller, index, p.axis.value)
         except Exception as error:
-            caller.RemoveNthControlPoint(index)
+            self._removePlaced(caller, index)
             self._showStatus(_("Click refused: {reason}").format(reason=error))
             return
-        if not p.segmentOnClick:
+        if frame is None or not p.segmentOnClick:  # frame None: a box's first corner, the second is to come
             return
         pointID = caller.GetNthControlPointID(index)
         # Segment after the markups interaction has finished handling this click.
@@ -153,7 +158,7 @@ class PromptPlacing:
                                                     progress=self._onStage, cancel=lambda: self._cancelRequested):
                 index = node.GetNthControlPointIndexByID(pointID)
                 if index >= 0:
-                    node.RemoveNthControlPoint(index)
+                    self._removePlaced(node, index)
                 self._showStatus(_("Cancelled before the model was ready: the click was removed."))
                 return
             self.logic.segmentFrame(p.inputNode, p.segmentation, p.segmentID, None,
@@ -175,9 +180,25 @@ class PromptPlacing:
             return False
         return slicer.app.applicationLogic().GetSelectionNode().GetActivePlaceNodeID() == node.GetID()
 
+    def _isBoxBeingDrawn(self, node) -> bool:
+        """Whether this is the box the box tool is drawing: the active place node, not yet
+        stamped. (With place persistence off, Slicer may leave place mode as the second
+        corner lands, before this node reports it.)"""
+        activeID = slicer.app.applicationLogic().GetSelectionNode().GetActivePlaceNodeID()
+        return self.logic.isBoxNode(node) and activeID == node.GetID() and not self.logic.isBoxPlaced(node)
+
+    def _removePlaced(self, node, index: int) -> None:
+        """Take back a placed point; a box goes with its whole ROI node."""
+        if self.logic.isBoxNode(node):
+            if node.GetScene() is not None:
+                node.GetScene().RemoveNode(node)
+        else:
+            node.RemoveNthControlPoint(index)
+
     def onPointMoved(self, caller, event) -> None:
-        """A point was dragged: segment again the frames whose prompts changed (none if the
-        point did not move). Removing points does not re-segment: undo removes points too."""
+        """A point was dragged, or a box moved or resized by its handles: segment again the
+        frames whose prompts changed (none if nothing moved). Removing points does not
+        re-segment: undo removes points too."""
         p = self._parameterNode
         if p is None or self._busy or not p.segmentOnClick:
             return
