@@ -263,3 +263,38 @@ def test_an_roi_box_segments_the_structure_inside_it_with_litemedsam(headless):
     assert mask.any() and not (mask & ~box).any(), "the mask leaves the box"
     dice = 2 * (mask & block).sum() / (mask.sum() + block.sum())
     assert dice > 0.8, f"Dice {dice:.2f} with the block inside the box"
+
+
+def test_a_removed_or_undone_box_takes_its_mask_with_it(headless, segmenter):
+    """Issue 16 item 4: a box is its ROI node. Undoing the box's segmentation removes the
+    ROI; deleting the ROI (Data module, Delete key) leaves its frame without that prompt,
+    and the next segmentation of the segment clears the mask it made."""
+    frames = np.zeros((3, 24, 32), np.uint8)
+    frames[:, 6:18, 8:24] = 200
+    browser, _, proxy = mrml.sequence_from_array(headless.scene, frames, None, "cine")
+    source = segmenter.input(browser)
+    target = mrml.target_for(source)
+    segment = target.ensure_segment()
+
+    def draw(frame, margin=1.0):
+        roi = mrml.prompt_node(target, segment, "box")
+        roi.AddControlPointWorld(8.0 - margin, 6.0 - margin, 0.0)
+        roi.AddControlPointWorld(24.0 + margin, 18.0 + margin, 0.0)
+        assert mrml.place_box(source, roi, frame) == frame
+        return roi
+
+    roi = draw(1)
+    segmenter.segment_frame(browser, target.node, segment, prompt_point=(roi, roi.GetNthControlPointID(0)), **MODEL)
+    obj = segmenter._objects[(target.node.GetID(), segment)]
+    assert segmenter._session.objects[obj].prompts[1].box == pytest.approx((7.0, 5.0, 25.0, 19.0))
+    segmenter.undo()
+    assert roi.GetScene() is None and mrml.box_nodes(target, segment) == []
+
+    roi = draw(1, margin=2.0)
+    assert segmenter.segment_frame(browser, target.node, segment, **MODEL).prompted_frames == [1]
+    assert 1 in segmenter._session.computed_frames(obj)
+    headless.scene.RemoveNode(roi)
+    result = segmenter.segment_frame(browser, target.node, segment, **MODEL)
+    assert result.prompted_frames == [1] and result.frames_written == [1]  # its prompt went: rewritten
+    assert 1 not in segmenter._session.objects[obj].prompts and 1 not in segmenter._session.computed_frames(obj)
+    assert not target.read(segment, [1])[1].any()  # nothing made from a box that is gone
