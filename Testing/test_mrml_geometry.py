@@ -282,3 +282,29 @@ def test_prompt_nodes_are_coloured_by_type_and_found_by_attribute(scene):
     assert nodes["positive"].GetName() == "vessel region+"
     other = target.ensure_segment(name="other")
     assert mrml.prompt_nodes(target, other) == {}
+
+
+def test_a_cine_s_fingerprint_follows_voxels_geometry_and_items_without_reading_them(scene, monkeypatch):
+    """Issue 16 (long cines): every click checks that the cine is unchanged. The check uses
+    each item's modification stamps, not its matrix or buffer address, and still sees a
+    voxel edit, a new geometry and a replaced item; browsing the cine changes nothing."""
+    from SAMUSALib.mrml import inputs
+
+    frames = np.zeros((4, 6, 8), np.uint8)
+    browser, sequence, proxy = mrml.sequence_from_array(scene, frames, None, "cine")
+    before = mrml.input_fingerprint(browser)
+    monkeypatch.setattr(inputs, "ijk_to_ras_of", lambda node: pytest.fail("the check read an item's matrix"))
+    browser.SetSelectedItemNumber(2)
+    browser.SetSelectedItemNumber(0)
+    assert mrml.input_fingerprint(proxy) == before, "browsing the cine changed its fingerprint"
+    item = sequence.GetNthDataNode(1)
+    item.GetImageData().Modified()  # voxels edited in place (as arrayFromVolumeModified does)
+    edited = mrml.input_fingerprint(browser)
+    assert edited != before
+    item.SetSpacing(0.5, 0.5, 1.0)
+    moved = mrml.input_fingerprint(browser)
+    assert moved != edited
+    replacement = vtk.vtkImageData()
+    replacement.DeepCopy(item.GetImageData())
+    item.SetAndObserveImageData(replacement)
+    assert mrml.input_fingerprint(browser) != moved
