@@ -110,3 +110,21 @@ def test_dependencies_are_reported_in_words_and_pinned(samusa):
     assert SAM2_REQUIREMENT == "sam2==1.1.0"
     status = logic.modelStatus("test-tiny")
     assert "untrained" in status
+
+
+def test_slicer_finds_the_self_test_through_the_module_file(samusa):
+    """SAMUSATest lives in SAMUSAModule/selftest.py: ctest's `slicer.testing.runUnitTest`
+    loads the tests from the module named SAMUSA, and Reload and Test looks up
+    `<module>.SAMUSATest`, so SAMUSA.py must hold the name (issue 15 item 4)."""
+    import importlib
+    import unittest
+
+    import slicer
+
+    module, _ = samusa
+    names = [test.id() for suite in unittest.TestLoader().loadTestsFromName("SAMUSA") for test in suite]
+    assert {"SAMUSAModule.selftest.SAMUSATest.test_widget_smoke", "SAMUSAModule.selftest.SAMUSATest.test_cine_sequence",
+            "SAMUSAModule.selftest.SAMUSATest.test_volume"} <= set(names)
+    instance = slicer.modules.SAMUSAInstance
+    assert getattr(importlib.import_module(instance.__module__), instance.moduleName + "Test") is module.SAMUSATest
+    assert slicer.util.getModuleLogic("SAMUSA").__class__ is module.SAMUSALogic  # the console's way in
