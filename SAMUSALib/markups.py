@@ -9,7 +9,8 @@ by hand in Slicer: a name containing "negative", "outside" or "region-" gives ne
 points, "positive", "inside" or "region+" positive points, and anything else
 (including "boundary") boundary points. The rest of the name is the object's name:
 "lesion boundary" and "lesion negative" are two prompt types of the object "lesion".
-An ROI node becomes a box on the frame its centre lies in.
+An ROI node becomes a box on the frame its centre lies in; the word "box" in its name is
+not part of the object's name ("lesion box" is the box of "lesion").
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ _KINDS = [
     ("positive", re.compile(r"\b(positive|inside)\b|region\s*\+", re.I)),
     ("boundary", re.compile(r"\bboundary\b", re.I)),
 ]
+_BOX_WORD = re.compile(r"\bbox\b", re.I)
 _FRAME_PLANE = {"K": (0, 1), "J": (0, 2), "I": (1, 2)}  # (x, y) as (i, j, k) indices
 
 
@@ -72,6 +74,14 @@ def _vector(value, size: int, what: str) -> np.ndarray:
     return vector
 
 
+def roi_corners(center, size, axes) -> np.ndarray:
+    """The 8 corners (8, 3) of a Slicer ROI box: its centre (3,), its full size along each of
+    its own axes (3,), and those axes as the columns of a 3x3 matrix (the ROI's orientation).
+    A box prompt is the bounding box of the corners on a frame (here and in SAMUSALib.mrml)."""
+    signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=float)
+    return np.asarray(center, float) + (signs * np.abs(np.asarray(size, float)) / 2) @ np.asarray(axes, float).T
+
+
 def _roi_box(frames: FrameSource, node: dict, to_ijk: np.ndarray, name: str) -> FramePrompt:
     """The ROI's frame (where its centre lies) and the bounding box of its 8 corners in that frame."""
     what = f"ROI '{name}'"
@@ -84,8 +94,7 @@ def _roi_box(frames: FrameSource, node: dict, to_ijk: np.ndarray, name: str) -> 
     axes = _vector(node.get("orientation", np.eye(3).ravel()), 9, f"{what}: its orientation").reshape(3, 3)
     frame = _frame_of(frames, to_ijk @ np.append(center, 1.0), what)
     x_index, y_index = _FRAME_PLANE[frames.axis]
-    signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=float)
-    corners = center + (signs * size / 2) @ axes.T  # orientation columns are the ROI's axes
+    corners = roi_corners(center, size, axes)  # orientation columns are the ROI's axes
     ijk = (to_ijk[:3, :3] @ corners.T).T + to_ijk[:3, 3]
     xs, ys = ijk[:, x_index], ijk[:, y_index]
     return FramePrompt(frame, box=(xs.min(), ys.min(), xs.max(), ys.max()))
@@ -119,6 +128,8 @@ def read_markups(path: str | Path, frames: FrameSource, window: tuple[int, int] 
             )
         to_ijk = _world_to_ijk(frames, system)
         kind, object_name = _kind_and_object(name)
+        if node.get("type") == "ROI":  # "lesion box" (as the SAMUSA module names it) is a box of "lesion"
+            object_name = " ".join(_BOX_WORD.sub(" ", name).replace(":", " ").split()) or "object"
         obj = objects.setdefault(object_name, ObjectPrompts(id=len(objects) + 1, name=object_name))
         if node.get("type") == "ROI":
             prompt = _roi_box(frames, node, to_ijk, name)

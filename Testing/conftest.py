@@ -133,4 +133,5 @@ def app(monkeypatch, tiny_model, request):
     loaded = session.load(MODULE_FILE)
     yield session, loaded.python_module
     session.close()
-    sys.modules.pop("SAMUSA", None)
+    for name in [m for m in sys.modules if m == "SAMUSA" or m.split(".")[0] == "SAMUSAModule"]:
+        del sys.modules[name]  # the next session imports the module afresh, as a new Slicer would

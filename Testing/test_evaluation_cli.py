@@ -72,3 +72,57 @@ def test_eval_input_errors_are_one_line_with_status_2(tmp_path, capsys, extra, m
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "x" / "results.json").exists()
+
+
+def test_eval_compares_models_and_encodings_side_by_side(tmp_path, capsys, monkeypatch, tiny_model):
+    """Issue 15 item 3: `samusa eval --model A --model B` with the encodings as options, on
+    one phantom image: a full report per variant, and one comparison table with a row per
+    variant; each LiteMedSAM variant really prompts with its own encoding, and frames are
+    encoded once for both."""
+    from SAMUSALib import models
+    from SAMUSALib.backends.litemedsam.backend import LiteMedSAMBackend
+
+    real_load = models.load_model  # test-tiny: the session's (built once), not built again
+    monkeypatch.setattr(models, "load_model", lambda name, **kw: tiny_model if name == "test-tiny" else real_load(name, **kw))
+    used, real_prompt = [], LiteMedSAMBackend.prompt
+
+    def spy(self, obj, prompt, **kwargs):
+        used.append(self.boundary_encoding)
+        return real_prompt(self, obj, prompt, **kwargs)
+
+    monkeypatch.setattr(LiteMedSAMBackend, "prompt", spy)
+    out = tmp_path / "compare"
+    status = main([
+        "eval", "--protocol", "image", "--data", "phantom:1", "--objects", "1", "--prompt", "boundary",
+        "--max-clicks", "2", "--model", "test-tiny", "--model", "litemedsam", "--boundary-encoding", "extent-box,curve-mask",
+        "--out", str(out), "--quiet", "--no-plots",
+    ])
+    assert status == 0
+    names = ["test-tiny", "litemedsam boundary=extent-box", "litemedsam boundary=curve-mask"]
+    assert used == ["extent-box"] * 2 + ["curve-mask"] * 2  # one prompt per click, per variant
+    doc = json.loads((out / "comparison.json").read_text())
+    assert [v["name"] for v in doc["variants"]] == names
+    assert [r["variant"] for r in doc["rows"]] == names and {r["group"] for r in doc["rows"]} == {"boundary"}
+    for variant, row in zip(doc["variants"], doc["rows"]):
+        own = json.loads((out / variant["folder"] / "results.json").read_text())  # the variant's full report
+        assert own["model"]["id"] == variant["model"]["id"] and own["variant"] == variant["name"]
+        assert row["dice@1"] == own["summary"]["boundary"]["dice_by_clicks"][0]["mean"]
+        assert row["final_dice"] == own["summary"]["boundary"]["final_dice"]["mean"]
+        assert "dice@3" not in row  # two clicks were given: no column repeats the last value
+    frames = [json.loads((out / v["folder"] / "results.json").read_text())["cases"][0]["frames_encoded"] for v in doc["variants"][1:]]
+    assert frames == [1, 0], f"LiteMedSAM encoded {frames} frames for its two variants; once is enough"
+    table = (out / "comparison.md").read_text()
+    assert "UNTRAINED" in table and "test-tiny" in table
+    assert sum(line.startswith("| litemedsam boundary=") for line in table.splitlines()) == 2
+    assert "compared 3 variants" in capsys.readouterr().out
+
+
+def test_eval_comparison_refuses_an_unknown_encoding_before_loading_models(tmp_path, capsys, monkeypatch):
+    from SAMUSALib import models
+
+    monkeypatch.setattr(models, "load_model", lambda *a, **k: pytest.fail("a model was loaded"))
+    args = ["eval", "--protocol", "image", "--data", "phantom:1", "--model", "litemedsam", "--model", "test-tiny",
+            "--boundary-encoding", "lasso", "--out", str(tmp_path / "x"), "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "unknown boundary encoding 'lasso'" in err and "extent-box" in err and err.count("\n") == 1

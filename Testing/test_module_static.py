@@ -16,6 +16,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 MODULE = REPO / "SAMUSA" / "SAMUSA.py"
+MODULE_PACKAGE = REPO / "SAMUSA" / "SAMUSAModule"
+MODULE_FILES = [MODULE, *sorted(MODULE_PACKAGE.glob("*.py"))]
+"""SAMUSA.py and its package (parameters, Logic, prompt tools, self-test): checked as one."""
 UI = REPO / "SAMUSA" / "Resources" / "UI" / "SAMUSA.ui"
 MODULE_CMAKE = REPO / "SAMUSA" / "CMakeLists.txt"
 TOP_CMAKE = REPO / "CMakeLists.txt"
@@ -35,7 +38,8 @@ CATALOG_ALLOWED = CATALOG_REQUIRED | {
 
 @pytest.fixture(scope="module")
 def module_ast() -> ast.Module:
-    return ast.parse(MODULE.read_text())
+    """One tree holding the top-level statements of every file of the module."""
+    return ast.Module(body=[node for path in MODULE_FILES for node in ast.parse(path.read_text()).body], type_ignores=[])
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +194,9 @@ def test_enums_and_registries_agree_with_the_library(module_ast):
 def test_shortcut_table_names_real_methods(module_ast):
     shortcuts = module_constant(module_ast, "SHORTCUTS")
     widget = class_def(module_ast, "SAMUSAWidget")
-    methods = {f.name for f in widget.body if isinstance(f, ast.FunctionDef)}
+    classes = [widget] + [class_def(module_ast, b.id) for b in widget.bases
+                          if isinstance(b, ast.Name) and any(isinstance(n, ast.ClassDef) and n.name == b.id for n in module_ast.body)]
+    methods = {f.name for cls in classes for f in cls.body if isinstance(f, ast.FunctionDef)}
     keys = [key for key, _ in shortcuts]
     assert len(keys) == len(set(keys)), "a key is bound twice"
     for key, method in shortcuts:
@@ -202,7 +208,7 @@ def test_shortcut_table_names_real_methods(module_ast):
 
 
 def test_nothing_heavy_is_imported_when_slicer_starts(module_ast):
-    allowed = {"enum", "importlib", "logging", "os", "sys", "time", "typing", "qt", "vtk", "slicer"}
+    allowed = {"enum", "importlib", "logging", "os", "sys", "time", "typing", "qt", "vtk", "slicer", "SAMUSAModule"}
     for node in module_ast.body:
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
@@ -320,7 +326,8 @@ def test_cmake_ships_the_library_s_weights():
 def test_cmake_ships_the_module_and_its_resources(module_ast):
     scripts = cmake_list(MODULE_CMAKE, "MODULE_PYTHON_SCRIPTS")
     resources = cmake_list(MODULE_CMAKE, "MODULE_PYTHON_RESOURCES")
-    assert scripts == ["${MODULE_NAME}.py"]
+    package = [path.relative_to(REPO / "SAMUSA").as_posix() for path in MODULE_FILES[1:]]
+    assert package and scripts == ["${MODULE_NAME}.py", *package], f"CMake ships {scripts}; the module's files: {package}"
     resources = [r.replace("${MODULE_NAME}", "SAMUSA") for r in resources]
     for item in resources:
         assert (REPO / "SAMUSA" / item).is_file(), f"resource {item} does not exist"
@@ -334,6 +341,20 @@ def test_cmake_ships_the_module_and_its_resources(module_ast):
     assert "slicerMacroBuildScriptedModule(" in text and "WITH_GENERIC_TESTS" in text
     assert "slicer_add_python_unittest(SCRIPT ${MODULE_NAME}.py)" in text
     assert "SOURCE_DIR ${PROJECT_SOURCE_DIR}" in text  # SAMUSALib copied from the repository root
+
+
+def test_the_module_is_one_file_beside_a_package_of_small_files():
+    """Slicer tries every .py file in a module's folder as a module of its own, so the parts
+    live in the SAMUSAModule package; each stays readable (under 700 lines); SAMUSALogic and
+    SAMUSATest are reachable from SAMUSA.py, where Slicer and the console look them up."""
+    top = sorted(p.name for p in (REPO / "SAMUSA").glob("*.py"))
+    assert top == ["SAMUSA.py"], f"Python files beside SAMUSA.py, which Slicer would load as modules: {top}"
+    for path in MODULE_FILES:
+        lines = len(path.read_text().splitlines())
+        assert lines <= 700, f"{path.relative_to(REPO)} has {lines} lines"
+    imported = {alias.asname or alias.name for node in ast.parse(MODULE.read_text()).body
+                if isinstance(node, ast.ImportFrom) for alias in node.names}
+    assert {"SAMUSALogic", "SAMUSATest", "SAMUSAParameterNode", "InstallError"} <= imported
 
 
 def test_shipped_files_import_only_what_slicer_has_or_installs(module_ast):

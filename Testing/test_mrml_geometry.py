@@ -202,21 +202,68 @@ def test_rgb_cine_sequence_and_rgb_volume(scene):
         mrml.input_from_node(volume, axis="I")
 
 
-def test_box_corners_pair_up_per_frame(scene):
-    geometry = Geometry((0.5, 0.5, 1.0))
+def _draw_box(node, first, second):
+    """What Slicer's ROI place widget does for a box drawn in a slice view: two corners,
+    which the ROI node turns into its centre and size."""
+    mrml.add_prompt_point(node, first)
+    mrml.add_prompt_point(node, second)
+
+
+def test_a_box_is_an_roi_projected_on_its_frame(scene):
+    """Issue 16 item 4: a box is a markups ROI (a rectangle), read in IJK through the
+    volume's geometry (here flipped and anisotropic), on the slice its centre lies on."""
+    geometry = Geometry((0.5, 0.8, 1.0), direction=np.diag([-1.0, -1.0, 1.0]))
     volume = mrml.volume_from_array(scene, np.zeros((3, 20, 30), np.uint8), geometry)
     source = mrml.input_from_node(volume)
     target = mrml.target_for(source)
     segment = target.ensure_segment()
-    corners = mrml.prompt_node(target, segment, "box")
-    mrml.add_prompt_point(corners, ras_of(geometry, (20.0, 3.0, 1.0)))
-    assert mrml.frame_prompts(source, {"box": corners}) == {}  # a lone corner waits
-    mrml.add_prompt_point(corners, ras_of(geometry, (4.0, 15.0, 1.0)))
-    mrml.add_prompt_point(corners, ras_of(geometry, (2.0, 2.0, 1.0)))  # a third corner: old box kept
-    prompts = mrml.frame_prompts(source, {"box": corners})
-    assert prompts[1].box == pytest.approx((4.0, 3.0, 20.0, 15.0))
-    mrml.add_prompt_point(corners, ras_of(geometry, (9.0, 8.0, 1.0)))  # completes a new box: replaces
-    assert mrml.frame_prompts(source, {"box": corners})[1].box == pytest.approx((2.0, 2.0, 9.0, 8.0))
+    roi = mrml.prompt_node(target, segment, "box")
+    assert roi.IsA("vtkMRMLMarkupsROINode") and mrml.box_nodes(target, segment) == [roi]
+    assert mrml.prompt_node(target, segment, "box") is roi  # not placed yet: the next box goes here
+    mrml.add_prompt_point(roi, ras_of(geometry, (20.0, 3.0, 1.0)))
+    assert mrml.roi_box(source, roi) is None  # its first corner: still being drawn
+    assert mrml.frame_prompts(source, {}, [roi]) == {}
+    mrml.add_prompt_point(roi, ras_of(geometry, (4.0, 15.0, 1.0)))
+    assert roi.GetNumberOfControlPoints() == 1  # the ROI keeps its centre (and a size)
+    frame, box = mrml.roi_box(source, roi)
+    assert frame == 1 and box == pytest.approx((4.0, 3.0, 20.0, 15.0))
+    assert mrml.frame_prompts(source, {}, [roi])[1].box == pytest.approx((4.0, 3.0, 20.0, 15.0))
+    roi.SetSize(4.0, 4.0, 1.0)  # resized by its handles: 8 x 5 pixels around the same centre
+    assert mrml.roi_box(source, roi)[1] == pytest.approx((8.0, 6.5, 16.0, 11.5))
+
+    assert mrml.prompt_node(target, segment, "box") is not roi  # placed: the next box gets a new ROI
+    again = mrml.prompt_node(target, segment, "box")
+    _draw_box(again, ras_of(geometry, (25.0, 10.0, 1.2)), ras_of(geometry, (35.0, 18.0, 1.2)))  # half off the image
+    assert mrml.place_box(source, again) == 1
+    assert roi.GetScene() is None, "the frame's old box was not replaced"
+    assert mrml.point_frame(again, 0) == 1
+    assert mrml.frame_prompts(source, {}, mrml.box_nodes(target, segment))[1].box == pytest.approx((25.0, 10.0, 29.5, 18.0))
+
+    off = mrml.prompt_node(target, segment, "box")
+    _draw_box(off, ras_of(geometry, (40.0, 2.0, 0.0)), ras_of(geometry, (50.0, 9.0, 0.0)))
+    with pytest.raises(PromptError, match="outside the image"):
+        mrml.place_box(source, off)
+    assert again.GetScene() is not None  # a refused box replaces nothing
+    assert mrml.remove_prompts(source, [off], frame=0) == 1 and off.GetScene() is None  # off the image: on no frame, goes
+    assert mrml.remove_prompts(source, mrml.box_nodes(target, segment), frame=1) == 1
+    assert mrml.box_nodes(target, segment) == []
+
+
+def test_a_box_on_a_cine_is_on_the_frame_it_was_drawn_on(scene):
+    frames = np.zeros((4, 10, 12), np.uint8)
+    browser, _, proxy = mrml.sequence_from_array(scene, frames, None, "cine")
+    source = mrml.input_from_node(browser)
+    target = mrml.target_for(source)
+    segment = target.ensure_segment()
+    roi = mrml.prompt_node(target, segment, "box")
+    _draw_box(roi, (2.0, 1.0, 0.0), (6.0, 5.0, 0.0))
+    with pytest.raises(PromptError, match="has no frame"):
+        mrml.frame_prompts(source, {}, [roi])  # in a cine the frame is the one it was drawn on
+    assert mrml.place_box(source, roi, frame=2) == 2
+    assert mrml.frame_prompts(source, {}, [roi])[2].box == pytest.approx((2.0, 1.0, 6.0, 5.0))
+    for shown, visible in ((1, False), (2, True)):
+        mrml.show_points_of_frame(source, mrml.existing_prompt_nodes(target.node, segment), shown)
+        assert bool(roi.GetDisplayVisibility()) is visible
 
 
 def test_prompt_nodes_are_coloured_by_type_and_found_by_attribute(scene):
@@ -224,6 +271,8 @@ def test_prompt_nodes_are_coloured_by_type_and_found_by_attribute(scene):
     target = mrml.target_for(mrml.input_from_node(volume))
     segment = target.ensure_segment(name="vessel")
     nodes = mrml.prompt_nodes(target, segment, create=True)
+    assert set(nodes) == set(mrml.POINT_KINDS)
+    nodes["box"] = mrml.prompt_node(target, segment, "box")
     assert set(nodes) == set(mrml.PROMPT_KINDS)
     colours = {kind: tuple(node.GetDisplayNode().GetSelectedColor()) for kind, node in nodes.items()}
     assert len(set(colours.values())) == len(mrml.PROMPT_KINDS)
@@ -233,3 +282,29 @@ def test_prompt_nodes_are_coloured_by_type_and_found_by_attribute(scene):
     assert nodes["positive"].GetName() == "vessel region+"
     other = target.ensure_segment(name="other")
     assert mrml.prompt_nodes(target, other) == {}
+
+
+def test_a_cine_s_fingerprint_follows_voxels_geometry_and_items_without_reading_them(scene, monkeypatch):
+    """Issue 16 (long cines): every click checks that the cine is unchanged. The check uses
+    each item's modification stamps, not its matrix or buffer address, and still sees a
+    voxel edit, a new geometry and a replaced item; browsing the cine changes nothing."""
+    from SAMUSALib.mrml import inputs
+
+    frames = np.zeros((4, 6, 8), np.uint8)
+    browser, sequence, proxy = mrml.sequence_from_array(scene, frames, None, "cine")
+    before = mrml.input_fingerprint(browser)
+    monkeypatch.setattr(inputs, "ijk_to_ras_of", lambda node: pytest.fail("the check read an item's matrix"))
+    browser.SetSelectedItemNumber(2)
+    browser.SetSelectedItemNumber(0)
+    assert mrml.input_fingerprint(proxy) == before, "browsing the cine changed its fingerprint"
+    item = sequence.GetNthDataNode(1)
+    item.GetImageData().Modified()  # voxels edited in place (as arrayFromVolumeModified does)
+    edited = mrml.input_fingerprint(browser)
+    assert edited != before
+    item.SetSpacing(0.5, 0.5, 1.0)
+    moved = mrml.input_fingerprint(browser)
+    assert moved != edited
+    replacement = vtk.vtkImageData()
+    replacement.DeepCopy(item.GetImageData())
+    item.SetAndObserveImageData(replacement)
+    assert mrml.input_fingerprint(browser) != moved

@@ -233,3 +233,68 @@ def test_volume_sliced_along_an_axis_gets_one_segmentation(headless, segmenter):
     obj = segmenter._objects[(target.node.GetID(), a)]
     for f in (middle - 1, middle, middle + 1):
         np.testing.assert_array_equal(after[:, :, f], session.mask(obj, f))
+
+
+def test_an_roi_box_segments_the_structure_inside_it_with_litemedsam(headless):
+    """Issue 16 item 4, with a real box model (LiteMedSAM): an ROI drawn around a bright
+    block on a flipped, anisotropic volume gives a mask inside the box that covers the
+    block; the box reaches the model in IJK through the volume's geometry."""
+    from SAMUSALib.frames import Geometry
+
+    rng = np.random.default_rng(1)
+    data = rng.integers(0, 40, (3, 64, 80)).astype(np.uint8)
+    data[1, 20:44, 24:56] = 220  # the structure on slice 1: rows 20-43, columns 24-55
+    geometry = Geometry((0.4, 0.6, 2.0), direction=np.diag([-1.0, -1.0, 1.0]))
+    volume = mrml.volume_from_array(headless.scene, data, geometry, "US volume")
+    segmenter = mrml.InteractiveSegmenter(write_interval=0.0)
+    source = segmenter.input(volume)
+    target = mrml.target_for(source)
+    segment = target.ensure_segment(name="block")
+    roi = mrml.prompt_node(target, segment, "box")
+    ras = lambda i, j: (geometry.ijk_to_ras() @ np.array([i, j, 1.0, 1.0]))[:3]  # noqa: E731
+    roi.AddControlPointWorld(*ras(20.0, 16.0))
+    roi.AddControlPointWorld(*ras(60.0, 48.0))
+    assert mrml.place_box(source, roi) == 1
+    segmenter.segment_frame(volume, target.node, segment, model="litemedsam", device="cpu")
+    mask = target.read(segment, [1])[1]
+    box = np.zeros_like(mask)
+    box[16:49, 20:61] = True
+    block = data[1] == 220
+    assert mask.any() and not (mask & ~box).any(), "the mask leaves the box"
+    dice = 2 * (mask & block).sum() / (mask.sum() + block.sum())
+    assert dice > 0.8, f"Dice {dice:.2f} with the block inside the box"
+
+
+def test_a_removed_or_undone_box_takes_its_mask_with_it(headless, segmenter):
+    """Issue 16 item 4: a box is its ROI node. Undoing the box's segmentation removes the
+    ROI; deleting the ROI (Data module, Delete key) leaves its frame without that prompt,
+    and the next segmentation of the segment clears the mask it made."""
+    frames = np.zeros((3, 24, 32), np.uint8)
+    frames[:, 6:18, 8:24] = 200
+    browser, _, proxy = mrml.sequence_from_array(headless.scene, frames, None, "cine")
+    source = segmenter.input(browser)
+    target = mrml.target_for(source)
+    segment = target.ensure_segment()
+
+    def draw(frame, margin=1.0):
+        roi = mrml.prompt_node(target, segment, "box")
+        roi.AddControlPointWorld(8.0 - margin, 6.0 - margin, 0.0)
+        roi.AddControlPointWorld(24.0 + margin, 18.0 + margin, 0.0)
+        assert mrml.place_box(source, roi, frame) == frame
+        return roi
+
+    roi = draw(1)
+    segmenter.segment_frame(browser, target.node, segment, prompt_point=(roi, roi.GetNthControlPointID(0)), **MODEL)
+    obj = segmenter._objects[(target.node.GetID(), segment)]
+    assert segmenter._session.objects[obj].prompts[1].box == pytest.approx((7.0, 5.0, 25.0, 19.0))
+    segmenter.undo()
+    assert roi.GetScene() is None and mrml.box_nodes(target, segment) == []
+
+    roi = draw(1, margin=2.0)
+    assert segmenter.segment_frame(browser, target.node, segment, **MODEL).prompted_frames == [1]
+    assert 1 in segmenter._session.computed_frames(obj)
+    headless.scene.RemoveNode(roi)
+    result = segmenter.segment_frame(browser, target.node, segment, **MODEL)
+    assert result.prompted_frames == [1] and result.frames_written == [1]  # its prompt went: rewritten
+    assert 1 not in segmenter._session.objects[obj].prompts and 1 not in segmenter._session.computed_frames(obj)
+    assert not target.read(segment, [1])[1].any()  # nothing made from a box that is gone

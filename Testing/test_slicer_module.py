@@ -6,6 +6,7 @@ shortcuts are pressed, and SAMUSATest runs as written."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 from unittest import mock
@@ -99,11 +100,31 @@ def test_dependencies_are_reported_in_words_and_pinned(samusa):
     module, _ = samusa
     logic = module.SAMUSALogic()
     assert logic.missingDependencies() == []  # the test environment has them all
-    with mock.patch.object(module.importlib.util, "find_spec", lambda name: None):
+    with mock.patch.object(importlib.util, "find_spec", lambda name: None):
         missing = logic.missingDependencies("litemedsam")
         assert "PyTorch" in missing and "SAM 2" in missing and "LiteMedSAM weights" in missing
         with pytest.raises(module.InstallError, match="not fully installed yet"):
             logic.requireDependencies()
-    assert module.SAM2_REQUIREMENT == "sam2==1.1.0"
+    from SAMUSAModule.logic import SAM2_REQUIREMENT
+
+    assert SAM2_REQUIREMENT == "sam2==1.1.0"
     status = logic.modelStatus("test-tiny")
     assert "untrained" in status
+
+
+def test_slicer_finds_the_self_test_through_the_module_file(samusa):
+    """SAMUSATest lives in SAMUSAModule/selftest.py: ctest's `slicer.testing.runUnitTest`
+    loads the tests from the module named SAMUSA, and Reload and Test looks up
+    `<module>.SAMUSATest`, so SAMUSA.py must hold the name (issue 15 item 4)."""
+    import importlib
+    import unittest
+
+    import slicer
+
+    module, _ = samusa
+    names = [test.id() for suite in unittest.TestLoader().loadTestsFromName("SAMUSA") for test in suite]
+    assert {"SAMUSAModule.selftest.SAMUSATest.test_widget_smoke", "SAMUSAModule.selftest.SAMUSATest.test_cine_sequence",
+            "SAMUSAModule.selftest.SAMUSATest.test_volume"} <= set(names)
+    instance = slicer.modules.SAMUSAInstance
+    assert getattr(importlib.import_module(instance.__module__), instance.moduleName + "Test") is module.SAMUSATest
+    assert slicer.util.getModuleLogic("SAMUSA").__class__ is module.SAMUSALogic  # the console's way in

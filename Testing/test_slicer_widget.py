@@ -66,6 +66,22 @@ def test_a_fresh_parameter_node_is_wrapped_with_every_default(app):
     assert logic.getParameterNode().parameterNode is parameters.parameterNode  # the scene's singleton
 
 
+def test_reload_drops_the_module_package_so_it_is_imported_afresh(app):
+    """Slicer's Reload re-runs only SAMUSA.py: without dropping SAMUSAModule first, edits to
+    the Logic or the self-test would not be picked up."""
+    import sys
+
+    import slicer
+
+    widget = _widget(app)
+    seen = []
+    with mock.patch.object(slicer.util, "reloadScriptedModule",
+                           lambda name: seen.append((name, [m for m in sys.modules if m.startswith("SAMUSAModule")]))):
+        assert "SAMUSAModule.logic" in sys.modules
+        widget.onReload()
+    assert seen == [("SAMUSA", [])]
+
+
 def test_lifecycle_setup_enter_exit_cleanup(app):
     import slicer
 
@@ -174,6 +190,70 @@ def test_a_stray_click_is_refused_and_the_others_keep_working(app):
     p = widget._parameterNode
     assert widget.logic.target(volume, p.segmentation).read(p.segmentID, [2])[2].shape == (20, 24)
     assert widget.logic.canUndo(), "the valid click did not segment"
+
+
+def _corner(node, ras) -> None:
+    """One click of Slicer's ROI place widget: a corner of the box being drawn."""
+    import vtk
+
+    node.AddControlPointWorld(vtk.vtkVector3d(*map(float, ras)))
+
+
+def test_a_box_is_drawn_as_an_roi_resized_refused_off_the_image_and_cleared(app):
+    """Issue 16 item 4: the box tool draws a markups ROI (a rectangle) on the frame shown;
+    its extent in IJK is the frame's box prompt; resizing it segments that frame again; an
+    ROI that misses the image is removed with a status message; clearing removes it."""
+    import slicer
+
+    session, _ = app
+    browser, _, _ = _cine()  # identity geometry: RAS x, y are the column and the row
+    widget = _widget(app)
+    _prepare(widget, browser)
+    browser.SetSelectedItemNumber(2)
+    widget.ui.boxButton.click()
+    selection = slicer.app.applicationLogic().GetSelectionNode()
+    interaction = slicer.app.applicationLogic().GetInteractionNode()
+    assert selection.GetActivePlaceNodeClassName() == "vtkMRMLMarkupsROINode"
+    roi = slicer.mrmlScene.GetNodeByID(selection.GetActivePlaceNodeID())
+    assert roi.IsA("vtkMRMLMarkupsROINode") and widget.ui.boxButton.checked
+    assert interaction.GetPlaceModePersistence() == 0  # one rectangle, then its handles
+
+    _corner(roi, (9.0, 7.0, 0.0))
+    session.process_events()
+    assert not widget.logic.canUndo(), "the first corner alone segmented"
+    interaction.SetCurrentInteractionMode(interaction.ViewTransform)  # Slicer may leave place mode first
+    _corner(roi, (23.0, 17.0, 0.0))
+    session.process_events()
+    assert not widget.ui.boxButton.checked
+    p = widget._parameterNode
+    logic = widget.logic
+    _, engine = logic.segmenter.session(p.inputNode, model="test-tiny", device="cpu")
+    obj = logic.segmenter._objects[(p.segmentation.GetID(), p.segmentID)]
+    assert engine.objects[obj].prompts[2].box == pytest.approx((9.0, 7.0, 23.0, 17.0))
+    target = logic.target(p.inputNode, p.segmentation)
+    np.testing.assert_array_equal(target.read(p.segmentID, [2])[2], engine.mask(obj, 2))
+    assert mrml.point_frame(roi, 0) == 2
+
+    roi.SetSize(6.0, 4.0, 1.0)  # dragged by its handles
+    roi.InvokeEvent(roi.PointEndInteractionEvent)
+    session.process_events()
+    assert engine.objects[obj].prompts[2].box == pytest.approx((13.0, 10.0, 19.0, 14.0))
+    np.testing.assert_array_equal(target.read(p.segmentID, [2])[2], engine.mask(obj, 2))
+
+    widget.ui.boxButton.click()  # another box, off the image (the frame is 32 x 24)
+    off = slicer.mrmlScene.GetNodeByID(selection.GetActivePlaceNodeID())
+    assert off is not roi
+    _corner(off, (40.0, 3.0, 0.0))
+    _corner(off, (50.0, 9.0, 0.0))
+    session.process_events()
+    assert off.GetScene() is None, "the box off the image was kept"
+    assert "outside the image" in widget.ui.statusLabel.text
+    assert roi.GetScene() is not None and engine.objects[obj].prompts[2].box is not None
+
+    widget.ui.clearFramePromptsButton.click()
+    assert roi.GetScene() is None, "clearing the frame's prompts left its box"
+    assert 2 not in engine.objects[obj].prompts
+    assert not target.read(p.segmentID, [2])[2].any()
 
 
 # --------------------------------------------------------------------------- observers and state

@@ -6,7 +6,10 @@
 - :mod:`.protocols`: image, video and volume protocols over any Session-like object.
 - :mod:`.report`: results.json, summary.md and PNG plots.
 
-Command line: ``samusa eval --protocol image --data DIR --out OUT``.
+- :mod:`.compare`: several models (and encodings) side by side.
+
+Command line: ``samusa eval --protocol image --data DIR --out OUT``; with ``--model A
+--model B`` (and ``--boundary-encoding`` / ``--region-encoding``) a comparison.
 """
 
 from importlib import import_module

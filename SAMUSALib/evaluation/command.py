@@ -1,4 +1,5 @@
-"""`samusa eval`: run a simulated-user protocol on a dataset and write the report.
+"""`samusa eval`: run a simulated-user protocol on a dataset and write the report; with
+several ``--model`` (or encodings), compare them side by side (`.compare`).
 
 Kept free of heavy imports at module level: ``samusa --help`` builds this parser.
 """
@@ -27,7 +28,9 @@ PROMPT_ALIASES = {"box+clicks": "box+region", "points": "region", "region-points
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--protocol", required=True, choices=PROTOCOLS, help="image: clicks on single frames; video: propagate and correct; volume: prompt the middle slice, propagate both ways")
     parser.add_argument("--data", required=True, help="dataset folder (images/+masks/, images/+labels/, a sequence folder, volumes with labels) or 'phantom[:N]'")
-    parser.add_argument("--model", default="test-tiny", help="model id (see `samusa models`) or a checkpoint path (default: test-tiny, UNTRAINED)")
+    parser.add_argument("--model", action="append", default=None, metavar="MODEL", help="model id (see `samusa models`) or a checkpoint path (default: test-tiny, UNTRAINED); repeat to compare models side by side")
+    parser.add_argument("--boundary-encoding", action="append", default=None, metavar="E", help="compare these encodings of boundary clicks, for models that need one (LiteMedSAM: extent-box, curve-mask, curve, fit, fit+curve); repeat or comma-separate")
+    parser.add_argument("--region-encoding", action="append", default=None, metavar="E", help="compare these encodings of region clicks (LiteMedSAM: points, search); repeat or comma-separate")
     parser.add_argument("--prompt", action="append", default=None, metavar="TYPE", help="prompt type(s): boundary, region, box, box+region, box+boundary; repeat or comma-separate (default per protocol: image %s; video %s; volume %s)" % tuple(DEFAULT_PROMPTS[p] for p in PROTOCOLS))
     parser.add_argument("--out", required=True, help="output folder for results.json, summary.md and the PNG plots")
     parser.add_argument("--max-clicks", type=int, default=10, help="image protocol: clicks per case (default 10)")
@@ -88,14 +91,41 @@ def _progress(quiet: bool, description: str):
     return update, close
 
 
+def _names(values: list[str] | None) -> list[str]:
+    """Repeated and comma-separated option values, in order, without repeats."""
+    return list(dict.fromkeys(v.strip() for value in values or [] for v in value.split(",") if v.strip()))
+
+
+def _run_protocol(args: argparse.Namespace, cases, factory, prompt_types: list[str], progress):
+    from .protocols import run_image_protocol, run_video_protocol, run_volume_protocol
+
+    window = args.window or ("both" if args.protocol == "video" else "off")
+    if args.protocol == "image":
+        return run_image_protocol(
+            cases, factory, prompt_types=prompt_types, max_clicks=args.max_clicks,
+            thresholds=args.thresholds, seed=args.seed, progress=progress,
+        )
+    if args.protocol == "video":
+        return run_video_protocol(
+            cases, factory, prompt_types=prompt_types, clicks=args.clicks, iou_threshold=args.iou_threshold,
+            max_interventions=args.max_interventions, window=window, direction=args.direction,
+            seed=args.seed, progress=progress,
+        )
+    return run_volume_protocol(
+        cases, factory, prompt_types=prompt_types, clicks=args.clicks, window=window,
+        start=args.start, seed=args.seed, progress=progress,
+    )
+
+
 def run_eval(args: argparse.Namespace) -> dict:
     """The work behind `samusa eval`; returns the written paths and the summary."""
     from ..models import load_model
     from .datasets import load_cases
-    from .protocols import run_image_protocol, run_video_protocol, run_volume_protocol, session_factory
+    from .protocols import session_factory
     from .report import write_report
 
     protocol = args.protocol
+    models = _names(args.model) or ["test-tiny"]
     prompt_types = _prompt_types(args.prompt, protocol)
     for name in ("max_clicks", "clicks", "max_interventions"):
         value = getattr(args, name)
@@ -115,30 +145,17 @@ def run_eval(args: argparse.Namespace) -> dict:
     if not cases:
         raise InputError(f"no cases (with the objects asked for) found in {args.data}")
 
+    if len(models) > 1 or args.boundary_encoding or args.region_encoding:
+        return run_comparison(args, models, cases, prompt_types)
+
     started = time.perf_counter()
-    model = load_model(args.model, device=args.device, seed=args.seed)
+    model = load_model(models[0], device=args.device, seed=args.seed)
     if not model.spec.trained:
         log.warning("model %s is UNTRAINED (random weights): the scores only show that the harness runs", model.spec.id)
     factory = session_factory(model)
     update, close = _progress(args.quiet, f"eval {protocol}")
-    window = args.window or ("both" if protocol == "video" else "off")
     try:
-        if protocol == "image":
-            result = run_image_protocol(
-                cases, factory, prompt_types=prompt_types, max_clicks=args.max_clicks,
-                thresholds=args.thresholds, seed=args.seed, progress=update,
-            )
-        elif protocol == "video":
-            result = run_video_protocol(
-                cases, factory, prompt_types=prompt_types, clicks=args.clicks, iou_threshold=args.iou_threshold,
-                max_interventions=args.max_interventions, window=window, direction=args.direction,
-                seed=args.seed, progress=update,
-            )
-        else:
-            result = run_volume_protocol(
-                cases, factory, prompt_types=prompt_types, clicks=args.clicks, window=window,
-                start=args.start, seed=args.seed, progress=update,
-            )
+        result = _run_protocol(args, cases, factory, prompt_types, update)
     finally:
         close()
     model_info = {"id": model.spec.id, "trained": bool(model.spec.trained), "device": str(model.device), "seed": args.seed}
@@ -149,10 +166,68 @@ def run_eval(args: argparse.Namespace) -> dict:
     return {"written": written, "result": result, "cases": len(cases)}
 
 
+def run_comparison(args: argparse.Namespace, models: list[str], cases, prompt_types: list[str]) -> dict:
+    """Every model (and encoding) on the same cases: a full report per variant in its own
+    folder, and comparison.json / comparison.md / dice_vs_clicks.png side by side."""
+    from ..models import load_model
+    from . import compare
+    from .protocols import session_factory
+    from .report import summarize, write_json, write_report
+
+    out = Path(args.out)
+    boundary, region = _names(args.boundary_encoding), _names(args.region_encoding)
+    compare.check_encoding_names(boundary, region)
+    started = time.perf_counter()
+    summaries: dict[str, dict] = {}
+    variants: list[dict] = []
+    written: dict = {"plots": [], "variants": {}}
+    records = 0
+    untrained: list[str] = []
+    for name in models:
+        model = load_model(name, device=args.device, seed=args.seed)
+        model_info = {"id": model.spec.id, "trained": bool(model.spec.trained), "device": str(model.device), "seed": args.seed}
+        if not model.spec.trained:
+            untrained.append(model.spec.id)
+            log.warning("model %s is UNTRAINED (random weights): the scores only show that the harness runs", model.spec.id)
+        with compare.frames_encoded_once(model):
+            for variant in compare.variants_for(name, model, boundary, region):
+                if variant.name in summaries:
+                    raise InputError(f"{variant.name} is asked for twice")
+                update, close = _progress(args.quiet, f"eval {variant.name}")
+                try:
+                    result = _run_protocol(args, cases, compare.factory_for(model, variant, session_factory(model)),
+                                           prompt_types, update)
+                finally:
+                    close()
+                encodings = {"boundary": variant.boundary_encoding, "region": variant.region_encoding}
+                paths = write_report(result, out / variant.folder, model=model_info, data=str(args.data),
+                                     plots=not args.no_plots, extra={"variant": variant.name, "encodings": encodings})
+                written["variants"][variant.name] = paths
+                summaries[variant.name] = summarize(result)
+                variants.append({"name": variant.name, "folder": variant.folder, "model": model_info, "encodings": encodings})
+                records += len(result.records)
+    table = compare.rows(args.protocol, summaries)
+    doc = {"protocol": args.protocol, "data": str(args.data), "cases": len(cases), "prompt_types": prompt_types,
+           "variants": variants, "rows": table, "summaries": summaries,
+           "seconds_total": round(time.perf_counter() - started, 2)}
+    out.mkdir(parents=True, exist_ok=True)
+    written["json"] = write_json(out / "comparison.json", doc)
+    written["markdown"] = out / "comparison.md"
+    written["markdown"].write_text(compare.markdown(args.protocol, table, str(args.data), untrained))
+    if args.protocol == "image" and not args.no_plots:
+        picture = compare.plot(summaries, out / "dice_vs_clicks.png")
+        written["plots"] = [picture] if picture is not None else []
+    return {"written": written, "records": records, "cases": len(cases), "variants": [v["name"] for v in variants]}
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     outcome = run_eval(args)
     written = outcome["written"]
-    print(f"evaluated {outcome['cases']} cases ({len(outcome['result'].records)} records)")
+    if "variants" in outcome:
+        print(f"compared {len(outcome['variants'])} variants ({', '.join(outcome['variants'])}) "
+              f"on {outcome['cases']} cases ({outcome['records']} records)")
+    else:
+        print(f"evaluated {outcome['cases']} cases ({len(outcome['result'].records)} records)")
     print(f"wrote {written['json']}")
     print(f"wrote {written['markdown']}")
     for path in written["plots"]:

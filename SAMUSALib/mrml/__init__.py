@@ -26,10 +26,11 @@ user's segmentation node as its proxy) for a sequence. Writing changes one segme
 on the frames given; before every write the previous voxels of those frames are kept on an
 `UndoStack`.
 
-Prompts are markups fiducial nodes, one per (segment, prompt type), found by their
-attributes (`prompt_node`). In a sequence every control point carries its frame in its
-description ("frame 12"), as all frames share one position in space; in a volume the
-frame is where the point lies.
+Prompts are markups fiducial nodes, one per (segment, point type), and markups ROI nodes,
+one per (segment, frame) for boxes, found by their attributes (`prompt_node`,
+`box_nodes`). In a sequence every control point (an ROI's: its centre) carries its frame
+in its description ("frame 12"), as all frames share one position in space; in a volume
+the frame is where the point or the ROI's centre lies.
 
 `InteractiveSegmenter` ties it together for the Slicer module and for scripts: one engine
 `Session` per (input, model, device, axis), kept while the input node's voxels are
@@ -54,17 +55,22 @@ from .prompt_nodes import (
     ATTRIBUTE_PROMPT,
     ATTRIBUTE_SEGMENT,
     ATTRIBUTE_SEGMENTATION,
+    BOX_CLASS,
+    POINT_KINDS,
     PROMPT_COLORS,
     PROMPT_KINDS,
     PROMPT_LABELS,
     add_prompt_point,
+    box_nodes,
     check_point,
     existing_prompt_nodes,
     frame_prompts,
+    place_box,
     point_frame,
     prompt_node,
     prompt_nodes,
     remove_prompts,
+    roi_box,
     show_points_of_current_frame,
     show_points_of_frame,
     stamp_frame,
@@ -77,6 +83,8 @@ __all__ = [
     "headless_scene",
     "HeadlessScene",
     "PROMPT_KINDS",
+    "POINT_KINDS",
+    "BOX_CLASS",
     "PROMPT_COLORS",
     "PROMPT_LABELS",
     "ATTRIBUTE_SEGMENTATION",
@@ -98,6 +106,9 @@ __all__ = [
     "add_segment",
     "prompt_node",
     "prompt_nodes",
+    "box_nodes",
+    "roi_box",
+    "place_box",
     "add_prompt_point",
     "stamp_frame",
     "point_frame",

@@ -1,5 +1,6 @@
-"""Prompt nodes: one markups fiducial node per (segment, prompt type), found by attributes;
-the frame each point was placed on; prompts per frame read from them."""
+"""Prompt nodes: one markups fiducial node per (segment, point type) and one markups ROI
+node per (segment, frame) for boxes, found by attributes; the frame each point or box was
+placed on; prompts per frame read from them."""
 
 from __future__ import annotations
 
@@ -10,15 +11,20 @@ import numpy as np
 import vtk
 
 from ..errors import PromptError
+from ..markups import roi_corners
 from ..prompts import FramePrompt
-from .inputs import SlicerInput, current_frame_of_browser
+from .inputs import _FRAME_PLANE, SlicerInput, current_frame_of_browser
 from .targets import SegmentationTarget
 
 PROMPT_KINDS = ("boundary", "positive", "negative", "box")
-"""Prompt types, each held by its own markups node: boundary points (clicks on the border),
-region points inside (+) and outside (-), and box corners (two opposite corners of a box)."""
+"""Prompt types: boundary points (clicks on the border) and region points inside (+) and
+outside (-), each type in one markups fiducial node per segment; and boxes, each a markups
+ROI node (a rectangle drawn and resized in the frame's plane), one per frame."""
 
-PROMPT_LABELS = {"boundary": "boundary", "positive": "region+", "negative": "region-", "box": "box corners"}
+POINT_KINDS = ("boundary", "positive", "negative")
+BOX_CLASS = "vtkMRMLMarkupsROINode"
+
+PROMPT_LABELS = {"boundary": "boundary", "positive": "region+", "negative": "region-", "box": "box"}
 """Name suffix of each prompt type's markups node; "region+" / "region-" / "boundary" are
 the names `SAMUSALib.markups.read_markups` understands when the nodes are saved as .mrk.json."""
 
@@ -44,20 +50,32 @@ def _nodes_by_class(scene, class_name: str) -> list:
     return [collection.GetItemAsObject(i) for i in range(collection.GetNumberOfItems())]
 
 
+def _owned(node, owner: str, segment_id: str, kind: str) -> bool:
+    return (node.GetAttribute(ATTRIBUTE_SEGMENTATION) == owner and node.GetAttribute(ATTRIBUTE_SEGMENT) == segment_id
+            and node.GetAttribute(ATTRIBUTE_PROMPT) == kind)
+
+
 def prompt_node(target: SegmentationTarget, segment_id: str, kind: str, create: bool = True):
-    """The markups fiducial node holding one prompt type of one segment (created on demand,
-    coloured by type, named "<segment> <type>")."""
+    """The markups node that the next prompt of this type goes into (created on demand,
+    coloured by type, named "<segment> <type>"): for points, the segment's fiducial node of
+    that type; for a box, the segment's ROI node not placed yet (each placed box keeps its
+    own ROI node: see `box_nodes`)."""
     if kind not in PROMPT_KINDS:
         raise PromptError(f"prompt type must be one of {', '.join(PROMPT_KINDS)}; got {kind!r}")
     scene = target.node.GetScene()
     owner = target.node.GetID()
-    for node in _nodes_by_class(scene, "vtkMRMLMarkupsFiducialNode"):
-        if (node.GetAttribute(ATTRIBUTE_SEGMENTATION) == owner and node.GetAttribute(ATTRIBUTE_SEGMENT) == segment_id
-                and node.GetAttribute(ATTRIBUTE_PROMPT) == kind):
-            return node
-    if not create:
-        return None
-    node = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", f"{target.segment_name(segment_id)} {PROMPT_LABELS[kind]}")
+    if kind == "box":
+        waiting = [node for node in box_nodes(target, segment_id) if node.GetNumberOfControlPoints() == 0]
+        if waiting or not create:
+            return waiting[0] if waiting else None
+    else:
+        for node in _nodes_by_class(scene, "vtkMRMLMarkupsFiducialNode"):
+            if _owned(node, owner, segment_id, kind):
+                return node
+        if not create:
+            return None
+    cls = BOX_CLASS if kind == "box" else "vtkMRMLMarkupsFiducialNode"
+    node = scene.AddNewNodeByClass(cls, f"{target.segment_name(segment_id)} {PROMPT_LABELS[kind]}")
     node.SetAttribute(ATTRIBUTE_SEGMENTATION, owner)
     node.SetAttribute(ATTRIBUTE_SEGMENT, segment_id)
     node.SetAttribute(ATTRIBUTE_PROMPT, kind)
@@ -82,12 +100,21 @@ def _style(node, kind: str) -> None:
     glyph = {"boundary": "Circle2D", "positive": "Cross2D", "negative": "ThickCross2D", "box": "Square2D"}[kind]
     if hasattr(display, "SetGlyphTypeFromString"):
         display.SetGlyphTypeFromString(glyph)
+    if kind == "box" and hasattr(display, "SetHandlesInteractive"):
+        display.SetHandlesInteractive(True)  # resize it in the slice view by its handles
+
+
+def box_nodes(target: SegmentationTarget, segment_id: str) -> list:
+    """The markups ROI nodes holding a segment's boxes (placed or waiting to be placed)."""
+    owner = target.node.GetID()
+    return [node for node in _nodes_by_class(target.node.GetScene(), BOX_CLASS) if _owned(node, owner, segment_id, "box")]
 
 
 def prompt_nodes(target: SegmentationTarget, segment_id: str, create: bool = False) -> dict[str, object]:
-    """{prompt type: markups node} of a segment (only existing nodes unless `create`)."""
+    """{point type: markups fiducial node} of a segment (only existing nodes unless
+    `create`); its boxes are `box_nodes`."""
     out = {}
-    for kind in PROMPT_KINDS:
+    for kind in POINT_KINDS:
         node = prompt_node(target, segment_id, kind, create=create)
         if node is not None:
             out[kind] = node
@@ -126,19 +153,56 @@ def _defined_points(node) -> list[tuple[int, np.ndarray]]:
     return points
 
 
-def frame_prompts(input_: SlicerInput, nodes: Mapping[str, object]) -> dict[int, FramePrompt]:
-    """Prompts per frame from a segment's markups nodes ({prompt type: node}).
+def roi_box(input_: SlicerInput, node, frame: int | None = None):
+    """(frame, (x0, y0, x1, y1)) of a box drawn as a markups ROI node, or None while it is
+    not a rectangle yet (no point placed, or only its first corner).
 
-    Points map through the image's geometry to frame pixels; box corners pair up in the
-    order they were placed, per frame, and the last complete pair is the frame's box.
-    Every prompt is checked against the frame size.
+    The frame is the ROI's stamp in a cine (or `frame`), else the slice its centre lies on;
+    the box is the bounding box of the ROI's 8 corners projected onto that frame through
+    the image's geometry (x the column, y the row), clipped to the image. An ROI that
+    misses the image is a PromptError saying so."""
+    if node.GetNumberOfDefinedControlPoints() == 0:
+        return None
+    matrix = np.array([[node.GetObjectToWorldMatrix().GetElement(r, c) for c in range(4)] for r in range(4)])
+    center = matrix[:3, 3]
+    what = f"the box '{node.GetName()}'"
+    if frame is None and input_.kind == "sequence":
+        frame = point_frame(node, 0)
+    on, _, _ = input_.frame_xy(center, frame, what)
+    ijk = np.array([input_.to_ijk(corner, on if input_.kind == "sequence" else None)
+                    for corner in roi_corners(center, node.GetSize(), matrix[:3, :3])])
+    x_index, y_index = _FRAME_PLANE[input_.axis]
+    x0, x1, y0, y1 = ijk[:, x_index].min(), ijk[:, x_index].max(), ijk[:, y_index].min(), ijk[:, y_index].max()
+    if x1 - x0 < 1e-6 or y1 - y0 < 1e-6:
+        return None  # its first corner only: the rectangle is still being drawn
+    height, width = input_.frames.frame_shape
+    if x1 < -0.5 or y1 < -0.5 or x0 > width - 0.5 or y0 > height - 0.5:
+        raise PromptError(
+            f"{what} lies outside the image (columns {x0:.1f} to {x1:.1f}, rows {y0:.1f} to {y1:.1f}; the frame "
+            f"is {width} x {height} pixels): draw it on the image"
+        )
+    clip = (max(x0, -0.5), max(y0, -0.5), min(x1, width - 0.5), min(y1, height - 0.5))
+    return int(on), tuple(float(v) for v in clip)
+
+
+def frame_prompts(input_: SlicerInput, nodes: Mapping[str, object], boxes: Iterable = ()) -> dict[int, FramePrompt]:
+    """Prompts per frame from a segment's markups nodes: {point type: fiducial node} and its
+    box ROI nodes (`box_nodes`).
+
+    Points map through the image's geometry to frame pixels; each ROI gives its frame's
+    box (`roi_box`; of two on one frame, the later). Every prompt is checked against the
+    frame size.
     """
     per_frame: dict[int, dict[str, list]] = {}
+    for node in boxes:
+        placed = roi_box(input_, node)
+        if placed is not None:
+            per_frame.setdefault(placed[0], {})["box"] = placed[1]
     for kind, node in nodes.items():
         if node is None:
             continue
-        if kind not in PROMPT_KINDS:
-            raise PromptError(f"unknown prompt type {kind!r}; use one of {', '.join(PROMPT_KINDS)}")
+        if kind not in POINT_KINDS:
+            raise PromptError(f"unknown point type {kind!r}; use one of {', '.join(POINT_KINDS)} (boxes are ROI nodes)")
         for index, world in _defined_points(node):
             stamp = point_frame(node, index) if input_.kind == "sequence" else None
             what = f"point {index + 1} of '{node.GetName()}'"
@@ -146,16 +210,7 @@ def frame_prompts(input_: SlicerInput, nodes: Mapping[str, object]) -> dict[int,
             per_frame.setdefault(frame, {}).setdefault(kind, []).append([x, y])
     prompts: dict[int, FramePrompt] = {}
     for frame, kinds in sorted(per_frame.items()):
-        corners = kinds.get("box", [])
-        box = None
-        if len(corners) >= 2:
-            pairs = len(corners) // 2
-            (x0, y0), (x1, y1) = corners[2 * pairs - 2], corners[2 * pairs - 1]
-            if x0 != x1 and y0 != y1:
-                box = (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
-        prompt = FramePrompt(frame, kinds.get("boundary"), kinds.get("positive"), kinds.get("negative"), box)
-        if prompt.is_empty:
-            continue  # a lone box corner waits for its partner
+        prompt = FramePrompt(frame, kinds.get("boundary"), kinds.get("positive"), kinds.get("negative"), kinds.get("box"))
         prompt.check(input_.num_frames, input_.frames.frame_shape)
         prompts[frame] = prompt
     return prompts
@@ -169,6 +224,11 @@ def show_points_of_frame(input_: SlicerInput | None, nodes: Iterable, frame: int
         return
     for node in nodes:
         if node is None:
+            continue
+        if node.IsA(BOX_CLASS):  # a box shows on its frame only (one control point: its centre)
+            wanted = node.GetNumberOfControlPoints() == 0 or point_frame(node, 0) in (None, frame)
+            if bool(node.GetDisplayVisibility()) != wanted:
+                node.SetDisplayVisibility(wanted)
             continue
         changes = [(index, wanted) for index in range(node.GetNumberOfControlPoints())
                    if bool(node.GetNthControlPointVisibility(index)) != (wanted := point_frame(node, index) in (None, frame))]
@@ -187,7 +247,7 @@ def existing_prompt_nodes(segmentation_node, segment_id: str) -> list:
     if scene is None or not segment_id:
         return []
     owner = segmentation_node.GetID()
-    return [node for node in _nodes_by_class(scene, "vtkMRMLMarkupsFiducialNode")
+    return [node for cls in ("vtkMRMLMarkupsFiducialNode", BOX_CLASS) for node in _nodes_by_class(scene, cls)
             if node.GetAttribute(ATTRIBUTE_SEGMENTATION) == owner and node.GetAttribute(ATTRIBUTE_SEGMENT) == segment_id
             and node.GetAttribute(ATTRIBUTE_PROMPT) in PROMPT_KINDS]
 
@@ -219,12 +279,47 @@ def check_point(input_: SlicerInput, node, index: int, frame: int | None = None)
     return on, x, y
 
 
+def place_box(input_: SlicerInput, node, frame: int | None = None) -> int | None:
+    """Check a box just drawn (a markups ROI node) and stamp its frame; returns the frame,
+    or None while only its first corner is placed. In a cine `frame` is the frame shown.
+    The segment's other box on that frame is removed (the new one replaces it). Raises a
+    PromptError saying why for an ROI that misses the image or its frames (the caller
+    removes it)."""
+    placed = roi_box(input_, node, frame)
+    if placed is None:
+        return None
+    on = placed[0]
+    stamp_frame(node, 0, on)
+    scene = node.GetScene()
+    owner, segment_id = node.GetAttribute(ATTRIBUTE_SEGMENTATION), node.GetAttribute(ATTRIBUTE_SEGMENT)
+    for other in _nodes_by_class(scene, BOX_CLASS):
+        if other is node or not _owned(other, owner, segment_id, "box") or other.GetNumberOfDefinedControlPoints() == 0:
+            continue
+        try:
+            replaced = roi_box(input_, other)
+        except PromptError:
+            continue
+        if replaced is not None and replaced[0] == on:
+            scene.RemoveNode(other)
+    return on
+
+
 def remove_prompts(input_: SlicerInput, nodes: Iterable, frame: int | None = None) -> int:
-    """Remove a segment's points on one frame (or all); returns how many were removed.
-    Points that lie on no frame (beyond the image) go too: they belong to none."""
+    """Remove a segment's points and boxes on one frame (or all); returns how many were
+    removed. Points and boxes that lie on no frame (beyond the image) go too: they belong
+    to none. A box goes with its ROI node."""
     removed = 0
     for node in nodes:
         if node is None:
+            continue
+        if node.IsA(BOX_CLASS):
+            try:
+                placed = roi_box(input_, node)
+            except PromptError:
+                placed = None, None  # off the image or its frames: on no frame
+            if frame is None or placed is None or placed[0] in (None, frame):
+                removed += int(placed is not None)
+                node.GetScene().RemoveNode(node)
             continue
         doomed = []
         for index, world in _defined_points(node):

@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import PromptError
 from ..prompts import FramePrompt, TemporalWindow
 from .inputs import SlicerInput, input_fingerprint, input_from_node
-from .prompt_nodes import frame_prompts, prompt_nodes, remove_prompts
+from .prompt_nodes import box_nodes, frame_prompts, prompt_nodes, remove_prompts
 from .targets import SegmentationTarget, target_for
 from .undo import UndoStack, UndoStep
 
@@ -209,7 +209,7 @@ class InteractiveSegmenter:
         """Bring the session's prompts and window for the segment in line with the scene.
         Returns (object id, frames whose prompts changed)."""
         obj_id = self._object_id(target, segment_id)
-        wanted = frame_prompts(input_, prompt_nodes(target, segment_id))
+        wanted = frame_prompts(input_, prompt_nodes(target, segment_id), box_nodes(target, segment_id))
         hand = self._hand_edits(target, segment_id)
         for frame, mask in hand.items():
             prompt = wanted.get(frame) or FramePrompt(frame)
@@ -283,7 +283,8 @@ class InteractiveSegmenter:
             return None
         window = TemporalWindow(0 if start is None else int(start), input_.num_frames - 1 if end is None else int(end))
         window.check(input_.num_frames)
-        outside = [f for f in frame_prompts(input_, prompt_nodes(target, segment_id)) if f not in window]
+        outside = [f for f in frame_prompts(input_, prompt_nodes(target, segment_id), box_nodes(target, segment_id))
+                   if f not in window]
         if outside:
             raise PromptError(
                 f"segment '{target.segment_name(segment_id)}' has prompts on frame(s) "
@@ -385,7 +386,8 @@ class InteractiveSegmenter:
         dropped = [f for f in hand if frame is None or f == frame]
         for f in dropped:
             del hand[f]  # its voxels stay; it is no longer a prompt
-        return remove_prompts(input_, prompt_nodes(target, segment_id).values(), frame) + len(dropped)
+        nodes = [*prompt_nodes(target, segment_id).values(), *box_nodes(target, segment_id)]
+        return remove_prompts(input_, nodes, frame) + len(dropped)
 
     def undo(self) -> UndoStep | None:
         """Undo the last write; the session forgets the segment's propagated frames so the

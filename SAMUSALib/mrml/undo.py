@@ -77,7 +77,9 @@ class UndoStack:
         if step.prompt_point is not None:
             node, point_id = step.prompt_point
             index = node.GetNthControlPointIndexByID(point_id) if node.GetScene() is not None else -1
-            if index >= 0:
+            if index >= 0 and node.IsA("vtkMRMLMarkupsROINode"):
+                node.GetScene().RemoveNode(node)  # a box is its whole ROI node
+            elif index >= 0:
                 node.RemoveNthControlPoint(index)
         return step
 

@@ -300,6 +300,11 @@ class qSlicerScriptedLoadableModule(qSlicerAbstractCoreModule):
         super().__init__(Path(path).stem)
         self.path = str(path)
         self._app = app
+        # ctkFactoryScriptedItem::load: a module's folder goes on sys.path before its file
+        # runs (so packages beside it, such as SAMUSA/SAMUSAModule, import)
+        folder = str(Path(path).resolve().parent)
+        if folder not in sys.path:
+            sys.path.append(folder)
         spec = importlib.util.spec_from_file_location(self.name, self.path)
         self.python_module = importlib.util.module_from_spec(spec)
         sys.modules[self.name] = self.python_module
