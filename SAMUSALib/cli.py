@@ -93,25 +93,13 @@ def run_segment(
     quiet: bool = False,
 ) -> dict:
     """The work behind `samusa segment`; returns a summary for printing and tests."""
-    from .frames import FrameSource
-    from .io import read_image
-    from .markups import read_markups
+    from .batch.job import read_job
     from .models import load_model
     from .pipeline import segment
-    from .prompts import TemporalWindow, load_prompts
 
     _check_output_path(out)
     _check_overlay_path(overlay)
-    array, geometry = read_image(input_path)
-    frames = FrameSource(array, axis=axis.upper(), geometry=geometry)
-    if prompts_path.name.endswith(".mrk.json"):
-        prompts = read_markups(prompts_path, frames, window=window)
-    else:
-        prompts = load_prompts(prompts_path)
-        if window is not None:
-            for obj in prompts.objects:
-                obj.window = TemporalWindow(*window)
-    prompts.check(frames.num_frames, frames.frame_shape)
+    frames, prompts, geometry = read_job(input_path, prompts_path, axis=axis, window=window)
 
     started = time.perf_counter()
     loaded = load_model(model or default_model_id(), device=device)
@@ -205,9 +193,17 @@ def _print_summary(summary: dict) -> None:
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
+    from .batch.cases import is_batch
+
+    if is_batch(args.input, args.out):
+        from .batch.segment import cmd_batch
+
+        return cmd_batch(args, model=args.model or default_model_id())
+    if not args.prompts or not args.out:
+        raise InputError("segment needs --prompts FILE and --out FILE.seg.nrrd (or a folder, glob or manifest of many inputs)")
     window = tuple(args.window) if args.window else None
     summary = run_segment(
-        Path(args.input),
+        Path(args.input[0]),
         Path(args.prompts),
         Path(args.out),
         model=args.model,
@@ -320,9 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     seg = sub.add_parser("segment", help="segment an image, cine or volume from prompts")
-    seg.add_argument("input", help="NRRD/NIfTI/MHA image, a folder of PNG/JPEG frames, or a video file")
-    seg.add_argument("--prompts", required=True, help="prompts JSON or a Slicer .mrk.json markups file")
-    seg.add_argument("--out", required=True, help="output segmentation, ending in .seg.nrrd")
+    seg.add_argument("input", nargs="+", help="NRRD/NIfTI/MHA image, a folder of PNG/JPEG frames, or a video file; "
+                     "several inputs, a folder of them with --out FOLDER, a quoted glob or a manifest .csv/.json run as a batch on Dask")
+    seg.add_argument("--prompts", help="prompts JSON or a Slicer .mrk.json markups file (batch: one for all, or a folder of <case>.json)")
+    seg.add_argument("--out", help="output segmentation, ending in .seg.nrrd (batch: the output folder)")
     seg.add_argument("--model", default=None, help="model id (see `samusa models`) or a checkpoint path")
     seg.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cuda, mps or cpu")
     seg.add_argument("--axis", default="K", type=str.upper, choices=["I", "J", "K"], help="frames along this image axis (K: a cine's frames)")
@@ -330,6 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--direction", default="both", choices=["both", "forward", "backward"])
     seg.add_argument("--window", nargs=2, type=int, metavar=("START", "END"), help="temporal window for every object (inclusive)")
     seg.add_argument("--quiet", action="store_true", help="no progress bar")
+    from .batch.options import add_arguments as add_batch_arguments
+
+    add_batch_arguments(seg, title="many inputs (a folder, a glob, several files or a manifest .csv/.json)",
+                        workers_help="Dask LocalCluster workers, one model each (default: the CPUs, at most one per case)")
     seg.set_defaults(func=cmd_segment)
 
     demo = sub.add_parser("demo", help="segment the bundled ultrasound cine with its sample prompts")
