@@ -82,6 +82,16 @@ def _bar(total: int, description: str, quiet: bool):
     return tqdm(total=total, desc=description, unit="case", file=sys.stderr)
 
 
+def _completed(distributed, futures, timeout: float | None):
+    """Futures as they finish; a run past `timeout` seconds stops with one clear line."""
+    try:
+        yield from distributed.as_completed(futures, timeout=timeout)
+    except TimeoutError:
+        from ..errors import SamusaError
+
+        raise SamusaError(f"the batch did not finish within --timeout {timeout:g} s; the cases done so far are written") from None
+
+
 def run_tasks(
     client,
     function: Callable,
@@ -98,7 +108,7 @@ def run_tasks(
 ) -> list[Any]:
     """``function(item, extra)`` for every item on the cluster; results (or TaskFailure)
     in the order of ``items``. ``on_event`` receives the workers' event dicts (see
-    `.worker.emit`); ``timeout`` (seconds, whole run) raises TimeoutError when exceeded."""
+    `.worker.emit`); past ``timeout`` (seconds, whole run) a SamusaError says so."""
     distributed = _distributed()
     if on_event is not None:
         client.subscribe_topic(TOPIC, lambda event: on_event(event[1]))
@@ -112,7 +122,7 @@ def run_tasks(
     results: list[Any] = [None] * len(futures)
     bar = _bar(len(futures), description, quiet)
     try:
-        for future in distributed.as_completed(futures, timeout=timeout):
+        for future in _completed(distributed, futures, timeout):
             index = position[future.key]
             try:
                 results[index] = future.result()
