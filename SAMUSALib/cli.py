@@ -98,35 +98,14 @@ def run_segment(
     quiet: bool = False,
 ) -> dict:
     """The work behind `samusa segment`; returns a summary for printing and tests."""
-    from .frames import FrameSource
-    from .io import read_image
-    from .markups import read_markups
+    from .batch.job import read_job_source
     from .models import load_model
     from .pipeline import segment
-    from .prompts import TemporalWindow, load_prompts
 
     _check_output_path(out)
     _check_overlay_path(overlay)
-    source = _read_dicom_input(input_path, out)  # DICOM: spacing, frame times, region; else None
-    array, geometry = (source.array, source.geometry) if source else read_image(input_path)
-
-    def make_frames():
-        mask = source.intensity_mask if source is not None and axis.upper() == "K" else None
-        return FrameSource(array, axis=axis.upper(), geometry=geometry, intensity_mask=mask)
-
-    frames = make_frames()
-    if prompts_path.name.endswith(".mrk.json"):
-        prompts = read_markups(prompts_path, frames, window=window)
-    else:
-        prompts = load_prompts(prompts_path)
-        if window is not None:
-            for obj in prompts.objects:
-                obj.window = TemporalWindow(*window)
-        chosen = source.for_points(_prompt_points(prompts)) if source is not None else None
-        if chosen is not source:  # several ultrasound regions: the one the prompts lie in
-            source, geometry = chosen, chosen.geometry
-            frames = make_frames()
-    prompts.check(frames.num_frames, frames.frame_shape)
+    _check_dicom_output(input_path, out)
+    frames, prompts, geometry, source = read_job_source(input_path, prompts_path, axis=axis, window=window)
 
     started = time.perf_counter()
     loaded = load_model(model or default_model_id(), device=device)
@@ -165,9 +144,9 @@ def run_segment(
     return summary
 
 
-def _read_dicom_input(input_path: Path, out: Path):
-    """The DICOM input as a SAMUSALib.dicom DicomImage, or None for any other input."""
-    from .dicom.reading import DICOM_SUFFIXES, is_dicom, read_dicom
+def _check_dicom_output(input_path: Path, out: Path) -> None:
+    """A DICOM SEG references its DICOM source: refuse it for any other input, before reading."""
+    from .dicom.reading import DICOM_SUFFIXES, is_dicom
 
     dicom = input_path.is_file() and (input_path.suffix.lower() in DICOM_SUFFIXES or is_dicom(input_path))
     if out.suffix.lower() in DICOM_SEG_SUFFIXES and not dicom and input_path.exists():
@@ -175,18 +154,6 @@ def _read_dicom_input(input_path: Path, out: Path):
             f"a DICOM SEG output ({out.name}) references a DICOM source, but {input_path.name} is not DICOM; "
             f"write {out.stem}.seg.nrrd instead"
         )
-    return read_dicom(input_path) if dicom else None
-
-
-def _prompt_points(prompts) -> list:
-    """(x, y) of every positive, boundary and box-corner prompt: where the segmented objects are."""
-    points = []
-    for obj in prompts.objects:
-        for prompt in obj.prompts:
-            points += [tuple(p) for p in prompt.boundary] + [tuple(p) for p in prompt.positive]
-            if prompt.box is not None:
-                points += [prompt.box[:2], prompt.box[2:]]
-    return points
 
 
 def _write_outputs(out: Path, overlay: Path | None, geometry, frames, result, prompts, source=None) -> Path:
@@ -249,9 +216,17 @@ def _print_summary(summary: dict) -> None:
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
+    from .batch.cases import is_batch
+
+    if is_batch(args.input, args.out):
+        from .batch.segment import cmd_batch
+
+        return cmd_batch(args, model=args.model or default_model_id())
+    if not args.prompts or not args.out:
+        raise InputError("segment needs --prompts FILE and --out FILE.seg.nrrd (or a folder, glob or manifest of many inputs)")
     window = tuple(args.window) if args.window else None
     summary = run_segment(
-        Path(args.input),
+        Path(args.input[0]),
         Path(args.prompts),
         Path(args.out),
         model=args.model,
@@ -364,9 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     seg = sub.add_parser("segment", help="segment an image, cine or volume from prompts")
-    seg.add_argument("input", help="NRRD/NIfTI/MHA image, ultrasound DICOM, a folder of PNG/JPEG frames, or a video file")
-    seg.add_argument("--prompts", required=True, help="prompts JSON or a Slicer .mrk.json markups file")
-    seg.add_argument("--out", required=True, help="output segmentation: .seg.nrrd, or .dcm for a DICOM SEG (DICOM input)")
+    seg.add_argument("input", nargs="+", help="NRRD/NIfTI/MHA image, ultrasound DICOM, a folder of PNG/JPEG frames, or a video file; "
+                     "several inputs, a folder of them with --out FOLDER, a quoted glob or a manifest .csv/.json run as a batch on Dask")
+    seg.add_argument("--prompts", help="prompts JSON or a Slicer .mrk.json markups file (batch: one for all, or a folder of <case>.json)")
+    seg.add_argument("--out", help="output segmentation: .seg.nrrd, or .dcm for a DICOM SEG of a DICOM input (batch: the output folder)")
     seg.add_argument("--model", default=None, help="model id (see `samusa models`) or a checkpoint path")
     seg.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cuda, mps or cpu")
     seg.add_argument("--axis", default="K", type=str.upper, choices=["I", "J", "K"], help="frames along this image axis (K: a cine's frames)")
@@ -374,6 +350,10 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--direction", default="both", choices=["both", "forward", "backward"])
     seg.add_argument("--window", nargs=2, type=int, metavar=("START", "END"), help="temporal window for every object (inclusive)")
     seg.add_argument("--quiet", action="store_true", help="no progress bar")
+    from .batch.options import add_arguments as add_batch_arguments
+
+    add_batch_arguments(seg, title="many inputs (a folder, a glob, several files or a manifest .csv/.json)",
+                        workers_help="Dask LocalCluster workers, one model each (default: the CPUs, at most one per case)")
     seg.set_defaults(func=cmd_segment)
 
     demo = sub.add_parser("demo", help="segment the bundled ultrasound cine with its sample prompts")

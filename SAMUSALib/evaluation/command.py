@@ -49,6 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
     parser.add_argument("--no-plots", action="store_true", help="write JSON and markdown only")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    from ..batch.options import add_arguments as add_batch_arguments
+
+    add_batch_arguments(parser, title="cases on Dask (distributed evaluation)", resume=False,
+                        workers_help="run the cases on a Dask LocalCluster of N workers (default 1: in this process)")
 
 
 def _prompt_types(values: list[str] | None, protocol: str) -> list[str]:
@@ -100,28 +104,13 @@ def _run_protocol(args: argparse.Namespace, cases, factory, prompt_types: list[s
     from .protocols import run_image_protocol, run_video_protocol, run_volume_protocol
 
     window = args.window or ("both" if args.protocol == "video" else "off")
-    if args.protocol == "image":
-        return run_image_protocol(
-            cases, factory, prompt_types=prompt_types, max_clicks=args.max_clicks,
-            thresholds=args.thresholds, seed=args.seed, progress=progress,
-        )
-    if args.protocol == "video":
-        return run_video_protocol(
-            cases, factory, prompt_types=prompt_types, clicks=args.clicks, iou_threshold=args.iou_threshold,
-            max_interventions=args.max_interventions, window=window, direction=args.direction,
-            seed=args.seed, progress=progress,
-        )
-    return run_volume_protocol(
-        cases, factory, prompt_types=prompt_types, clicks=args.clicks, window=window,
-        start=args.start, seed=args.seed, progress=progress,
-    )
+    runner = {"image": run_image_protocol, "video": run_video_protocol, "volume": run_volume_protocol}[args.protocol]
+    return runner(cases, factory, progress=progress, **_protocol_arguments(args, args.protocol, prompt_types, window))
 
 
 def run_eval(args: argparse.Namespace) -> dict:
     """The work behind `samusa eval`; returns the written paths and the summary."""
-    from ..models import load_model
     from .datasets import load_cases
-    from .protocols import session_factory
     from .report import write_report
 
     protocol = args.protocol
@@ -149,21 +138,50 @@ def run_eval(args: argparse.Namespace) -> dict:
         return run_comparison(args, models, cases, prompt_types)
 
     started = time.perf_counter()
-    model = load_model(models[0], device=args.device, seed=args.seed)
-    if not model.spec.trained:
-        log.warning("model %s is UNTRAINED (random weights): the scores only show that the harness runs", model.spec.id)
-    factory = session_factory(model)
-    update, close = _progress(args.quiet, f"eval {protocol}")
-    try:
-        result = _run_protocol(args, cases, factory, prompt_types, update)
-    finally:
-        close()
-    model_info = {"id": model.spec.id, "trained": bool(model.spec.trained), "device": str(model.device), "seed": args.seed}
+    window = args.window or ("both" if protocol == "video" else "off")
+    arguments = _protocol_arguments(args, protocol, prompt_types, window)
+    extra: dict = {}
+    if (getattr(args, "workers", None) or 1) > 1 or getattr(args, "scheduler", None):
+        from ..batch.evaluate import evaluate_distributed
+
+        result, model_info, failures = evaluate_distributed(
+            cases, protocol=protocol, model=models[0], device=args.device, seed=args.seed, arguments=arguments,
+            workers=args.workers, scheduler=args.scheduler, quiet=args.quiet, timeout=args.timeout,
+        )
+        for failure in failures:
+            log.error("case %s failed: %s", failure["case"], failure["message"])
+        if model_info is None:
+            raise InputError(f"every case failed; the first: {failures[0]['case']}: {failures[0]['message']}")
+        model_info["seed"] = args.seed
+        extra["failed_cases"] = failures
+    else:
+        from ..models import load_model
+        from .protocols import session_factory
+
+        model = load_model(models[0], device=args.device, seed=args.seed)
+        update, close = _progress(args.quiet, f"eval {protocol}")
+        try:
+            result = _run_protocol(args, cases, session_factory(model), prompt_types, update)
+        finally:
+            close()
+        model_info = {"id": model.spec.id, "trained": bool(model.spec.trained), "device": str(model.device), "seed": args.seed}
+    if not model_info["trained"]:
+        log.warning("model %s is UNTRAINED (random weights): the scores only show that the harness runs", model_info["id"])
     written = write_report(
         result, out, model=model_info, data=str(args.data), plots=not args.no_plots,
-        extra={"seconds_total": round(time.perf_counter() - started, 2)},
+        extra={"seconds_total": round(time.perf_counter() - started, 2), **extra},
     )
-    return {"written": written, "result": result, "cases": len(cases)}
+    return {"written": written, "result": result, "cases": len(cases), "failed": extra.get("failed_cases", [])}
+
+
+def _protocol_arguments(args: argparse.Namespace, protocol: str, prompt_types: list[str], window: str) -> dict:
+    """The protocol function's keyword arguments (the same for a serial and a distributed run)."""
+    if protocol == "image":
+        return {"prompt_types": prompt_types, "max_clicks": args.max_clicks, "thresholds": args.thresholds, "seed": args.seed}
+    if protocol == "video":
+        return {"prompt_types": prompt_types, "clicks": args.clicks, "iou_threshold": args.iou_threshold,
+                "max_interventions": args.max_interventions, "window": window, "direction": args.direction, "seed": args.seed}
+    return {"prompt_types": prompt_types, "clicks": args.clicks, "window": window, "start": args.start, "seed": args.seed}
 
 
 def run_comparison(args: argparse.Namespace, models: list[str], cases, prompt_types: list[str]) -> dict:
@@ -228,11 +246,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
               f"on {outcome['cases']} cases ({outcome['records']} records)")
     else:
         print(f"evaluated {outcome['cases']} cases ({len(outcome['result'].records)} records)")
+    for failure in outcome.get("failed", []):
+        print(f"case {failure['case']} failed: {failure['message']}")
     print(f"wrote {written['json']}")
     print(f"wrote {written['markdown']}")
     for path in written["plots"]:
         print(f"wrote {path}")
-    return 0
+    return 1 if outcome.get("failed") else 0
 
 
 def build_parser() -> argparse.ArgumentParser:

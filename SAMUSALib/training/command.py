@@ -3,6 +3,8 @@
 The config's ``model:`` picks the loop: ``samusa-lite`` / ``litemedsam`` train SAMUSA-Lite
 on the CPU (`lite`); anything else is a SAM2 model id or checkpoint (`sam2`). Keys given
 on the command line as ``key=value`` override the file (``steps=20 out=runs/try``).
+Under ``torchrun --nproc_per_node N`` both loops train with DistributedDataParallel
+(see `distributed`): `batch` is then the global batch, split over the processes.
 """
 
 from __future__ import annotations
@@ -57,10 +59,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         from .lite import LiteTrainConfig, train_lite
 
         result = train_lite(LiteTrainConfig.from_dict(values), progress=_say)
-        print(f"SAMUSA-Lite weights: {result['weights']}  (use: samusa segment --model {result['weights']} ...)")
+        if _main_process():
+            print(f"SAMUSA-Lite weights: {result['weights']}  (use: samusa segment --model {result['weights']} ...)")
         return 0
     from .sam2 import Sam2TrainConfig, train_sam2
 
     result = train_sam2(Sam2TrainConfig.from_dict({"model": model, **values}), progress=_say)
-    print(f"SAM2 checkpoint: {result['checkpoint']}  (use: samusa segment --model {result['checkpoint']} ...)")
+    if _main_process():
+        print(f"SAM2 checkpoint: {result['checkpoint']}  (use: samusa segment --model {result['checkpoint']} ...)")
     return 0
+
+
+def _main_process() -> bool:
+    """Rank 0 under torchrun (``torchrun --nproc_per_node N -m SAMUSALib.cli train ...``), or the only process."""
+    import os
+
+    return os.environ.get("RANK", "0") == "0"

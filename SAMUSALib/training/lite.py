@@ -84,25 +84,48 @@ def tokens_of(state: PromptState, derive_box: bool = False) -> tuple[np.ndarray,
 
 
 def _decode(net, embeddings: torch.Tensor, states: list[PromptState], masks: torch.Tensor, use_mask: torch.Tensor):
+    """Decode every image's prompt. Images are batched only with images of as many
+    tokens, so no prompt is padded: an image's output is then what inference gives it
+    (one prompt, no padding tokens in the decoder's attention), whatever else is in the
+    batch, and a batch split over processes decodes as it does in one."""
     from ..backends.litemedsam.lite import batch_tokens
 
     derive = bool(getattr(net, "boundary_box", False))
-    coords, labels = batch_tokens([tokens_of(s, derive) for s in states], embeddings.device)
-    return net.decode_tokens(embeddings, coords, labels, masks, use_mask)
+    tokens = [tokens_of(s, derive) for s in states]
+    groups: dict[int, list[int]] = {}
+    for index, (_, labels) in enumerate(tokens):
+        groups.setdefault(len(labels), []).append(index)
+    if len(groups) == 1:
+        coords, labels = batch_tokens(tokens, embeddings.device)
+        return net.decode_tokens(embeddings, coords, labels, masks, use_mask)
+    order, logits, ious = [], [], []
+    for members in groups.values():
+        coords, labels = batch_tokens([tokens[i] for i in members], embeddings.device)
+        index = torch.tensor(members, device=embeddings.device)
+        group_logits, group_iou = net.decode_tokens(embeddings[index], coords, labels, masks[index], use_mask[index])
+        order += members
+        logits.append(group_logits)
+        ious.append(group_iou)
+    inverse = torch.argsort(torch.tensor(order, device=embeddings.device))
+    return torch.cat(logits)[inverse], torch.cat(ious)[inverse]
 
 
-def simulate(net, embeddings: torch.Tensor, references: list[np.ndarray], modes: list[str], rng: np.random.Generator,
-             *, corrected: np.ndarray, budgets: dict[int, int], box_noise: float = 0.1):
+def simulate(net, embeddings: torch.Tensor, references: list[np.ndarray], modes: list[str],
+             rng: np.random.Generator | list[np.random.Generator], *, corrected: np.ndarray, budgets: dict[int, int],
+             box_noise: float = 0.1):
     """Prompts for a batch: first interactions, then corrective clicks for the `corrected`
     images from the model's own predictions (no gradient). Returns the prompt states,
-    the mask prompts (previous logits) and which images use them."""
+    the mask prompts (previous logits) and which images use them. `rng`: one generator
+    for the batch, or one per image (distributed training: an image's prompts then do not
+    depend on the process that draws them)."""
     count = len(references)
+    rngs = rng if isinstance(rng, list) else [rng] * count
     states = []
     for i, (reference, mode) in enumerate(zip(references, modes)):
         # Corrected images start as the evaluation's user does (one point); others get
         # one or two boundary points.
-        initial = 1 if i in budgets or mode != "boundary" else int(rng.integers(1, 3))
-        states.append(start_prompt(reference, mode, rng, box_noise=box_noise, initial=initial))
+        initial = 1 if i in budgets or mode != "boundary" else int(rngs[i].integers(1, 3))
+        states.append(start_prompt(reference, mode, rngs[i], box_noise=box_noise, initial=initial))
     masks = torch.zeros((count, 1, 256, 256), device=embeddings.device)
     use_mask = torch.zeros(count, dtype=torch.bool, device=embeddings.device)
     active = [int(i) for i in corrected if modes[i] != "box"]
@@ -120,16 +143,25 @@ def simulate(net, embeddings: torch.Tensor, references: list[np.ndarray], modes:
     return states, masks, use_mask
 
 
-def batch_loss(net, samples: list[EmbeddedImage], rng: np.random.Generator, config: LiteTrainConfig) -> dict[str, torch.Tensor]:
-    """Simulate prompts for a batch and return its loss terms (with gradient)."""
+def batch_loss(net, samples: list[EmbeddedImage], rng: np.random.Generator | None, config: LiteTrainConfig, *,
+               rngs: list[np.random.Generator] | None = None, corrected: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+    """Simulate prompts for a batch and return its loss terms (with gradient), and
+    ``with_points``, the number of images with boundary points (the boundary term's mean
+    is over them). With `rngs` (one per image) and `corrected` (the images given
+    corrective clicks) instead of `rng`, each image's draws are its own."""
     device = next(net.parameters()).device
     embeddings = torch.stack([s.embedding for s in samples]).to(device=device, dtype=torch.float32)
     references = [s.mask for s in samples]
-    modes = [choose_mode(rng, config.modes) for _ in samples]
-    corrected = choose_corrections(len(samples), rng, config.corrections)
-    budgets = {int(i): point_budget(rng, config.min_points, config.max_points) for i in corrected}
-    states, masks, use_mask = simulate(net, embeddings, references, modes, rng, corrected=corrected, budgets=budgets,
-                                       box_noise=config.box_noise)
+    if rngs is None:
+        modes = [choose_mode(rng, config.modes) for _ in samples]
+        corrected = choose_corrections(len(samples), rng, config.corrections)
+        budgets = {int(i): point_budget(rng, config.min_points, config.max_points) for i in corrected}
+    else:
+        modes = [choose_mode(r, config.modes) for r in rngs]
+        corrected = np.asarray(corrected if corrected is not None else [], dtype=int)
+        budgets = {int(i): point_budget(rngs[int(i)], config.min_points, config.max_points) for i in corrected}
+    states, masks, use_mask = simulate(net, embeddings, references, modes, rngs if rngs is not None else rng,
+                                       corrected=corrected, budgets=budgets, box_noise=config.box_noise)
     logits, iou = _decode(net, embeddings, states, masks, use_mask)
     target = torch.from_numpy(np.stack(references)).to(device)
     parts = litemedsam_model_loss(logits[:, 0], iou[:, 0], target)
@@ -143,6 +175,7 @@ def batch_loss(net, samples: list[EmbeddedImage], rng: np.random.Generator, conf
     loss_config = config.loss_config()
     parts["boundary"] = boundary_loss(logits, points, valid, loss_config)
     parts["loss"] = parts["model"] + loss_config.weight * parts["boundary"]
+    parts["with_points"] = valid.any(dim=1).sum().detach()
     return parts
 
 
@@ -200,15 +233,23 @@ def train_lite(config: LiteTrainConfig, progress: Callable[[str], None] = print)
     `out/validation.json`, `out/curves.png` and `out/state.pt` (for resuming)."""
     from ..backends.litemedsam.lite import from_litemedsam, save_delta
     from ..backends.litemedsam.network import build_litemedsam
+    from . import distributed as dist
 
     if config.threads:
         torch.set_num_threads(int(config.threads))
+    context = dist.start("cpu")
+    if not context.is_main:
+        progress = _quiet
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     base, _ = build_litemedsam()
     net = from_litemedsam(base)
     net.boundary_box = bool(config.boundary_box)
+    if not context.is_main:  # rank 0 fills the embedding cache first; the others read it
+        dist.barrier(context)
     samples = load_samples(config, base, progress)
+    if context.is_main:
+        dist.barrier(context)
     train, held = split_by_group(samples, config.holdout, config.seed)
     if not train:
         raise InputError("no training images left after the hold-out split; lower `holdout`")
@@ -227,8 +268,11 @@ def train_lite(config: LiteTrainConfig, progress: Callable[[str], None] = print)
     if config.resume:
         run.resume({"net": net, "optimizer": optimizer}, progress)
     start, history, validations, scheduler = run.start, run.history, run.validations, run.scheduler
-    rng = np.random.default_rng([config.seed, start])
-    if not validations and held:
+    global_batch = min(config.batch, len(train))
+    dist.check_batch(context, global_batch)
+    model = dist.wrap(context, net)
+    weight = config.loss_config().weight
+    if not validations and held and context.is_main:
         validations.append({"step": 0, **quick_validation(net, held, config.seed)})
         progress(f"step 0 validation: {validations[-1]}")
     run.restart_clock()
@@ -236,14 +280,23 @@ def train_lite(config: LiteTrainConfig, progress: Callable[[str], None] = print)
     step = start
     for step in range(start, config.steps):
         t0 = time.perf_counter()
-        batch = [train[i] for i in rng.choice(len(train), size=min(config.batch, len(train)), replace=False)]
-        parts = batch_loss(net, batch, rng, config)
+        # The step's plan is the same on every process; each takes its share of the batch.
+        plan = dist.step_rng(config.seed, step)
+        chosen = plan.choice(len(train), size=global_batch, replace=False)
+        corrected = choose_corrections(global_batch, plan, config.corrections)
+        rngs = dist.sample_rngs(config.seed, step, global_batch)
+        mine = dist.shard(context, global_batch)
+        parts = model(batch_loss, [train[int(chosen[p])] for p in mine], None, config, rngs=[rngs[p] for p in mine],
+                      corrected=np.array([p - mine.start for p in corrected if p in mine], dtype=int))
+        with_points = int(parts.pop("with_points"))
+        loss, logged = dist.shard_loss(context, parts, local=len(mine), total=global_batch, with_points=with_points,
+                                       weight=weight)
         optimizer.zero_grad(set_to_none=True)
-        parts["loss"].backward()
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(decoder, 1.0)
         optimizer.step()
         scheduler.step()
-        row = {"step": step + 1, **{k: round(float(v.detach()), 5) for k, v in parts.items()},
+        row = {"step": step + 1, **{k: round(v, 5) for k, v in logged.items()},
                "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - t0, 3)}
         history.append(row)
         if (step + 1) % config.log_every == 0:
@@ -252,12 +305,13 @@ def train_lite(config: LiteTrainConfig, progress: Callable[[str], None] = print)
                      f"boundary {np.mean([r['boundary'] for r in recent]):.4f} {np.mean([r['seconds'] for r in recent]):.2f} s/step")
         last = step + 1 == config.steps
         out_of_time = config.time_limit_minutes is not None and run.elapsed() > 60 * config.time_limit_minutes
-        if held and ((step + 1) % config.validate_every == 0 or last or out_of_time):
+        out_of_time = dist.agree(context, out_of_time)
+        if held and context.is_main and ((step + 1) % config.validate_every == 0 or last or out_of_time):
             net.eval()
             validations.append({"step": step + 1, **quick_validation(net, held, config.seed)})
             net.train()
             progress(f"step {step + 1} validation: {validations[-1]}")
-        if (step + 1) % config.validate_every == 0 or last or out_of_time:
+        if context.is_main and ((step + 1) % config.validate_every == 0 or last or out_of_time):
             run.save(step + 1, {"net": net, "optimizer": optimizer})
         if out_of_time:
             progress(f"time limit reached after step {step + 1}")
@@ -272,12 +326,20 @@ def train_lite(config: LiteTrainConfig, progress: Callable[[str], None] = print)
         "steps": steps_done, "config": asdict(config), "validation": validations[-1] if validations else None,
         "seconds_per_step": round(float(np.mean([r["seconds"] for r in history])), 3) if history else None,
     }
-    weights = save_delta(out / "samusa_lite.pt", net, base, metadata)
-    write_log(out / "log.csv", history)
-    (out / "validation.json").write_text(json.dumps(validations, indent=2))
-    plot_curves(history, validations, out / "curves.png")
-    progress(f"wrote {weights}")
+    weights = out / "samusa_lite.pt"
+    if context.is_main:
+        save_delta(weights, net, base, metadata)
+        write_log(out / "log.csv", history)
+        (out / "validation.json").write_text(json.dumps(validations, indent=2))
+        plot_curves(history, validations, out / "curves.png")
+        progress(f"wrote {weights}")
+    dist.barrier(context)
+    dist.stop(context)
     return {"weights": str(weights), "history": history, "validations": validations, "metadata": metadata}
+
+
+def _quiet(message: str) -> None:
+    """Progress of ranks other than 0: they say nothing."""
 
 
 def plot_curves(history: list[dict], validations: list[dict], path: Path) -> Path | None:

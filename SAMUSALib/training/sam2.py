@@ -254,16 +254,22 @@ def train_sam2(config: Sam2TrainConfig, progress: Callable[[str], None] = print)
     """Fine-tune; writes out/checkpoint.pt (loadable by the engine), out/state.pt (resume),
     out/log.csv, out/validation.json and TensorBoard events when tensorboard is installed."""
     from ..models import LoadedModel, autocast_context, load_model, save_checkpoint
+    from . import distributed as dist
 
     if config.threads:
         torch.set_num_threads(int(config.threads))
-    loaded = load_model(config.model, device=config.device, seed=config.seed)
+    context = dist.start(config.device)
+    if not context.is_main:
+        progress = _quiet
+    loaded = load_model(config.model, device=dist.device_for(context, config.device), seed=config.seed)
     sam, device = loaded.sam, loaded.device
     precision = precision_for(device, config.precision)
     progress(f"fine-tuning {loaded.spec.id} ({loaded.image_size} px) on {device}, {precision}, frozen: {config.freeze or 'nothing'}")
     images = load_images(config.train, config.limit)
     videos = load_videos(config.train_videos, config.limit)
     progress(f"{len(images)} training images, {len(videos)} training clips' sources")
+    if images:
+        dist.check_batch(context, min(config.batch, len(images)))
     params = trainable_parameters(sam, config.freeze)
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16" and device.type == "cuda")
@@ -281,7 +287,7 @@ def train_sam2(config: Sam2TrainConfig, progress: Callable[[str], None] = print)
     evaluated = LoadedModel(trained_spec, sam, device, loaded.image_size, dict(loaded.metadata), loaded.precision)
 
     def run_validation(step: int) -> None:
-        if not config.validate:
+        if not config.validate or not context.is_main:
             return
         sam.eval()
         validations.append({"step": step, **validate(evaluated, config.validate, config.validate_images,
@@ -289,12 +295,12 @@ def train_sam2(config: Sam2TrainConfig, progress: Callable[[str], None] = print)
         sam.train()
         progress(f"step {step} validation: {validations[-1]}")
 
-    writer = _tensorboard(out, config.tensorboard, progress)
+    writer = _tensorboard(out, config.tensorboard and context.is_main, progress)
     if not validations:
         run_validation(0)
     settings = config.settings()
-    rng = np.random.default_rng([config.seed, start])
-    bar = _bar(config, start)
+    model = dist.wrap(context, sam)
+    bar = _bar(config, start) if context.is_main else None
     run.restart_clock()
     sam.train()
     for step in range(start, config.steps):
@@ -302,13 +308,18 @@ def train_sam2(config: Sam2TrainConfig, progress: Callable[[str], None] = print)
         optimizer.zero_grad(set_to_none=True)
         totals: dict[str, float] = {}
         kind = "image"
-        for _ in range(config.accumulate):
-            kind = "video" if videos and (not images or rng.random() < config.video_fraction) else "image"
+        plan = dist.step_rng(config.seed, step)  # the same on every process
+        for micro in range(config.accumulate):
+            kind = "video" if videos and (not images or plan.random() < config.video_fraction) else "image"
             with autocast_context(device, precision):
-                parts = _micro_batch(sam, kind, images, videos, config, settings, rng)
-            scaler.scale(parts["loss"] / config.accumulate).backward()
-            for key, value in parts.items():
-                totals[key] = totals.get(key, 0.0) + float(value.detach()) / config.accumulate
+                parts, local, total = _micro_batch(model, context, kind, images, videos, config, settings, plan,
+                                                   (config.seed, step, micro))
+            with_points = int(parts.pop("with_points"))
+            loss, logged = dist.shard_loss(context, parts, local=local, total=total, with_points=with_points,
+                                           weight=settings.loss.weight)
+            scaler.scale(loss / config.accumulate).backward()
+            for key, value in logged.items():
+                totals[key] = totals.get(key, 0.0) + value / config.accumulate
         scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(params, 0.1)
         scaler.step(optimizer)
@@ -328,8 +339,9 @@ def train_sam2(config: Sam2TrainConfig, progress: Callable[[str], None] = print)
             progress(f"step {step + 1}/{config.steps} loss {np.mean([r['loss'] for r in recent]):.4f} "
                      f"{np.mean([r['seconds'] for r in recent]):.2f} s/step")
         out_of_time = config.time_limit_minutes is not None and run.elapsed() > 60 * config.time_limit_minutes
+        out_of_time = dist.agree(context, out_of_time)
         last = step + 1 == config.steps or out_of_time
-        if (step + 1) % config.validate_every == 0 or last:
+        if ((step + 1) % config.validate_every == 0 or last) and context.is_main:
             run_validation(step + 1)
             if writer is not None and validations:
                 for key, value in validations[-1].items():
@@ -354,28 +366,53 @@ def train_sam2(config: Sam2TrainConfig, progress: Callable[[str], None] = print)
         "validation": validations[-1] if validations else None,
         "seconds_per_step": round(float(np.mean([r["seconds"] for r in history])), 3) if history else None,
     }
-    checkpoint = save_checkpoint(out / "checkpoint.pt", dataclasses.replace(loaded, spec=trained_spec), metadata)
-    write_log(out / "log.csv", history)
-    (out / "validation.json").write_text(json.dumps(validations, indent=2))
-    progress(f"wrote {checkpoint}")
+    checkpoint = out / "checkpoint.pt"
+    if context.is_main:
+        save_checkpoint(checkpoint, dataclasses.replace(loaded, spec=trained_spec), metadata)
+        write_log(out / "log.csv", history)
+        (out / "validation.json").write_text(json.dumps(validations, indent=2))
+        progress(f"wrote {checkpoint}")
+    dist.barrier(context)
+    dist.stop(context)
     return {"checkpoint": str(checkpoint), "history": history, "validations": validations, "metadata": metadata}
 
 
-def _micro_batch(sam, kind: str, images: list[ImageItem], videos: list[VideoItem], config: Sam2TrainConfig,
-                 settings: StepSettings, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+def _micro_batch(model, context, kind: str, images: list[ImageItem], videos: list[VideoItem], config: Sam2TrainConfig,
+                 settings: StepSettings, plan: np.random.Generator, where: tuple[int, int, int]):
+    """(loss terms, this process's images, the global batch's) for one micro-batch.
+
+    Images: the global batch and its corrected images come from `plan` (the same on every
+    process), each image's augmentation and prompts from its own generator, and this
+    process decodes its share. Clips: each process draws its own clip (N processes train
+    on N clips per micro-batch)."""
+    from . import distributed as dist
+
+    seed, step, micro = where
     if kind == "video":
+        rng = np.random.default_rng([seed, step, micro, context.rank, 2])
         for _ in range(10):  # a clip may come out without a visible annotated frame: draw again
             item = videos[int(rng.integers(len(videos)))]
             clip = sample_clip(item, config.clip_frames, rng, config.temporal_slack, config.augment)
             if clip is not None:
                 frames, masks, annotated = clip
-                return clip_loss(sam, frames, masks, annotated, choose_mode(rng, config.modes), rng, settings)
+                parts = model(clip_loss, frames, masks, annotated, choose_mode(rng, config.modes), rng, settings)
+                return parts, 1, context.world
         raise InputError("could not draw a training clip with an annotated, visible frame from train_videos")
-    chosen = rng.choice(len(images), size=min(config.batch, len(images)), replace=False)
-    pairs = [augmented_image(images[int(i)], rng, config.augment) for i in chosen]
-    modes = [choose_mode(rng, config.modes) for _ in pairs]
-    corrected = {int(i) for i in choose_corrections(len(pairs), rng, config.corrections)}
-    return image_batch_loss(sam, [p[0] for p in pairs], [p[1] for p in pairs], modes, corrected, rng, settings)
+    count = min(config.batch, len(images))
+    chosen = plan.choice(len(images), size=count, replace=False)
+    corrected = {int(i) for i in choose_corrections(count, plan, config.corrections)}
+    rngs = dist.sample_rngs(seed, step * 1000 + micro, count)
+    mine = dist.shard(context, count)
+    pairs = [augmented_image(images[int(chosen[p])], rngs[p], config.augment) for p in mine]
+    modes = [choose_mode(rngs[p], config.modes) for p in mine]
+    local_corrected = {p - mine.start for p in mine if p in corrected}
+    parts = model(image_batch_loss, [p[0] for p in pairs], [p[1] for p in pairs], modes, local_corrected,
+                  [rngs[p] for p in mine], settings)
+    return parts, len(mine), count
+
+
+def _quiet(message: str) -> None:
+    """Progress of ranks other than 0: they say nothing."""
 
 
 def _bar(config: Sam2TrainConfig, start: int):

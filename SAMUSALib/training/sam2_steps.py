@@ -141,12 +141,16 @@ def _combine(parts: list[dict[str, torch.Tensor]], weight: float) -> dict[str, t
     with_points = [p["boundary"] for p in parts if float(p["has_boundary"]) > 0]
     out["boundary"] = torch.stack(with_points).mean() if with_points else parts[0]["boundary"] * 0.0
     out["loss"] = out["model"] + weight * out["boundary"]
+    out["with_points"] = torch.tensor(len(with_points))  # the boundary mean is over these (see training.distributed)
     return out
 
 
 def image_batch_loss(sam, frames: Sequence[np.ndarray], masks: Sequence[np.ndarray], modes: Sequence[str],
-                     corrected: set[int], rng: np.random.Generator, settings: StepSettings) -> dict[str, torch.Tensor]:
-    """Loss for a batch of still images (each its own prompt, no memory)."""
+                     corrected: set[int], rng: np.random.Generator | list[np.random.Generator],
+                     settings: StepSettings) -> dict[str, torch.Tensor]:
+    """Loss for a batch of still images (each its own prompt, no memory); `rng` is one
+    generator for the batch or one per image."""
+    rngs = rng if isinstance(rng, list) else [rng] * len(frames)
     device = next(sam.parameters()).device
     size = low_res_size(sam)
     feats, pos, sizes = encode(sam, frames, device, settings.train_encoder)
@@ -154,7 +158,7 @@ def image_batch_loss(sam, frames: Sequence[np.ndarray], masks: Sequence[np.ndarr
     for i, (mask, mode) in enumerate(zip(masks, modes)):
         reference = target_mask(mask, size)
         empty = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
-        out, state, _ = prompt_frame(sam, 0, _select(feats, i), _select(pos, i), sizes, reference, mode, rng, settings,
+        out, state, _ = prompt_frame(sam, 0, _select(feats, i), _select(pos, i), sizes, reference, mode, rngs[i], settings,
                                      corrected=i in corrected, output_dict=empty, num_frames=1)
         parts.append(frame_loss(out, reference, settings, state))
     return _combine(parts, settings.loss.weight)

@@ -1,0 +1,256 @@
+"""Batch segmentation and distributed evaluation on a real Dask cluster (issue 22).
+
+Workers are separate processes (LocalCluster, processes=True, 2 workers of 1 thread) that
+import SAMUSALib and build test-tiny themselves. Checked: a batch gives the masks the
+single-input command gives; reruns skip what is up to date and redo what changed; a case
+with a user error is reported while the others complete; a worker process killed
+(SIGKILL) during a case has that case rerun elsewhere, written exactly once; the
+distributed evaluation's records equal the serial run's. No timing is asserted; every
+run has a timeout so a hung cluster fails instead of hanging CI.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from SAMUSALib import cli
+from SAMUSALib.batch.cases import discover, is_batch
+from SAMUSALib.errors import InputError
+from SAMUSALib.io import read_segmentation
+from SAMUSALib.phantoms import cine_phantom
+
+distributed = pytest.importorskip("distributed")
+
+FRAMES, HEIGHT, WIDTH = 4, 64, 80
+TIMEOUT = 300  # seconds for a whole batch: a hung cluster fails the test
+FAST = ["--model", "test-tiny", "--device", "cpu", "--quiet", "--timeout", str(TIMEOUT)]
+
+
+def make_cases(folder: Path, count: int, *, frames: int = FRAMES) -> tuple[Path, Path, Path]:
+    """`count` phantom cines in folder/in, a box prompt each in folder/prompts, folder/out."""
+    for name in ("in", "prompts", "out"):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        phantom = cine_phantom(num_frames=frames, height=HEIGHT, width=WIDTH, seed=10 + i, visible={1: (0, frames - 1)})
+        sitk.WriteImage(sitk.GetImageFromArray(phantom.frames), str(folder / "in" / f"case{i}.nrrd"))
+        rows, cols = np.nonzero(phantom.masks[1][0])
+        box = [float(cols.min()), float(rows.min()), float(cols.max()), float(rows.max())]
+        prompts = {"objects": [{"id": 1, "name": "lesion", "prompts": [{"frame": 0, "box": box}]}]}
+        (folder / "prompts" / f"case{i}.json").write_text(json.dumps(prompts))
+    return folder / "in", folder / "prompts", folder / "out"
+
+
+def masks_of(path: Path) -> dict[int, np.ndarray]:
+    return read_segmentation(path)[0]
+
+
+@pytest.fixture
+def shared_model(monkeypatch, tiny_model):
+    """In-process single runs use the session's test-tiny (the same seed the workers build)."""
+    from SAMUSALib import models
+
+    real = models.load_model
+    monkeypatch.setattr(models, "load_model", lambda model="test-tiny", *, device="auto", **kw: tiny_model
+                        if model == "test-tiny" and str(device) == "cpu" and not kw else real(model, device=device, **kw))
+
+
+def single_run(capsys, image: Path, prompts: Path, out: Path) -> dict[int, np.ndarray]:
+    """The single-input command in this process, with torch on one thread as in a worker
+    (Dask's nanny sets OMP_NUM_THREADS=1): an untrained model's logits sit near 0, and a
+    different thread count sums in another order and flips a few pixels."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        code = cli.main(["segment", str(image), "--prompts", str(prompts), "--out", str(out), "--model", "test-tiny", "--device", "cpu", "--quiet"])
+    finally:
+        torch.set_num_threads(threads)
+    capsys.readouterr()
+    assert code == 0
+    return masks_of(out)
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    """A running cluster the tests reach by address, as `--scheduler` users do."""
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    try:
+        yield cluster.scheduler_address
+    finally:
+        cluster.close()
+
+
+# --------------------------------------------------------------------------- cases (no cluster)
+
+
+def test_batch_is_recognised_and_single_input_is_not(tmp_path):
+    image = tmp_path / "a.nrrd"
+    image.write_bytes(b"")
+    assert not is_batch([str(image)], "x.seg.nrrd")
+    assert not is_batch([str(tmp_path)], "frames.seg.nrrd")  # a folder of frames, one cine
+    assert is_batch([str(tmp_path)], str(tmp_path / "out"))
+    assert is_batch([str(image), str(image)], None)
+    assert is_batch([str(tmp_path / "*.nrrd")], None)
+    assert is_batch([str(tmp_path / "cases.csv")], None)
+
+
+def test_manifest_glob_and_their_errors(tmp_path):
+    images, prompts, out = make_cases(tmp_path, 2, frames=2)
+    rows = [{"input": "in/case0.nrrd", "prompts": "prompts/case0.json", "output": "out/first.seg.nrrd"},
+            {"input": "in/case1.nrrd", "prompts": "", "output": ""}]
+    manifest = tmp_path / "cases.csv"
+    with manifest.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["input", "prompts", "output"])
+        writer.writeheader()
+        writer.writerows(rows)
+    cases = discover([str(manifest)], str(prompts), str(out))
+    assert [c.id for c in cases] == ["case0", "case1"]
+    assert cases[0].output == (out / "first.seg.nrrd").resolve()
+    assert cases[1].prompts == (prompts / "case1.json").resolve() and cases[1].output == (out / "case1.seg.nrrd").resolve()
+    (tmp_path / "cases.json").write_text(json.dumps({"cases": rows}))
+    assert discover([str(tmp_path / "cases.json")], str(prompts), str(out)) == cases
+    assert [c.id for c in discover([str(images / "case*.nrrd")], str(prompts), str(out))] == ["case0", "case1"]
+    twice = [{"input": "in/case0.nrrd", "prompts": "prompts/case0.json", "output": "out/same.seg.nrrd"}] * 2
+    (tmp_path / "twice.json").write_text(json.dumps([dict(r, id=str(i)) for i, r in enumerate(twice)]))
+    with pytest.raises(InputError, match="would both write"):
+        discover([str(tmp_path / "twice.json")], None, None)
+    with pytest.raises(InputError, match="no prompts for case case0"):
+        discover([str(images)], str(tmp_path / "in"), str(out))
+    with pytest.raises(InputError, match="matches no input"):
+        discover([str(tmp_path / "nothing*.nrrd")], str(prompts), str(out))
+
+
+# --------------------------------------------------------------------------- segmentation on a cluster
+
+
+def test_batch_equals_single_runs_and_reruns_skip_what_is_up_to_date(capsys, tmp_path, scheduler, shared_model):
+    images, prompts, out = make_cases(tmp_path, 3)
+    argv = ["segment", str(images), "--prompts", str(prompts), "--out", str(out), "--scheduler", scheduler, *FAST]
+    assert cli.main(argv) == 0
+    table = capsys.readouterr().out
+    for i in range(3):
+        assert any(line.split()[:4] == [f"case{i}", str(FRAMES)] + line.split()[2:3] + ["ok"] for line in table.splitlines()), table
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    for i in range(3):
+        expected = single_run(capsys, images / f"case{i}.nrrd", prompts / f"case{i}.json", alone / f"case{i}.seg.nrrd")
+        got = masks_of(out / f"case{i}.seg.nrrd")
+        assert got.keys() == expected.keys()
+        for obj in expected:
+            np.testing.assert_array_equal(got[obj], expected[obj])
+    assert leftovers(out) == []
+
+    stamps = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.iterdir()}
+    assert cli.main(argv) == 0
+    table = capsys.readouterr().out
+    assert sum("skipped" in line for line in table.splitlines()) == 3, table
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.iterdir()} == stamps
+
+    # A changed prompt file and an output edited by hand are redone; the third case is not.
+    changed = json.loads((prompts / "case1.json").read_text())
+    changed["objects"][0]["name"] = "renamed"
+    (prompts / "case1.json").write_text(json.dumps(changed))
+    (out / "case2.seg.nrrd").write_bytes(b"edited")
+    assert cli.main(argv) == 0
+    status = {line.split()[0]: line.split()[-1] for line in capsys.readouterr().out.splitlines() if line.startswith("case") and line.split()[0] != "case"}
+    assert status == {"case0": "skipped", "case1": "ok", "case2": "ok"}
+    assert read_segmentation(out / "case1.seg.nrrd")[2] == {1: "renamed"}
+    assert (out / "case0.seg.nrrd").stat().st_mtime_ns == stamps["case0.seg.nrrd"][0]
+    np.testing.assert_array_equal(masks_of(out / "case2.seg.nrrd")[1], masks_of(alone / "case2.seg.nrrd")[1])
+
+
+def test_a_case_with_a_user_error_is_reported_and_the_others_complete(capsys, tmp_path, scheduler):
+    images, prompts, out = make_cases(tmp_path, 3, frames=2)
+    bad = {"objects": [{"id": 1, "prompts": [{"frame": 0, "box": [90, 70, 120, 90]}]}]}
+    (prompts / "case1.json").write_text(json.dumps(bad))
+    code = cli.main(["segment", str(images / "case*.nrrd"), "--prompts", str(prompts), "--out", str(out),
+                     "--scheduler", scheduler, *FAST])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 1
+    failed = [line for line in lines if line.startswith("case1")]
+    assert len(failed) == 1 and "failed:" in failed[0] and "outside the 80x64 frame" in failed[0], lines
+    assert [line.split()[-1] for line in lines if line.startswith(("case0", "case2"))] == ["ok", "ok"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "case0.seg.nrrd", "case0.seg.nrrd.samusa.json", "case2.seg.nrrd", "case2.seg.nrrd.samusa.json"]
+    assert "2 segmented, 0 up to date, 1 failed" in lines[-1]
+
+
+def test_a_worker_killed_during_a_case_has_it_rerun_once_elsewhere(capsys, tmp_path, shared_model):
+    """The default LocalCluster (no --scheduler); the worker running case0 gets SIGKILL."""
+    from SAMUSALib.batch.segment import run_batch
+
+    images, prompts, out = make_cases(tmp_path, 3)
+    events: list[dict] = []
+    killed: list[int] = []
+    lock = threading.Lock()
+
+    def on_event(event: dict) -> None:
+        with lock:
+            events.append(event)
+            if event["event"] == "start" and event["case"] == "case0" and not killed:
+                killed.append(event["pid"])
+                os.kill(event["pid"], signal.SIGKILL)
+
+    outcomes = run_batch([str(images)], str(prompts), str(out), model="test-tiny", device="cpu", workers=2,
+                         quiet=True, timeout=TIMEOUT, on_event=on_event)
+    assert [o["status"] for o in outcomes] == ["ok", "ok", "ok"], outcomes
+    assert killed, "case0 never started"
+    starts = [e["pid"] for e in events if e["event"] == "start" and e["case"] == "case0"]
+    assert len(starts) == 2 and starts[0] == killed[0] and starts[1] != killed[0]
+    assert outcomes[0]["pid"] != killed[0]
+    written = sorted(e["case"] for e in events if e["event"] == "written")
+    assert written == ["case0", "case1", "case2"]  # each output written once, none by the killed worker
+    loads = [e["pid"] for e in events if e["event"] == "loaded"]
+    assert len(loads) == len(set(loads)), "a worker loaded the model twice"
+    assert leftovers(out) == []
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    expected = single_run(capsys, images / "case0.nrrd", prompts / "case0.json", alone / "case0.seg.nrrd")
+    np.testing.assert_array_equal(masks_of(out / "case0.seg.nrrd")[1], expected[1])
+
+
+# --------------------------------------------------------------------------- evaluation on a cluster
+
+def _without_timings(value):
+    """Everything but wall-clock figures (every key naming seconds)."""
+    if isinstance(value, dict):
+        return {k: _without_timings(v) for k, v in value.items() if "second" not in k}
+    if isinstance(value, list):
+        return [_without_timings(v) for v in value]
+    return value
+
+
+def test_distributed_evaluation_equals_the_serial_run(capsys, tmp_path, scheduler):
+    common = ["eval", "--protocol", "image", "--data", "phantom:3", "--prompt", "boundary,box", "--max-clicks", "3",
+              "--model", "test-tiny", "--device", "cpu", "--no-plots", "--quiet"]
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in a worker (see single_run)
+    try:
+        assert cli.main([*common, "--out", str(tmp_path / "serial")]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert cli.main([*common, "--out", str(tmp_path / "dask"), "--scheduler", scheduler, "--timeout", str(TIMEOUT)]) == 0
+    capsys.readouterr()
+    serial = json.loads((tmp_path / "serial" / "results.json").read_text())
+    spread = json.loads((tmp_path / "dask" / "results.json").read_text())
+    assert len(serial["cases"]) == 3 * 2  # 3 cases, 2 prompt types
+    assert _without_timings(spread["cases"]) == _without_timings(serial["cases"])
+    assert _without_timings(spread["summary"]) == _without_timings(serial["summary"])
+    assert spread["settings"] == serial["settings"]
+    assert (tmp_path / "dask" / "summary.md").is_file()
