@@ -82,8 +82,18 @@ class LiteMedSAM(nn.Module):
         )
 
     def embed(self, image: torch.Tensor) -> torch.Tensor:
-        """(B, 3, 256, 256) in [0, 1] -> (B, 256, 64, 64)."""
-        return self.image_encoder(image)
+        """(B, 3, 256, 256) in [0, 1] -> (B, 256, 64, 64).
+
+        An inference network prepared by `runtime.speed_up` runs its OpenVINO encoder
+        where it can (CPU, float32, no gradient, one frame); PyTorch otherwise."""
+        runtime = getattr(self, "encoder_runtime", None)
+        if runtime is not None and not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu"):
+            out = runtime(image)
+            if out is not None:
+                return out.to(image.device)
+        if getattr(self, "channels_last", False):
+            image = image.contiguous(memory_format=torch.channels_last)
+        return self.image_encoder(image).contiguous()
 
     def decode(
         self,
@@ -105,10 +115,12 @@ class LiteMedSAM(nn.Module):
 
 def decode_with(prompt_encoder, mask_decoder, embedding, boxes, points, masks, multimask):
     """SAM's prompt encoder + mask decoder on one embedding (`LiteMedSAM.decode`)."""
+    from .runtime import dense_pe
+
     sparse, dense = prompt_encoder(points=points, boxes=boxes, masks=masks)
     logits, iou, _, _ = mask_decoder(
         image_embeddings=embedding,
-        image_pe=prompt_encoder.get_dense_pe(),
+        image_pe=dense_pe(prompt_encoder),
         sparse_prompt_embeddings=sparse,
         dense_prompt_embeddings=dense,
         multimask_output=multimask,
