@@ -40,7 +40,6 @@ RUNTIME_ENV = "SAMUSA_LITE_RUNTIME"
 RUNTIMES = ("auto", "openvino", "eager")
 #: Bump when the exported graph changes for the same weights (invalidates cached IR).
 EXPORT_FORMAT = 1
-INPUT_SHAPE = (1, 3, 256, 256)
 
 _compiled: dict[str, object] = {}  # compiled OpenVINO encoders of this process, by cache key
 
@@ -101,19 +100,20 @@ def export_folder() -> Path:
 
 
 class OpenVINOEncoder:
-    """The image encoder as OpenVINO IR, compiled for the CPU: (1, 3, 256, 256) float32 ->
-    (1, 256, 64, 64). Converted on first use (or read from the cache); any failure warns,
+    """The image encoder as OpenVINO IR, compiled for the CPU: one float32 frame (1, 3, S, S)
+    -> (1, 256, S/4, S/4). Converted on first use (or read from the cache); any failure warns,
     and the caller's PyTorch encoder runs from then on (`failed`)."""
 
     def __init__(self, encoder: nn.Module) -> None:
         self.encoder = encoder
+        self.shape = (1, 3, encoder.img_size, encoder.img_size)
         self.failed: str | None = None
         self.compiled = None
         self.key: str | None = None
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor | None:
         """The embedding, or None where this runtime cannot run it (shape, failure)."""
-        if self.failed or tuple(image.shape) != INPUT_SHAPE or image.dtype != torch.float32:
+        if self.failed or tuple(image.shape) != self.shape or image.dtype != torch.float32:
             return None
         try:
             if self.compiled is None:
@@ -127,27 +127,27 @@ class OpenVINOEncoder:
 
     def _compile(self):
         ov = _openvino()
-        self.key = f"encoder-{weights_key(self.encoder)[:24]}-f{EXPORT_FORMAT}-ov{ov.__version__.split('-')[0]}"
+        self.key = f"encoder-{weights_key(self.encoder)[:24]}-s{self.shape[-1]}-f{EXPORT_FORMAT}-ov{ov.__version__.split('-')[0]}"
         if self.key in _compiled:
             return _compiled[self.key]
         path = export_folder() / self.key / "encoder.xml"
         core = ov.Core()
         if not path.is_file():
-            export_encoder(self.encoder, path)
+            export_encoder(self.encoder, path, self.shape)
         compiled = core.compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"})
         _compiled[self.key] = compiled
         return compiled
 
 
-def export_encoder(encoder: nn.Module, path: Path) -> Path:
+def export_encoder(encoder: nn.Module, path: Path, shape: tuple[int, ...]) -> Path:
     """Convert the encoder to OpenVINO IR at `path` (written to a temporary name, then
     renamed, so that a concurrent or interrupted export never leaves half a file)."""
     ov = _openvino()
     path.parent.mkdir(parents=True, exist_ok=True)
-    example = torch.zeros(INPUT_SHAPE)
+    example = torch.zeros(shape)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tracer's deprecation notices
-        graph = ov.convert_model(encoder.eval(), example_input=example, input=[INPUT_SHAPE])
+        graph = ov.convert_model(encoder.eval(), example_input=example, input=[shape])
     tmp = path.with_name(f".{os.getpid()}.{path.name}")
     ov.save_model(graph, str(tmp), compress_to_fp16=False)
     tmp.with_suffix(".bin").replace(path.with_suffix(".bin"))
