@@ -92,7 +92,7 @@ def test_openvino_encoder_gives_the_same_embedding_exported_once(monkeypatch):
     assert exported.is_file() and exported.with_suffix(".bin").is_file()
     # another process (no compiled copy in memory) reads the cached file, exports nothing
     monkeypatch.setattr(runtime, "_compiled", {})
-    monkeypatch.setattr(runtime, "export_encoder", lambda *a, **k: pytest.fail("exported again despite the cache"))
+    monkeypatch.setattr(runtime, "export_module", lambda *a, **k: pytest.fail("exported again despite the cache"))
     again = runtime.OpenVINOEncoder(prepared)
     assert torch.equal(again(image), out)
     # what it does not run (a batch of two, another size, bfloat16) is left to PyTorch
@@ -113,7 +113,7 @@ def test_a_failing_export_falls_back_to_pytorch_with_a_warning(small_encoder, mo
     def broken(*args, **kwargs):
         raise RuntimeError("conversion failed on purpose")
 
-    monkeypatch.setattr(runtime, "export_encoder", broken)
+    monkeypatch.setattr(runtime, "export_module", broken)
     monkeypatch.setattr(runtime, "weights_key", lambda module: "f" * 64)  # a key nothing was exported under
     done = runtime.speed_up(net, torch.device("cpu"), "openvino")
     assert done["runtime"] == "openvino" and done["folded_batch_norms"] > 20
@@ -187,11 +187,25 @@ def test_the_fast_default_model_gives_float32_eager_masks_on_real_frames(monkeyp
             session = Session(FrameSource(image[None]), model)
             masks[label] = {obj: session.add_prompt(obj, 0, **prompt) for obj, prompt in prompts.items()}
             assert session.features.stats.calls == 1
-        if expected_runtime == "openvino":
-            assert fast.sam.encoder_runtime.failed is None
+        if expected_runtime == "openvino":  # the OpenVINO encoder and both decoders ran, none failed
+            assert fast.sam.encoder_runtime.failed is None and fast.sam.encoder_runtime.compiled is not None
+            for decoder in (fast.sam.mask_decoder, fast.sam.pretrained_heads["mask_decoder"]):
+                assert decoder.samusa_runtime.graphs and decoder.samusa_runtime.failed is None
         for obj in prompts:
             assert masks["reference"][obj].sum() > 500  # a real mask, not two empty ones agreeing
             assert dice(masks["fast"][obj], masks["reference"][obj]) >= 0.995, (obj, prompts[obj])
+    # the decoder for a batch of prompts of several lengths (padded tokens, mask prompts)
+    import torch as _torch
+
+    embedding = _torch.randn(1, 256, 64, 64, generator=_torch.Generator().manual_seed(2))
+    coords = _torch.tensor([[[60.0, 80.0], [120.0, 90.0], [0.0, 0.0]], [[30.0, 30.0], [200.0, 210.0], [100.0, 100.0]]])
+    labels = _torch.tensor([[4, 1, -1], [2, 3, 4]])
+    masks = _torch.randn(2, 1, 256, 256, generator=_torch.Generator().manual_seed(3))
+    with _torch.inference_mode():
+        got = fast.sam.decode_tokens(embedding, coords, labels, masks)
+        want = reference.sam.decode_tokens(embedding, coords, labels, masks)
+    for a, b in zip(got, want):
+        assert a.shape == b.shape and _torch.allclose(a, b, atol=1e-3 * b.abs().max().item(), rtol=1e-3)
 
 
 def _has_openvino() -> bool:

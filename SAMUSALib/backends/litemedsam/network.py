@@ -115,9 +115,13 @@ class LiteMedSAM(nn.Module):
 
 def decode_with(prompt_encoder, mask_decoder, embedding, boxes, points, masks, multimask):
     """SAM's prompt encoder + mask decoder on one embedding (`LiteMedSAM.decode`)."""
-    from .runtime import dense_pe
+    from .runtime import dense_pe, fast_decode
 
     sparse, dense = prompt_encoder(points=points, boxes=boxes, masks=masks)
+    if embedding.shape[0] == 1:
+        fast = fast_decode(mask_decoder, embedding, dense_pe(prompt_encoder), sparse, dense, multimask)
+        if fast is not None:
+            return fast
     logits, iou, _, _ = mask_decoder(
         image_embeddings=embedding,
         image_pe=dense_pe(prompt_encoder),

@@ -99,60 +99,129 @@ def export_folder() -> Path:
     return cache_dir() / "openvino"
 
 
-class OpenVINOEncoder:
-    """The image encoder as OpenVINO IR, compiled for the CPU: one float32 frame (1, 3, S, S)
-    -> (1, 256, S/4, S/4). Converted on first use (or read from the cache); any failure warns,
-    and the caller's PyTorch encoder runs from then on (`failed`)."""
+class OpenVINOModule:
+    """A module as OpenVINO IR compiled for the CPU, float32. Converted on first use (or
+    read from the cache, keyed by `name`, the weights' SHA256 and the input shapes); any
+    failure warns once, and the caller's PyTorch module runs from then on (`failed`)."""
 
-    def __init__(self, encoder: nn.Module) -> None:
-        self.encoder = encoder
-        self.shape = (1, 3, encoder.img_size, encoder.img_size)
+    def __init__(self, module: nn.Module, name: str, shapes: list[tuple[int, ...]], examples: list[torch.Tensor]) -> None:
+        self.module = module
+        self.name = name
+        self.shapes = shapes  # -1: any size
+        self.examples = examples
         self.failed: str | None = None
         self.compiled = None
         self.key: str | None = None
 
-    def __call__(self, image: torch.Tensor) -> torch.Tensor | None:
-        """The embedding, or None where this runtime cannot run it (shape, failure)."""
-        if self.failed or tuple(image.shape) != self.shape or image.dtype != torch.float32:
+    def run(self, *inputs: torch.Tensor) -> list[torch.Tensor] | None:
+        """The module's outputs, or None where this runtime cannot run it (failure)."""
+        if self.failed:
             return None
         try:
             if self.compiled is None:
                 self.compiled = self._compile()
-            out = self.compiled(image.detach().contiguous().numpy())[0]
-            return torch.from_numpy(out.copy())
+            outputs = self.compiled([x.detach().float().contiguous().numpy() for x in inputs])
+            return [torch.from_numpy(outputs[i].copy()) for i in range(len(outputs))]
         except Exception as exc:  # noqa: BLE001 - any runtime failure means eager, with a warning
             self.failed = f"{type(exc).__name__}: {exc}"
-            warnings.warn(f"LiteMedSAM's OpenVINO encoder failed ({self.failed}); using PyTorch.", RuntimeWarning, stacklevel=2)
+            warnings.warn(f"LiteMedSAM's OpenVINO {self.name} failed ({self.failed}); using PyTorch.", RuntimeWarning, stacklevel=3)
             return None
 
     def _compile(self):
         ov = _openvino()
-        self.key = f"encoder-{weights_key(self.encoder)[:24]}-s{self.shape[-1]}-f{EXPORT_FORMAT}-ov{ov.__version__.split('-')[0]}"
+        shapes = "_".join("x".join(str(d) for d in shape) for shape in self.shapes).replace("-1", "n")
+        version = ov.__version__.split("-")[0]
+        self.key = f"{self.name}-{weights_key(self.module)[:24]}-{shapes}-f{EXPORT_FORMAT}-ov{version}"
         if self.key in _compiled:
             return _compiled[self.key]
-        path = export_folder() / self.key / "encoder.xml"
-        core = ov.Core()
+        path = export_folder() / self.key / f"{self.name}.xml"
         if not path.is_file():
-            export_encoder(self.encoder, path, self.shape)
-        compiled = core.compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"})
+            export_module(self.module, path, self.examples, self.shapes)
+        compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"})
         _compiled[self.key] = compiled
         return compiled
 
 
-def export_encoder(encoder: nn.Module, path: Path, shape: tuple[int, ...]) -> Path:
-    """Convert the encoder to OpenVINO IR at `path` (written to a temporary name, then
+class OpenVINOEncoder(OpenVINOModule):
+    """The TinyViT image encoder: one float32 frame (1, 3, S, S) -> (1, 256, S/4, S/4)."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        self.shape = (1, 3, encoder.img_size, encoder.img_size)
+        super().__init__(encoder, "encoder", [self.shape], [torch.zeros(self.shape)])
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor | None:
+        """The embedding, or None where this runtime cannot run it (shape, failure)."""
+        if tuple(image.shape) != self.shape or image.dtype != torch.float32:
+            return None
+        out = self.run(image)
+        return None if out is None else out[0]
+
+
+class _DecoderCall(nn.Module):
+    """SAM's mask decoder with one image embedding shared by K prompts, as a plain forward."""
+
+    def __init__(self, mask_decoder: nn.Module, multimask: bool) -> None:
+        super().__init__()
+        self.mask_decoder = mask_decoder
+        self.multimask = multimask
+
+    def forward(self, embedding, image_pe, sparse, dense):
+        logits, iou, _, _ = self.mask_decoder(
+            image_embeddings=embedding, image_pe=image_pe, sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense, multimask_output=self.multimask, repeat_image=True,
+        )
+        return logits, iou
+
+
+class OpenVINODecoder:
+    """The mask decoder for K prompts (any K, any number of tokens) on one embedding; one
+    compiled graph per `multimask` setting, made when first used."""
+
+    def __init__(self, mask_decoder: nn.Module) -> None:
+        self.mask_decoder = mask_decoder
+        self.graphs: dict[bool, OpenVINOModule] = {}
+
+    def __call__(self, embedding, image_pe, sparse, dense, multimask: bool):
+        """(logits, iou), or None where this runtime cannot run it."""
+        if embedding.shape[0] != 1 or embedding.dtype != torch.float32 or sparse.dtype != torch.float32:
+            return None
+        graph = self.graphs.get(multimask)
+        if graph is None:
+            _, c, h, w = embedding.shape
+            examples = [torch.zeros(1, c, h, w), torch.zeros(1, c, h, w), torch.zeros(2, 3, c), torch.zeros(2, c, h, w)]
+            shapes = [(1, c, h, w), (1, c, h, w), (-1, -1, c), (-1, c, h, w)]
+            name = "decoder-multimask" if multimask else "decoder"
+            graph = self.graphs[multimask] = OpenVINOModule(_DecoderCall(self.mask_decoder, multimask).eval(), name, shapes, examples)
+        out = graph.run(embedding, image_pe, sparse, dense.expand(sparse.shape[0], -1, -1, -1))
+        return None if out is None else (out[0], out[1])
+
+    @property
+    def failed(self) -> str | None:
+        return next((g.failed for g in self.graphs.values() if g.failed), None)
+
+
+def export_module(module: nn.Module, path: Path, examples: list[torch.Tensor], shapes: list[tuple[int, ...]]) -> Path:
+    """Convert a module to OpenVINO IR at `path` (written to a temporary name, then
     renamed, so that a concurrent or interrupted export never leaves half a file)."""
     ov = _openvino()
     path.parent.mkdir(parents=True, exist_ok=True)
-    example = torch.zeros(shape)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tracer's deprecation notices
-        graph = ov.convert_model(encoder.eval(), example_input=example, input=[shape])
+        graph = ov.convert_model(module.eval(), example_input=tuple(examples), input=[list(s) for s in shapes])
     tmp = path.with_name(f".{os.getpid()}.{path.name}")
     ov.save_model(graph, str(tmp), compress_to_fp16=False)
     tmp.with_suffix(".bin").replace(path.with_suffix(".bin"))
     tmp.replace(path)
     return path
+
+
+def fast_decode(mask_decoder, embedding, image_pe, sparse, dense, multimask):
+    """The OpenVINO mask decoder attached by `speed_up`, where it applies (inference, no
+    autocast); None to run PyTorch."""
+    fast = getattr(mask_decoder, "samusa_runtime", None)
+    if fast is None or torch.is_grad_enabled() or torch.is_autocast_enabled("cpu") or embedding.device.type != "cpu":
+        return None
+    return fast(embedding, image_pe, sparse, dense, multimask)
 
 
 def speed_up(net: nn.Module, device: torch.device, runtime: str | None = None) -> dict:
@@ -174,6 +243,9 @@ def speed_up(net: nn.Module, device: torch.device, runtime: str | None = None) -
                               RuntimeWarning, stacklevel=2)
         else:
             net.encoder_runtime = OpenVINOEncoder(encoder)
+            for module in net.modules():
+                if type(module).__name__ == "MaskDecoder":
+                    module.samusa_runtime = OpenVINODecoder(module)
             done["runtime"] = "openvino"
     return done
 
