@@ -85,15 +85,17 @@ class LiteMedSAM(nn.Module):
         """(B, 3, 256, 256) in [0, 1] -> (B, 256, 64, 64).
 
         An inference network prepared by `runtime.speed_up` runs its OpenVINO encoder
-        where it can (CPU, float32, no gradient, one frame); PyTorch otherwise."""
+        where it can (CPU, float32, no gradient, one frame), else its folded PyTorch copy;
+        with gradients, the network's own encoder."""
         runtime = getattr(self, "encoder_runtime", None)
         if runtime is not None and not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu"):
             out = runtime(image)
             if out is not None:
                 return out.to(image.device)
-        if getattr(self, "channels_last", False):
-            image = image.contiguous(memory_format=torch.channels_last)
-        return self.image_encoder(image).contiguous()
+        fast = self.__dict__.get("fast_encoder")
+        if fast is not None and not torch.is_grad_enabled():  # folded batch norms, channels-last
+            return fast(image.contiguous(memory_format=torch.channels_last)).contiguous()
+        return self.image_encoder(image)
 
     def decode(
         self,

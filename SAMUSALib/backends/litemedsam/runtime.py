@@ -27,6 +27,7 @@ figure a ratio of minima taken in one process, interleaved; docs/bench/README.md
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib
 import os
@@ -225,14 +226,18 @@ def fast_decode(mask_decoder, embedding, image_pe, sparse, dense, multimask):
 
 
 def speed_up(net: nn.Module, device: torch.device, runtime: str | None = None) -> dict:
-    """Prepare an inference LiteMedSAM in place: folded batch norms, channels-last, and the
-    OpenVINO encoder on CPUs (`runtime_choice`). Returns what was done, for metadata."""
+    """Prepare an inference LiteMedSAM: a copy of its encoder with folded batch norms, in
+    channels-last on CPUs, used by `LiteMedSAM.embed` without gradients; the OpenVINO
+    encoder and mask decoders on CPUs (`runtime_choice`). The network's parameters and
+    state dict are left as loaded. Returns what was done, for metadata."""
     choice = runtime_choice(runtime)
-    encoder = net.image_encoder
+    # a folded copy: the network's own encoder (and state dict) stays the checkpoint's
+    encoder = copy.deepcopy(net.image_encoder).eval()
     done = {"folded_batch_norms": fold_batch_norms(encoder), "runtime": "eager"}
     if device.type == "cpu":
         encoder.to(memory_format=torch.channels_last)
-        net.channels_last = done["channels_last"] = True
+        done["channels_last"] = True
+    net.__dict__["fast_encoder"] = encoder  # not a submodule: not saved, not moved by .to()
     net.encoder_runtime = None
     if device.type == "cpu" and choice != "eager":
         try:
