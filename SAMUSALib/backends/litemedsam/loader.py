@@ -52,7 +52,7 @@ def load(spec, device: torch.device, checkpoint: str | os.PathLike[str] | None =
     net = net.to(device).eval()
     from .runtime import speed_up
 
-    speed = speed_up(net, device)  # folded batch norms, channels-last, OpenVINO encoder (runtime.py)
+    speed = speed_up(net, device)  # folded encoder copy, OpenVINO encoder and decoders (runtime.py)
     metadata = {
         "model_id": spec.id,
         "family": "litemedsam",
