@@ -223,12 +223,12 @@ def test_lite_bench_worker_reports_encoder_floor_propagation_click_and_memory():
     """`samusa bench --lite`'s worker, in process, on a 3-frame loop (figures, not timings)."""
     from SAMUSALib.bench_lite import TARGETS, lite_markdown, worker_lite
 
-    run = worker_lite({"model": "litemedsam", "engine": "fast", "frames": 3, "height": 64, "width": 80, "repeats": 1})
+    run = worker_lite({"model": "litemedsam", "engine": "fast", "frames": 3, "height": 128, "width": 160, "repeats": 1})
     assert run["encoder_gflop"] > 50  # LiteMedSAM's encoder: 75 GFLOP per 256 x 256 frame
     assert run["runtime"] == ("openvino" if _has_openvino() else "eager")
     assert len(run["encoder_s"]) == len(run["floor_s"]) == 1 and run["floor_min_s"] > 0
     assert run["propagation_s_per_frame"] > 0 and run["session_encoder_s_per_frame"] > 0
     assert len(run["click_all_s"]) == 5 and run["peak_rss_mb"] >= run["base_rss_mb"] > 0
     run["ratios"] = {"encoder_vs_floor": 2.0, "encoder_vs_floor_median": 2.1, "frame_vs_encoder": 1.1, "click_s": 0.02}
-    text = lite_markdown({"machine": {"cpu": "x", "cores": 2, "torch": "t"}, "frames": 3, "frame_size": [64, 80], "runs": [run]})
+    text = lite_markdown({"machine": {"cpu": "x", "cores": 2, "torch": "t"}, "frames": 3, "frame_size": [128, 160], "runs": [run]})
     assert "| litemedsam | fast: " in text and "2.00, 2.10" in text and set(TARGETS) == {"encoder_vs_floor", "frame_vs_encoder", "click_s"}
