@@ -282,6 +282,15 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import markdown, memory_markdown, plot, run_bench, run_memory_bench
 
+    if args.lite:  # the CPU default model against its FLOP floor (SAMUSALib/bench_lite.py)
+        from .bench_lite import lite_markdown, run_lite_bench
+
+        results = run_lite_bench(models=[args.model] if args.model else ("samusa-lite", "litemedsam"),
+                                 frames=max(args.lengths), progress=lambda message: print(f"bench: {message}", file=sys.stderr))
+        print(lite_markdown(results))
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2))
+        return 0
     if args.vanilla_init_only and not args.memory_only:
         print("samusa bench: --vanilla-init-only only applies with --memory-only", file=sys.stderr)
         return 2
@@ -371,6 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--model", default=None, help="model id; default test-tiny (or the SAM2.1 sizes with --full)")
     bench.add_argument("--volume-slices", type=int, default=None, help="slices of the 3D volume case (0: none)")
     bench.add_argument("--memory-only", action="store_true", help="only peak memory, for the longest of --lengths")
+    bench.add_argument("--lite", action="store_true", help="the CPU default model (and LiteMedSAM) against its FLOP floor, "
+                       "fast engine and PyTorch baseline, one loop of the longest of --lengths")
     bench.add_argument(
         "--vanilla-init-only", action="store_true",
         help="with --memory-only: stop the official predictor after init_state (its peak is then a lower bound)",

@@ -94,6 +94,8 @@ class SAMUSALite(LiteMedSAM):
         """Decode K token lists. `embedding` (1 or K, 256, 64, 64); `masks` (K, 1, 256, 256)
         logits used where `use_mask` (K,) is True (all, when None). Returns logits
         (K, 1, 256, 256) and predicted IoU (K, 1)."""
+        from .runtime import dense_pe, fast_decode
+
         pe = self.prompt_encoder
         sparse = self.sparse_embeddings(coords, labels)
         count = coords.shape[0]
@@ -104,9 +106,13 @@ class SAMUSALite(LiteMedSAM):
                 dense = from_masks
             else:
                 dense = torch.where(use_mask.reshape(-1, 1, 1, 1), from_masks, dense)
+        if embedding.shape[0] == 1:
+            fast = fast_decode(self.mask_decoder, embedding, dense_pe(pe), sparse, dense, False)
+            if fast is not None:
+                return fast
         logits, iou, _, _ = self.mask_decoder(
             image_embeddings=embedding,
-            image_pe=pe.get_dense_pe(),
+            image_pe=dense_pe(pe),
             sparse_prompt_embeddings=sparse,
             dense_prompt_embeddings=dense,
             multimask_output=False,

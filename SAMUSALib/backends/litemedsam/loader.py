@@ -50,6 +50,9 @@ def load(spec, device: torch.device, checkpoint: str | os.PathLike[str] | None =
     if spec.boundary_native:
         net, lite_meta, path = _with_delta(spec, net, checkpoint)
     net = net.to(device).eval()
+    from .runtime import speed_up
+
+    speed = speed_up(net, device)  # folded encoder copy, OpenVINO encoder and decoders (runtime.py)
     metadata = {
         "model_id": spec.id,
         "family": "litemedsam",
@@ -65,6 +68,7 @@ def load(spec, device: torch.device, checkpoint: str | os.PathLike[str] | None =
         "base_model": "litemedsam",
         "config": None,
         "hydra_overrides": [],
+        "encoder_runtime": speed["runtime"],
     }
     if lite_meta:
         metadata.update({k: v for k, v in lite_meta.items() if k in ("steps", "validation", "data", "train_images")})

@@ -82,7 +82,19 @@ class LiteMedSAM(nn.Module):
         )
 
     def embed(self, image: torch.Tensor) -> torch.Tensor:
-        """(B, 3, 256, 256) in [0, 1] -> (B, 256, 64, 64)."""
+        """(B, 3, 256, 256) in [0, 1] -> (B, 256, 64, 64).
+
+        An inference network prepared by `runtime.speed_up` runs its OpenVINO encoder
+        where it can (CPU, float32, no gradient, one frame), else its folded PyTorch copy;
+        with gradients, the network's own encoder."""
+        runtime = getattr(self, "encoder_runtime", None)
+        if runtime is not None and not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu"):
+            out = runtime(image)
+            if out is not None:
+                return out.to(image.device)
+        fast = self.__dict__.get("fast_encoder")
+        if fast is not None and not torch.is_grad_enabled():  # folded batch norms, channels-last
+            return fast(image.contiguous(memory_format=torch.channels_last)).contiguous()
         return self.image_encoder(image)
 
     def decode(
@@ -105,10 +117,16 @@ class LiteMedSAM(nn.Module):
 
 def decode_with(prompt_encoder, mask_decoder, embedding, boxes, points, masks, multimask):
     """SAM's prompt encoder + mask decoder on one embedding (`LiteMedSAM.decode`)."""
+    from .runtime import dense_pe, fast_decode
+
     sparse, dense = prompt_encoder(points=points, boxes=boxes, masks=masks)
+    if embedding.shape[0] == 1:
+        fast = fast_decode(mask_decoder, embedding, dense_pe(prompt_encoder), sparse, dense, multimask)
+        if fast is not None:
+            return fast
     logits, iou, _, _ = mask_decoder(
         image_embeddings=embedding,
-        image_pe=prompt_encoder.get_dense_pe(),
+        image_pe=dense_pe(prompt_encoder),
         sparse_prompt_embeddings=sparse,
         dense_prompt_embeddings=dense,
         multimask_output=multimask,

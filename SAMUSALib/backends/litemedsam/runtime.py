@@ -1,0 +1,273 @@
+"""LiteMedSAM at CPU speed: what the loader does to the inference network.
+
+Measured on the build machine (2-core Xeon, AVX-512 + AVX512-BF16, torch 2.13 CPU; each
+figure a ratio of minima taken in one process, interleaved; docs/bench/README.md):
+
+- **OpenVINO** runs the TinyViT image encoder 3.1x faster than PyTorch eager in float32
+  (2.1x its matmul floor against 6.5x), with the same embedding (max |diff| 4e-6). Chosen
+  on CPUs when the `openvino` package is present: the encoder is converted once, saved
+  as OpenVINO IR in the model cache folder under a key made of its weights' SHA256 and
+  the OpenVINO version, and read back on later loads (about a second). Conversion or
+  inference that fails warns once and falls back to PyTorch, never stops a session.
+  OpenVINO's own bfloat16 (`INFERENCE_PRECISION_HINT`) was 1.2x slower than its float32
+  here and moved embeddings by 0.03: float32 is pinned.
+- **Batch norm folded** into each convolution (`fold_batch_norms`): exact to 4e-6, a
+  pass over the full-resolution maps less for the PyTorch fallback.
+- **channels-last** memory format for the PyTorch fallback: 0.85-0.9x of the
+  contiguous encoder's time.
+- Not chosen: bfloat16 autocast (0.93x-1.0x of float32 eager time, embeddings moved by
+  0.035: this CPU has AVX512-BF16 but no AMX, and its bf16 matmul is half the float32
+  rate); `torch.compile` (see docs/bench/README.md).
+- The **mask decoders** (SAMUSA-Lite's trained heads and LiteMedSAM's, kept for boxes) run
+  in OpenVINO too, for any number of prompts and tokens on one embedding: 3.1x faster
+  than PyTorch eager for one prompt, logits within 2e-5. Exported when first used.
+- The prompt encoder's dense positional encoding is a constant of the weights; it is
+  computed once per network instead of on every click (`dense_pe`).
+
+`SAMUSA_LITE_RUNTIME` chooses: ``auto`` (default: OpenVINO when importable, on CPUs),
+``openvino`` (the same, warning when it is missing) or ``eager`` (PyTorch only).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib
+import os
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+RUNTIME_ENV = "SAMUSA_LITE_RUNTIME"
+RUNTIMES = ("auto", "openvino", "eager")
+#: Bump when the exported graph changes for the same weights (invalidates cached IR).
+EXPORT_FORMAT = 1
+
+_compiled: dict[str, object] = {}  # compiled OpenVINO encoders of this process, by cache key
+
+
+def runtime_choice(value: str | None = None) -> str:
+    choice = (value or os.environ.get(RUNTIME_ENV) or "auto").strip().lower()
+    if choice not in RUNTIMES:
+        raise ValueError(f"{RUNTIME_ENV} must be one of {', '.join(RUNTIMES)}; got {choice!r}")
+    return choice
+
+
+def fold_batch_norms(module: nn.Module) -> int:
+    """Fold every eval-mode `ConvBN` (conv without bias, batch norm) of `module` into one
+    convolution with a bias, in place; returns how many were folded. Inference only: the
+    folded network's state dict has conv biases instead of batch-norm statistics."""
+    from .encoder import ConvBN
+
+    count = 0
+    for block in module.modules():
+        if not isinstance(block, ConvBN) or not isinstance(block.bn, nn.BatchNorm2d):
+            continue
+        conv, bn = block.c, block.bn
+        with torch.no_grad():
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            folded = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                               groups=conv.groups, bias=True).to(conv.weight.device)
+            folded.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
+            bias = bn.bias - bn.running_mean * scale
+            if conv.bias is not None:
+                bias = bias + conv.bias * scale
+            folded.bias.copy_(bias)
+        block.c = folded.eval()
+        block.bn = nn.Identity()
+        count += 1
+    return count
+
+
+def weights_key(module: nn.Module) -> str:
+    """SHA256 of a module's parameters and buffers (names, shapes, values)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        tensor = tensor.detach().cpu()
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        digest.update(tensor.reshape(-1).contiguous().view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def _openvino():
+    # Optional: imported by name so that a missing package means the PyTorch path, not an
+    # ImportError (Slicer installs it only if the user adds it).
+    return importlib.import_module("openvino")
+
+
+def export_folder() -> Path:
+    from ...models.weights import cache_dir
+
+    return cache_dir() / "openvino"
+
+
+class OpenVINOModule:
+    """A module as OpenVINO IR compiled for the CPU, float32. Converted on first use (or
+    read from the cache, keyed by `name`, the weights' SHA256 and the input shapes); any
+    failure warns once, and the caller's PyTorch module runs from then on (`failed`)."""
+
+    def __init__(self, module: nn.Module, name: str, shapes: list[tuple[int, ...]], examples: list[torch.Tensor]) -> None:
+        self.module = module
+        self.name = name
+        self.shapes = shapes  # -1: any size
+        self.examples = examples
+        self.failed: str | None = None
+        self.compiled = None
+        self.key: str | None = None
+
+    def run(self, *inputs: torch.Tensor) -> list[torch.Tensor] | None:
+        """The module's outputs, or None where this runtime cannot run it (failure)."""
+        if self.failed:
+            return None
+        try:
+            if self.compiled is None:
+                self.compiled = self._compile()
+            outputs = self.compiled([x.detach().float().contiguous().numpy() for x in inputs])
+            return [torch.from_numpy(outputs[i].copy()) for i in range(len(outputs))]
+        except Exception as exc:  # noqa: BLE001 - any runtime failure means eager, with a warning
+            self.failed = f"{type(exc).__name__}: {exc}"
+            warnings.warn(f"LiteMedSAM's OpenVINO {self.name} failed ({self.failed}); using PyTorch.", RuntimeWarning, stacklevel=3)
+            return None
+
+    def _compile(self):
+        ov = _openvino()
+        shapes = "_".join("x".join(str(d) for d in shape) for shape in self.shapes).replace("-1", "n")
+        version = ov.__version__.split("-")[0]
+        self.key = f"{self.name}-{weights_key(self.module)[:24]}-{shapes}-f{EXPORT_FORMAT}-ov{version}"
+        if self.key in _compiled:
+            return _compiled[self.key]
+        path = export_folder() / self.key / f"{self.name}.xml"
+        if not path.is_file():
+            export_module(self.module, path, self.examples, self.shapes)
+        compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"})
+        _compiled[self.key] = compiled
+        return compiled
+
+
+class OpenVINOEncoder(OpenVINOModule):
+    """The TinyViT image encoder: one float32 frame (1, 3, S, S) -> (1, 256, S/4, S/4)."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        self.shape = (1, 3, encoder.img_size, encoder.img_size)
+        super().__init__(encoder, "encoder", [self.shape], [torch.zeros(self.shape)])
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor | None:
+        """The embedding, or None where this runtime cannot run it (shape, failure)."""
+        if tuple(image.shape) != self.shape or image.dtype != torch.float32:
+            return None
+        out = self.run(image)
+        return None if out is None else out[0]
+
+
+class _DecoderCall(nn.Module):
+    """SAM's mask decoder with one image embedding shared by K prompts, as a plain forward."""
+
+    def __init__(self, mask_decoder: nn.Module, multimask: bool) -> None:
+        super().__init__()
+        self.mask_decoder = mask_decoder
+        self.multimask = multimask
+
+    def forward(self, embedding, image_pe, sparse, dense):
+        logits, iou, _, _ = self.mask_decoder(
+            image_embeddings=embedding, image_pe=image_pe, sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense, multimask_output=self.multimask, repeat_image=True,
+        )
+        return logits, iou
+
+
+class OpenVINODecoder:
+    """The mask decoder for K prompts (any K, any number of tokens) on one embedding; one
+    compiled graph per `multimask` setting, made when first used."""
+
+    def __init__(self, mask_decoder: nn.Module) -> None:
+        self.mask_decoder = mask_decoder
+        self.graphs: dict[bool, OpenVINOModule] = {}
+
+    def __call__(self, embedding, image_pe, sparse, dense, multimask: bool):
+        """(logits, iou), or None where this runtime cannot run it."""
+        if embedding.shape[0] != 1 or embedding.dtype != torch.float32 or sparse.dtype != torch.float32:
+            return None
+        graph = self.graphs.get(multimask)
+        if graph is None:
+            _, c, h, w = embedding.shape
+            examples = [torch.zeros(1, c, h, w), torch.zeros(1, c, h, w), torch.zeros(2, 3, c), torch.zeros(2, c, h, w)]
+            shapes = [(1, c, h, w), (1, c, h, w), (-1, -1, c), (-1, c, h, w)]
+            name = "decoder-multimask" if multimask else "decoder"
+            graph = self.graphs[multimask] = OpenVINOModule(_DecoderCall(self.mask_decoder, multimask).eval(), name, shapes, examples)
+        out = graph.run(embedding, image_pe, sparse, dense.expand(sparse.shape[0], -1, -1, -1))
+        return None if out is None else (out[0], out[1])
+
+    @property
+    def failed(self) -> str | None:
+        return next((g.failed for g in self.graphs.values() if g.failed), None)
+
+
+def export_module(module: nn.Module, path: Path, examples: list[torch.Tensor], shapes: list[tuple[int, ...]]) -> Path:
+    """Convert a module to OpenVINO IR at `path` (written to a temporary name, then
+    renamed, so that a concurrent or interrupted export never leaves half a file)."""
+    ov = _openvino()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's deprecation notices
+        graph = ov.convert_model(module.eval(), example_input=tuple(examples), input=[list(s) for s in shapes])
+    tmp = path.with_name(f".{os.getpid()}.{path.name}")
+    ov.save_model(graph, str(tmp), compress_to_fp16=False)
+    tmp.with_suffix(".bin").replace(path.with_suffix(".bin"))
+    tmp.replace(path)
+    return path
+
+
+def fast_decode(mask_decoder, embedding, image_pe, sparse, dense, multimask):
+    """The OpenVINO mask decoder attached by `speed_up`, where it applies (inference, no
+    autocast); None to run PyTorch."""
+    fast = getattr(mask_decoder, "samusa_runtime", None)
+    if fast is None or torch.is_grad_enabled() or torch.is_autocast_enabled("cpu") or embedding.device.type != "cpu":
+        return None
+    return fast(embedding, image_pe, sparse, dense, multimask)
+
+
+def speed_up(net: nn.Module, device: torch.device, runtime: str | None = None) -> dict:
+    """Prepare an inference LiteMedSAM: a copy of its encoder with folded batch norms, in
+    channels-last on CPUs, used by `LiteMedSAM.embed` without gradients; the OpenVINO
+    encoder and mask decoders on CPUs (`runtime_choice`). The network's parameters and
+    state dict are left as loaded. Returns what was done, for metadata."""
+    choice = runtime_choice(runtime)
+    # a folded copy: the network's own encoder (and state dict) stays the checkpoint's
+    encoder = copy.deepcopy(net.image_encoder).eval()
+    done = {"folded_batch_norms": fold_batch_norms(encoder), "runtime": "eager"}
+    if device.type == "cpu":
+        encoder.to(memory_format=torch.channels_last)
+        done["channels_last"] = True
+    net.__dict__["fast_encoder"] = encoder  # not a submodule: not saved, not moved by .to()
+    net.encoder_runtime = None
+    if device.type == "cpu" and choice != "eager":
+        try:
+            _openvino()
+        except Exception as exc:  # noqa: BLE001 - absent or broken: PyTorch
+            if choice == "openvino":
+                warnings.warn(f"{RUNTIME_ENV}=openvino but OpenVINO cannot be imported ({exc}); using PyTorch.",
+                              RuntimeWarning, stacklevel=2)
+        else:
+            net.encoder_runtime = OpenVINOEncoder(encoder)
+            for module in net.modules():
+                if type(module).__name__ == "MaskDecoder":
+                    module.samusa_runtime = OpenVINODecoder(module)
+            done["runtime"] = "openvino"
+    return done
+
+
+def dense_pe(prompt_encoder: nn.Module) -> torch.Tensor:
+    """`prompt_encoder.get_dense_pe()`, computed once: it depends only on the positional
+    encoding's (fixed, random-Fourier) matrix, so it is recomputed only when that buffer
+    changes (new storage, or written in place) or moves."""
+    matrix = prompt_encoder.pe_layer.positional_encoding_gaussian_matrix
+    key = (matrix.data_ptr(), matrix._version, matrix.device, matrix.dtype)
+    cached = prompt_encoder.__dict__.get("_samusa_dense_pe")
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    with torch.inference_mode(False), torch.no_grad():  # a normal tensor: training reuses it
+        value = prompt_encoder.get_dense_pe()
+    prompt_encoder.__dict__["_samusa_dense_pe"] = (key, value)
+    return value

@@ -1,0 +1,234 @@
+"""LiteMedSAM at CPU speed (issue 18; SAMUSALib/backends/litemedsam/runtime.py): every
+speed-up must leave the results as they were.
+
+- batch norms folded into the convolutions, and channels-last: the same encoder output;
+- the OpenVINO encoder: the same embedding, exported once into the model cache and read
+  back from it; a failing export warns and falls back to PyTorch, never stops;
+- the default model as loaded (all of the above) against today's float32 eager network
+  on real validation frames (../shared/data), with a box, boundary points and region
+  clicks: masks within Dice 0.995.
+
+Timings are not tested here: `samusa bench --litemedsam` reports them.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from SAMUSALib.backends.litemedsam import runtime
+from SAMUSALib.backends.litemedsam.encoder import ConvBN, TinyViTEncoder
+
+from conftest import centroid_points, require_shared_data
+
+
+@pytest.fixture(scope="module")
+def small_encoder():
+    """A 64 px TinyViT encoder with random weights and non-trivial batch-norm statistics
+    (a freshly built one has mean 0, variance 1: folding it would prove nothing)."""
+    generator = torch.Generator().manual_seed(0)
+    encoder = TinyViTEncoder(img_size=64).eval()
+    with torch.no_grad():
+        for module in encoder.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                for tensor, low, high in ((module.weight, 0.5, 1.5), (module.bias, -0.2, 0.2),
+                                          (module.running_mean, -0.3, 0.3), (module.running_var, 0.2, 2.0)):
+                    tensor.copy_(torch.empty(tensor.shape).uniform_(low, high, generator=generator))
+    image = torch.rand(1, 3, 64, 64, generator=generator)
+    with torch.no_grad():
+        reference = encoder(image)
+    return encoder, image, reference
+
+
+def test_folded_batch_norms_and_channels_last_give_the_unfolded_output(small_encoder):
+    encoder, image, reference = small_encoder
+    folded = copy.deepcopy(encoder)
+    count = runtime.fold_batch_norms(folded)
+    convbns = [m for m in folded.modules() if isinstance(m, ConvBN)]
+    assert count == len(convbns) > 20
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert runtime.fold_batch_norms(folded) == 0  # idempotent
+    with torch.no_grad():
+        out = folded(image)
+        last = folded.to(memory_format=torch.channels_last)(image.contiguous(memory_format=torch.channels_last))
+    scale = reference.abs().max().item()
+    assert torch.allclose(out, reference, atol=1e-4 * scale, rtol=1e-4)
+    assert torch.allclose(last, reference, atol=1e-4 * scale, rtol=1e-4)
+    # the folding is not vacuous: dropping the batch norms instead changes the output
+    dropped = copy.deepcopy(encoder)
+    for module in dropped.modules():
+        if isinstance(module, ConvBN):
+            module.bn = torch.nn.Identity()
+    with torch.no_grad():
+        assert not torch.allclose(dropped(image), reference, atol=1e-2 * scale)
+
+
+def test_openvino_encoder_gives_the_same_embedding_exported_once(monkeypatch):
+    """LiteMedSAM's own encoder (the export the default model uses, so the suite pays for
+    one conversion only) against its unfolded PyTorch self."""
+    pytest.importorskip("openvino")
+    from SAMUSALib.backends.litemedsam.network import build_litemedsam
+
+    net, _ = build_litemedsam()
+    encoder = net.image_encoder
+    image = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        reference = encoder(image)
+    prepared = copy.deepcopy(encoder)
+    runtime.fold_batch_norms(prepared)
+    prepared.to(memory_format=torch.channels_last)
+    fast = runtime.OpenVINOEncoder(prepared)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        out = fast(image)
+    assert out is not None and fast.failed is None
+    assert out.shape == reference.shape == (1, 256, 64, 64)
+    assert torch.allclose(out, reference, atol=1e-4 * reference.abs().max().item(), rtol=1e-4)
+    exported = runtime.export_folder() / fast.key / "encoder.xml"
+    assert exported.is_file() and exported.with_suffix(".bin").is_file()
+    # another process (no compiled copy in memory) reads the cached file, exports nothing
+    monkeypatch.setattr(runtime, "_compiled", {})
+    monkeypatch.setattr(runtime, "export_module", lambda *a, **k: pytest.fail("exported again despite the cache"))
+    again = runtime.OpenVINOEncoder(prepared)
+    assert torch.equal(again(image), out)
+    # what it does not run (a batch of two, another size, bfloat16) is left to PyTorch
+    assert again(image.expand(2, -1, -1, -1)) is None and again(torch.rand(1, 3, 128, 128)) is None
+    assert again(image.bfloat16()) is None
+
+
+def test_a_failing_export_falls_back_to_pytorch_with_a_warning(small_encoder, monkeypatch):
+    pytest.importorskip("openvino")
+    from SAMUSALib.backends.litemedsam.network import LiteMedSAM
+
+    encoder, image, reference = small_encoder
+    net = LiteMedSAM.__new__(LiteMedSAM)
+    torch.nn.Module.__init__(net)
+    net.image_encoder = copy.deepcopy(encoder)
+    monkeypatch.setattr(runtime, "_compiled", {})
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("conversion failed on purpose")
+
+    monkeypatch.setattr(runtime, "export_module", broken)
+    monkeypatch.setattr(runtime, "weights_key", lambda module: "f" * 64)  # a key nothing was exported under
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    done = runtime.speed_up(net, torch.device("cpu"), "openvino")
+    assert done["runtime"] == "openvino" and done["folded_batch_norms"] > 20
+    after = net.state_dict()  # the network's own weights stay the checkpoint's (folding works on a copy)
+    assert set(after) == set(before) and all(torch.equal(after[k], before[k]) for k in before)
+    with torch.inference_mode():
+        with pytest.warns(RuntimeWarning, match="conversion failed on purpose"):
+            first = net.embed(image)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)  # warned once, not on every frame
+            second = net.embed(image)
+    scale = reference.abs().max().item()
+    assert "conversion failed" in net.encoder_runtime.failed
+    assert torch.allclose(first, reference, atol=1e-4 * scale, rtol=1e-4) and torch.equal(first, second)
+
+
+def test_eager_runtime_and_a_missing_openvino_keep_pytorch(small_encoder, monkeypatch):
+    from SAMUSALib.backends.litemedsam.network import LiteMedSAM
+
+    encoder, _, _ = small_encoder
+    net = LiteMedSAM.__new__(LiteMedSAM)
+    torch.nn.Module.__init__(net)
+    net.image_encoder = copy.deepcopy(encoder)
+    assert runtime.speed_up(net, torch.device("cpu"), "eager")["runtime"] == "eager" and net.encoder_runtime is None
+
+    def missing(name="openvino"):
+        raise ImportError("No module named 'openvino'")
+
+    monkeypatch.setattr(runtime, "_openvino", missing)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert runtime.speed_up(net, torch.device("cpu"), "auto")["runtime"] == "eager"
+    with pytest.warns(RuntimeWarning, match="cannot be imported"):
+        assert runtime.speed_up(net, torch.device("cpu"), "openvino")["runtime"] == "eager"
+    with pytest.raises(ValueError, match="SAMUSA_LITE_RUNTIME"):
+        runtime.runtime_choice("onnx")
+
+
+VALIDATION = (("busbra", "bus_0031-s.png"), ("carotid", "000.png"))
+
+
+def test_the_fast_default_model_gives_float32_eager_masks_on_real_frames(monkeypatch):
+    """samusa-lite as loaded (OpenVINO encoder, folded, channels-last) against the same
+    network without any of it, on validation frames; one object per prompt type."""
+    from SAMUSALib.engine import Session
+    from SAMUSALib.evaluation.metrics import dice
+    from SAMUSALib.frames import FrameSource
+    from SAMUSALib.io import read_image
+    from SAMUSALib.models import load_model
+
+    frames = []
+    for dataset, name in VALIDATION:
+        folder = require_shared_data(dataset)
+        image, _ = read_image(folder / "images" / name)
+        mask, _ = read_image(folder / "masks" / name)
+        frames.append((np.asarray(image)[0], np.asarray(mask)[0] > 0))
+    fast = load_model("samusa-lite", device="cpu")
+    with monkeypatch.context() as patch:
+        patch.setattr(runtime, "speed_up", lambda net, device, choice=None: {"runtime": "eager"})
+        reference = load_model("samusa-lite", device="cpu")
+    assert not hasattr(reference.sam, "encoder_runtime")
+    expected_runtime = "openvino" if _has_openvino() else "eager"
+    assert fast.metadata["encoder_runtime"] == expected_runtime
+    for image, truth in frames:
+        ys, xs = np.nonzero(truth)
+        prompts = {
+            1: {"box": [xs.min(), ys.min(), xs.max(), ys.max()]},
+            2: {"boundary": centroid_points(truth)},
+            3: {"positive": [[xs.mean(), ys.mean()]]},
+        }
+        masks = {}
+        for label, model in (("fast", fast), ("reference", reference)):
+            session = Session(FrameSource(image[None]), model)
+            masks[label] = {obj: session.add_prompt(obj, 0, **prompt) for obj, prompt in prompts.items()}
+            assert session.features.stats.calls == 1
+        if expected_runtime == "openvino":  # the OpenVINO encoder and both decoders ran, none failed
+            assert fast.sam.encoder_runtime.failed is None and fast.sam.encoder_runtime.compiled is not None
+            for decoder in (fast.sam.mask_decoder, fast.sam.pretrained_heads["mask_decoder"]):
+                assert decoder.samusa_runtime.graphs and decoder.samusa_runtime.failed is None
+        for obj in prompts:
+            assert masks["reference"][obj].sum() > 500  # a real mask, not two empty ones agreeing
+            assert dice(masks["fast"][obj], masks["reference"][obj]) >= 0.995, (obj, prompts[obj])
+    # the decoder for a batch of prompts of several lengths (padded tokens, mask prompts)
+    import torch as _torch
+
+    embedding = _torch.randn(1, 256, 64, 64, generator=_torch.Generator().manual_seed(2))
+    coords = _torch.tensor([[[60.0, 80.0], [120.0, 90.0], [0.0, 0.0]], [[30.0, 30.0], [200.0, 210.0], [100.0, 100.0]]])
+    labels = _torch.tensor([[4, 1, -1], [2, 3, 4]])
+    masks = _torch.randn(2, 1, 256, 256, generator=_torch.Generator().manual_seed(3))
+    with _torch.inference_mode():
+        got = fast.sam.decode_tokens(embedding, coords, labels, masks)
+        want = reference.sam.decode_tokens(embedding, coords, labels, masks)
+    for a, b in zip(got, want):
+        assert a.shape == b.shape and _torch.allclose(a, b, atol=1e-3 * b.abs().max().item(), rtol=1e-3)
+
+
+def _has_openvino() -> bool:
+    try:
+        runtime._openvino()
+    except Exception:
+        return False
+    return True
+
+
+def test_lite_bench_worker_reports_encoder_floor_propagation_click_and_memory():
+    """`samusa bench --lite`'s worker, in process, on a 3-frame loop (figures, not timings)."""
+    from SAMUSALib.bench_lite import TARGETS, lite_markdown, worker_lite
+
+    run = worker_lite({"model": "litemedsam", "engine": "fast", "frames": 3, "height": 128, "width": 160, "repeats": 1})
+    assert run["encoder_gflop"] > 50  # LiteMedSAM's encoder: 75 GFLOP per 256 x 256 frame
+    assert run["runtime"] == ("openvino" if _has_openvino() else "eager")
+    assert len(run["encoder_s"]) == len(run["floor_s"]) == 1 and run["floor_min_s"] > 0
+    assert run["propagation_s_per_frame"] > 0 and run["session_encoder_s_per_frame"] > 0
+    assert len(run["click_all_s"]) == 5 and run["peak_rss_mb"] >= run["base_rss_mb"] > 0
+    run["ratios"] = {"encoder_vs_floor": 2.0, "encoder_vs_floor_median": 2.1, "frame_vs_encoder": 1.1, "click_s": 0.02}
+    text = lite_markdown({"machine": {"cpu": "x", "cores": 2, "torch": "t"}, "frames": 3, "frame_size": [128, 160], "runs": [run]})
+    assert "| litemedsam | fast: " in text and "2.00, 2.10" in text and set(TARGETS) == {"encoder_vs_floor", "frame_vs_encoder", "click_s"}
