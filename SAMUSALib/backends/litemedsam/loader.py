@@ -65,6 +65,7 @@ def load(spec, device: torch.device, checkpoint: str | os.PathLike[str] | None =
         "base_model": "litemedsam",
         "config": None,
         "hydra_overrides": [],
+        "tracker": spec.tracker,
     }
     if lite_meta:
         metadata.update({k: v for k, v in lite_meta.items() if k in ("steps", "validation", "data", "train_images")})
