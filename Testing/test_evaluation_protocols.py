@@ -377,3 +377,27 @@ def test_image_protocol_runs_on_real_busbra_cases(tiny_model, tmp_path):
     assert all(len(r["clicks"]) == 1 and r["clicks"][0]["iou"] is not None for r in doc["cases"])
     text = written["markdown"].read_text()
     assert "| boundary |" in text and "| region |" in text
+
+
+def test_video_protocol_can_give_the_clicks_all_at_once():
+    """Clicks all at once: each prompted frame gets its 5 boundary clicks in one prompt,
+    chosen without a prediction (spread along the border), and the record says so;
+    run_video_protocol(at_once="both") runs both ways side by side."""
+    case = square_video(12, (2, 9))
+    made = []
+
+    def factory(frames):
+        made.append(ScriptedSession(frames, case.reference_frames(1), breaks=(5, 8)))
+        return made[-1]
+
+    record = video_case(case, factory, prompt_type="boundary", clicks=5, max_interventions=7, at_once=True)
+    prompts = [c for c in made[0].calls if c[0] == "add_prompt"]
+    assert [c[1] for c in prompts] == [2, 5, 8] and all(c[2] == ["boundary"] for c in prompts)
+    assert record["clicks_given"] == "at once" and record["variant"] == "boundary +at-once"
+    assert record["intervention_frames"] == [5, 8] and record["clicks_total"] == 15
+    first = np.array([[c["click"]["x"], c["click"]["y"]] for c in record["loops"][0]["clicks"]])
+    gaps = np.hypot(*(first[:, None] - first[None]).transpose(2, 0, 1))[np.triu_indices(5, 1)]
+    assert gaps.min() >= 5.0, gaps  # spread along the 20 x 20 square's border, not bunched
+    assert record["worst_dice"] == min(d for d in record["dice_per_frame"] if d is not None)
+    both = run_video_protocol([case], factory, prompt_types=("boundary", "box"), window="on", at_once="both")
+    assert sorted(r["variant"] for r in both.records) == ["boundary +at-once +window", "boundary +window", "box +window"]

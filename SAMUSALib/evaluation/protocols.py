@@ -289,6 +289,30 @@ def _give_clicks(session, obj: int, frame: int, user: SimulatedUser, count: int,
     return steps, current, seconds
 
 
+def _give_clicks_at_once(session, obj: int, frame: int, user: SimulatedUser, count: int, reference) -> tuple[list[dict], np.ndarray, float]:
+    """``count`` clicks of ``user`` chosen without looking at any prediction (no history:
+    the boundary user spreads them along the border, each furthest from the earlier ones),
+    given in one prompt and scored once."""
+    chosen = []
+    for _ in range(count):
+        click = user.next(None)
+        if click is None:
+            break
+        chosen.append(click)
+    if not chosen:
+        return [], np.asarray(session.mask(obj, frame), dtype=bool), 0.0
+    kwargs: dict[str, list] = {}
+    for click in chosen:
+        for name, value in click.prompt_kwargs().items():
+            kwargs[name] = value if name == "box" else kwargs.get(name, []) + value
+    started = time.perf_counter()
+    current = np.asarray(session.add_prompt(obj, frame, **kwargs), dtype=bool)
+    seconds = time.perf_counter() - started
+    steps = [{"click": click.to_json()} for click in chosen]
+    steps[-1].update({"iou": _r(iou(current, reference)), "dice": _r(dice(current, reference))})
+    return steps, current, seconds
+
+
 def _per_frame(masks: np.ndarray, reference: np.ndarray, annotated: np.ndarray) -> tuple[list, list]:
     ious, dices = [], []
     for f in range(reference.shape[0]):
@@ -326,14 +350,18 @@ def video_case(
     direction: str = "forward",
     seed: int = 0,
     result: EvaluationResult | None = None,
+    at_once: bool = False,
 ) -> dict:
-    """The video protocol on one object of one case; returns its record."""
+    """The video protocol on one object of one case; returns its record. ``at_once``: each
+    prompted frame gets its ``clicks`` in one prompt, chosen without a prediction (else one
+    at a time, each after the last one's result)."""
     prompt_type = _prompt_type(prompt_type)
     if clicks < 1:
         raise ValueError(f"clicks must be at least 1; got {clicks}")
     reference = case.reference_frames(obj_id)
     annotated = case.annotated_frames()
-    variant = f"{prompt_type}{' +window' if window else ''}"
+    at_once = bool(at_once) and prompt_type != "box"
+    variant = f"{prompt_type}{' +at-once' if at_once else ''}{' +window' if window else ''}"
     key = f"{case.id}|{obj_id}|{variant}"
     record: dict[str, Any] = {
         "key": key,
@@ -342,6 +370,7 @@ def video_case(
         "name": case.names.get(obj_id, f"object {obj_id}"),
         "prompt": prompt_type,
         "window": None,
+        "clicks_given": "at once" if at_once else "one at a time",
         "variant": variant,
         "num_frames": case.num_frames,
         "annotated_frames": int(annotated.sum()),
@@ -369,7 +398,10 @@ def video_case(
     while True:
         user = SimulatedUser(prompt_type, reference[frame], case_rng(seed, case.id, obj_id, prompt_type, frame))
         current = np.asarray(session.mask(1, frame), dtype=bool)
-        steps, current, seconds = _give_clicks(session, 1, frame, user, per_loop, reference[frame], current)
+        if at_once:
+            steps, current, seconds = _give_clicks_at_once(session, 1, frame, user, per_loop, reference[frame])
+        else:
+            steps, current, seconds = _give_clicks(session, 1, frame, user, per_loop, reference[frame], current)
         click_seconds += seconds
         report = session.propagate(direction)
         total_frames += int(report.total)
@@ -418,6 +450,7 @@ def video_case(
             "iou_history": history,
             "mean_iou": _mean(ious),
             "mean_dice": _mean(dices),
+            "worst_dice": min((d for d in dices if d is not None), default=None),
             "mean_iou_visible": _mean([v for v, keep in zip(ious, visible) if keep]),
             "mean_dice_visible": _mean([v for v, keep in zip(dices, visible) if keep]),
             "false_positive_frames": int(sum(1 for f in range(case.num_frames) if annotated[f] and not visible[f] and masks[f].any())),
@@ -456,8 +489,11 @@ def run_video_protocol(
     direction: str = "forward",
     seed: int = 0,
     progress: Progress | None = None,
+    at_once: bool | str = False,
 ) -> EvaluationResult:
-    """The video protocol over cases, objects, prompt types and window modes."""
+    """The video protocol over cases, objects, prompt types, window modes and ways of giving
+    the clicks (``at_once``: False one at a time, True all at once, "both")."""
+    ways = [False, True] if at_once == "both" else [bool(at_once)]
     modes = _window_modes(window)
     settings = {
         "prompt_types": list(prompt_types),
@@ -467,13 +503,15 @@ def run_video_protocol(
         "window": window if isinstance(window, str) else ("on" if window else "off"),
         "direction": direction,
         "seed": seed,
+        "clicks_at_once": at_once if isinstance(at_once, str) else bool(at_once),
     }
     result = EvaluationResult("video", settings)
-    units = [(c, o, p, w) for c in cases for o in c.objects for p in prompt_types for w in modes]
-    labels = [f"{c.id} {p}{' window' if w else ''}" for c, _, p, w in units] + ["done"]
+    units = [(c, o, p, w, a) for c in cases for o in c.objects for p in prompt_types for a in ways for w in modes
+             if not (a and p == "box")]
+    labels = [f"{c.id} {p}{' at once' if a else ''}{' window' if w else ''}" for c, _, p, w, a in units] + ["done"]
     if progress is not None and units:
         progress(0, len(units), labels[0])
-    for index, (case, obj_id, prompt_type, with_window) in enumerate(units):
+    for index, (case, obj_id, prompt_type, with_window, together) in enumerate(units):
         result.cases[case.id] = case
         result.records.append(
             video_case(
@@ -488,6 +526,7 @@ def run_video_protocol(
                 direction=direction,
                 seed=seed,
                 result=result,
+                at_once=together,
             )
         )
         if progress is not None:
@@ -526,7 +565,8 @@ def volume_case(
     """The volume protocol on one object of one case; returns its record."""
     prompt_type = _prompt_type(prompt_type)
     reference = case.reference_frames(obj_id)
-    variant = f"{prompt_type}{' +window' if window else ''}"
+    at_once = bool(at_once) and prompt_type != "box"
+    variant = f"{prompt_type}{' +at-once' if at_once else ''}{' +window' if window else ''}"
     key = f"{case.id}|{obj_id}|{variant}"
     record: dict[str, Any] = {
         "key": key,
@@ -613,7 +653,7 @@ def run_volume_protocol(
     labels = [f"{c.id} {p}{' window' if w else ''}" for c, _, p, w in units] + ["done"]
     if progress is not None and units:
         progress(0, len(units), labels[0])
-    for index, (case, obj_id, prompt_type, with_window) in enumerate(units):
+    for index, (case, obj_id, prompt_type, with_window, together) in enumerate(units):
         result.cases[case.id] = case
         result.records.append(
             volume_case(

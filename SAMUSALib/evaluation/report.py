@@ -291,15 +291,15 @@ def _markdown_video(doc: dict) -> list[str]:
     rows = []
     for r in doc["cases"]:
         if r.get("skipped"):
-            rows.append([r["case"], r["name"], r["variant"], "skipped: " + r["skipped"], "", "", "", "", ""])
+            rows.append([r["case"], r["name"], r["variant"], "skipped: " + r["skipped"], "", "", "", "", "", ""])
             continue
         rows.append(
             [
-                r["case"], r["name"], r["variant"], r["mean_dice"], r["mean_iou"], r["interventions"],
+                r["case"], r["name"], r["variant"], r["mean_dice"], r.get("worst_dice"), r["mean_iou"], r["interventions"],
                 ", ".join(str(f) for f in r["intervention_frames"]) or "–", r["clicks_total"], r["frames_computed"],
             ]
         )
-    lines += _table(["case", "object", "variant", "Dice", "IoU", "interventions", "at frames", "clicks", "frames computed"], rows)
+    lines += _table(["case", "object", "variant", "Dice", "worst-frame Dice", "IoU", "interventions", "at frames", "clicks", "frames computed"], rows)
     return lines
 
 
@@ -328,7 +328,7 @@ def _markdown_volume(doc: dict) -> list[str]:
     rows = []
     for r in doc["cases"]:
         if r.get("skipped"):
-            rows.append([r["case"], r["name"], r["variant"], "skipped: " + r["skipped"], "", "", "", "", ""])
+            rows.append([r["case"], r["name"], r["variant"], "skipped: " + r["skipped"], "", "", "", "", "", ""])
             continue
         rows.append(
             [r["case"], r["name"], r["variant"], r["prompt_slice"], r["dice"], r["iou"], r["hd95"], r["assd"], r["frames_computed"]]

@@ -45,6 +45,10 @@ class ModelSpec:
     trained: bool = True
     hydra_overrides: tuple[str, ...] = ()
     size_bytes: int | None = None
+    #: propagation design that suits the checkpoint (a `SAMUSALib.tracking.DESIGNS` name or
+    #: "legacy"), for image-only families; None: the tracking package's default.
+    #: `SAMUSA_TRACKER` overrides it (docs/tracking.md).
+    tracker: str | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.prompt_types) - PROMPT_TYPES
@@ -182,6 +186,7 @@ REGISTRY: dict[str, ModelSpec] = {
         prompt_types=frozenset({"box"}),
         boundary_native=False,
         size_bytes=39_370_479,
+        tracker="box",  # box-only: dense mask prompts are not understood (docs/tracking.md)
     ),
     # SAMUSA-Lite: LiteMedSAM's prompt encoder and mask decoder trained with boundary points
     # and region clicks (samusa train configs/samusa_lite.yaml), shipped as a float16 delta
@@ -204,6 +209,7 @@ REGISTRY: dict[str, ModelSpec] = {
         boundary_native=True,
         boundary_label=4,
         size_bytes=8_179_243,
+        tracker="motion",
     ),
 }
 

@@ -80,6 +80,9 @@ DESIGNS: dict[str, TrackerConfig] = {
     "motion": TrackerConfig(points=0, shifts=True, appearance_weight=0.0),
     # motion + appearance memory of the prompted frames in the candidates' score
     "memory": TrackerConfig(points=0, shifts=True, appearance_weight=0.5),
+    # for box-only models: candidates per shift, each prompted by the moved mask's tight box
+    # alone (no dense logits, no points: a box-trained decoder does not read them), area bound
+    "box": TrackerConfig(points=0, mask_prompt=False, shifts=True, appearance_weight=0.0),
 }
 
 

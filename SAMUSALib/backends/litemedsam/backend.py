@@ -50,7 +50,8 @@ if TYPE_CHECKING:
 BOUNDARY_ENV = "SAMUSA_LITEMEDSAM_BOUNDARY"
 REGION_ENV = "SAMUSA_LITEMEDSAM_REGION"
 #: Propagation design: "legacy" (the grown-box tracker below) or one of
-#: `SAMUSALib.tracking.DESIGNS` (default `tracking.DEFAULT_DESIGN`; docs/tracking.md).
+#: `SAMUSALib.tracking.DESIGNS`; overrides the model's own (`ModelSpec.tracker`, else
+#: `tracking.DEFAULT_DESIGN`; docs/tracking.md).
 TRACKER_ENV = "SAMUSA_TRACKER"
 
 #: Propagation: the neighbour's bounding box grows by this fraction of its size on each
@@ -162,6 +163,13 @@ def _box_of(mask: np.ndarray) -> tuple[float, float, float, float] | None:
     return (cols[0] - 0.5, rows[0] - 0.5, cols[-1] + 0.5, rows[-1] + 0.5)
 
 
+def model_tracker(model) -> str | None:
+    """The propagation design the model says suits it: its metadata's "tracker", else its
+    spec's (None: `tracking.DEFAULT_DESIGN`). `SAMUSA_TRACKER` overrides both."""
+    named = (getattr(model, "metadata", None) or {}).get("tracker")
+    return named or getattr(getattr(model, "spec", None), "tracker", None)
+
+
 class LiteMedSAMBackend:
     """Computes one object's result on one frame with LiteMedSAM (a `LoadedModel`)."""
 
@@ -205,7 +213,7 @@ class LiteMedSAMBackend:
         # ---- tracking hook (SAMUSALib.tracking): memory, motion and shape for propagation
         from ... import tracking
 
-        self.tracker = tracking.make_tracker(os.environ.get(TRACKER_ENV))
+        self.tracker = tracking.make_tracker(os.environ.get(TRACKER_ENV) or model_tracker(model))
         self.square = tracking.LetterboxSquare(self) if self.tracker is not None else None
 
     # -------------------------------------------------------------- interface

@@ -69,6 +69,7 @@ def load(spec, device: torch.device, checkpoint: str | os.PathLike[str] | None =
         "config": None,
         "hydra_overrides": [],
         "encoder_runtime": speed["runtime"],
+        "tracker": spec.tracker,
     }
     if lite_meta:
         metadata.update({k: v for k, v in lite_meta.items() if k in ("steps", "validation", "data", "train_images")})
