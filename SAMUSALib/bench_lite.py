@@ -51,14 +51,20 @@ def _floor(gflop: float):
 
 
 def worker_lite(config: dict) -> dict:
+    """One model's figures. Runs without autograd, and gives the caller's grad mode back
+    (it also runs in-process, where a global switch would leak into later work)."""
     import torch
 
+    with torch.no_grad():
+        return _worker_lite(config)
+
+
+def _worker_lite(config: dict) -> dict:
     from .backends.litemedsam import runtime
     from .engine import Session
     from .frames import FrameSource
     from .models import load_model
 
-    torch.set_grad_enabled(False)
     if config["engine"] == "baseline":
         runtime.speed_up = lambda net, device, choice=None: {"runtime": "baseline (PyTorch eager, unfolded)"}
     frames, masks = make_loop(config["frames"], config["height"], config["width"])

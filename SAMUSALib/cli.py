@@ -282,6 +282,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import markdown, memory_markdown, plot, run_bench, run_memory_bench
 
+    if args.lengths is None:
+        args.lengths = [8, 16] if args.quick else [30, 100, 300]
     if args.lite:  # the CPU default model against its FLOP floor (SAMUSALib/bench_lite.py)
         from .bench_lite import lite_markdown, run_lite_bench
 
@@ -305,7 +307,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             Path(args.json).write_text(json.dumps(results, indent=2))
         return 0
     if args.quick:
-        lengths, height, width, volume = [8, 16], 240, 320, 16
+        lengths, height, width, volume = args.lengths, 240, 320, 16
     elif args.full:
         lengths, height, width, volume = [30, 100, 300], 480, 640, 128
     else:
@@ -376,7 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
     size = bench.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="CI size: test-tiny, 8 and 16 frames of 240x320")
     size.add_argument("--full", action="store_true", help="SAM2.1 tiny/small/base+ at 1024 px (random weights), for a GPU")
-    bench.add_argument("--lengths", nargs="+", type=int, default=[30, 100, 300], help="loop lengths (frames of 480x640)")
+    bench.add_argument("--lengths", nargs="+", type=int, default=None,
+                       help="loop lengths (frames of 480x640; default 30 100 300, with --quick 8 16)")
     bench.add_argument("--model", default=None, help="model id; default test-tiny (or the SAM2.1 sizes with --full)")
     bench.add_argument("--volume-slices", type=int, default=None, help="slices of the 3D volume case (0: none)")
     bench.add_argument("--memory-only", action="store_true", help="only peak memory, for the longest of --lengths")

@@ -565,8 +565,7 @@ def volume_case(
     """The volume protocol on one object of one case; returns its record."""
     prompt_type = _prompt_type(prompt_type)
     reference = case.reference_frames(obj_id)
-    at_once = bool(at_once) and prompt_type != "box"
-    variant = f"{prompt_type}{' +at-once' if at_once else ''}{' +window' if window else ''}"
+    variant = f"{prompt_type}{' +window' if window else ''}"
     key = f"{case.id}|{obj_id}|{variant}"
     record: dict[str, Any] = {
         "key": key,
@@ -653,7 +652,7 @@ def run_volume_protocol(
     labels = [f"{c.id} {p}{' window' if w else ''}" for c, _, p, w in units] + ["done"]
     if progress is not None and units:
         progress(0, len(units), labels[0])
-    for index, (case, obj_id, prompt_type, with_window, together) in enumerate(units):
+    for index, (case, obj_id, prompt_type, with_window) in enumerate(units):
         result.cases[case.id] = case
         result.records.append(
             volume_case(
