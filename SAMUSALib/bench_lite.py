@@ -60,6 +60,8 @@ def worker_lite(config: dict) -> dict:
 
 
 def _worker_lite(config: dict) -> dict:
+    import torch
+
     from .backends.litemedsam import runtime
     from .engine import Session
     from .frames import FrameSource
