@@ -72,6 +72,23 @@ def tiny_model():
     return load_model("test-tiny", device="cpu", seed=0)
 
 
+@pytest.fixture
+def shared_tiny_model(monkeypatch, tiny_model, tmp_path):
+    """Give every in-process run the session's test-tiny instead of building one per run;
+    anything else (checkpoint paths, other devices) goes to the real loader."""
+    from SAMUSALib import models
+
+    real = models.load_model
+
+    def load_model(model="test-tiny", *, device="auto", **kwargs):
+        if model == "test-tiny" and str(device) == "cpu" and not kwargs:
+            return tiny_model
+        return real(model, device=device, **kwargs)
+
+    monkeypatch.setattr(models, "load_model", load_model)
+    monkeypatch.setenv("SAMUSA_CACHE_DIR", str(tmp_path / "model-cache"))
+
+
 @pytest.fixture(scope="session")
 def cine():
     """A 24-frame phantom: object 1 visible in frames 4..17, object 2 in 0..11."""

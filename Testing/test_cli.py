@@ -40,20 +40,8 @@ FAST = ["--model", "test-tiny", "--device", "cpu", "--quiet"]
 
 
 @pytest.fixture(autouse=True)
-def shared_model(monkeypatch, tiny_model, tmp_path):
-    """Give every in-process run the session's test-tiny instead of building one per run;
-    anything else (checkpoint paths, other devices) goes to the real loader."""
-    from SAMUSALib import models
-
-    real = models.load_model
-
-    def load_model(model="test-tiny", *, device="auto", **kwargs):
-        if model == "test-tiny" and str(device) == "cpu" and not kwargs:
-            return tiny_model
-        return real(model, device=device, **kwargs)
-
-    monkeypatch.setattr(models, "load_model", load_model)
-    monkeypatch.setenv("SAMUSA_CACHE_DIR", str(tmp_path / "model-cache"))
+def _shared_model(shared_tiny_model):
+    """Every in-process run gets the session's test-tiny (conftest.shared_tiny_model)."""
 
 
 @pytest.fixture(scope="module")

@@ -28,19 +28,8 @@ NUM_FRAMES, HEIGHT, WIDTH = 8, 64, 80
 
 
 @pytest.fixture(autouse=True)
-def shared_model(monkeypatch, tiny_model, tmp_path):
-    """In-process runs use the session's test-tiny (as in test_cli.py)."""
-    from SAMUSALib import models
-
-    real = models.load_model
-
-    def load_model(model="test-tiny", *, device="auto", **kwargs):
-        if model == "test-tiny" and str(device) == "cpu" and not kwargs:
-            return tiny_model
-        return real(model, device=device, **kwargs)
-
-    monkeypatch.setattr(models, "load_model", load_model)
-    monkeypatch.setenv("SAMUSA_CACHE_DIR", str(tmp_path / "model-cache"))
+def _shared_model(shared_tiny_model):
+    """Every in-process run gets the session's test-tiny (conftest.shared_tiny_model)."""
 
 
 @pytest.fixture(scope="module")
