@@ -200,3 +200,47 @@ def test_click_prompt_kwargs_match_session_add_prompt():
     assert Click("boundary", 1.5, 2.0).to_json() == {"kind": "boundary", "x": 1.5, "y": 2.0}
     with pytest.raises(ValueError):
         SimulatedUser("lasso", np.ones((3, 3), dtype=bool))
+
+
+def _arc_positions(mask: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Where each point sits along the border, as a fraction of its length."""
+    from SAMUSALib.evaluation.clicks import outer_contour
+
+    contour = outer_contour(mask)
+    steps = np.r_[0.0, np.cumsum(np.hypot(*np.diff(contour, axis=0).T))]
+    index = [int(np.argmin(np.hypot(*(contour - p).T))) for p in points]
+    return steps[index] / (steps[-1] + np.hypot(*(contour[0] - contour[-1])))
+
+
+def test_boundary_layouts_spread_bunch_or_spread_furthest_first_on_the_border():
+    """A prompts file's boundary points: `even` splits the border into equal arcs, `clustered`
+    keeps them on at most half of it, `furthest` makes each the point furthest from the
+    earlier ones; all lie on the border and a seed repeats them."""
+    from SAMUSALib.evaluation.clicks import boundary_layout
+
+    mask = ellipse()
+    for layout in ("even", "clustered", "furthest"):
+        points = boundary_layout(mask, 6, layout, np.random.default_rng(3))
+        assert points.shape == (6, 2)
+        assert all(on_contour(mask, x, y) for x, y in points), layout
+        np.testing.assert_array_equal(points, boundary_layout(mask, 6, layout, np.random.default_rng(3)))
+    gaps = np.diff(np.sort(_arc_positions(mask, boundary_layout(mask, 6, "even", np.random.default_rng(3)))))
+    assert np.allclose(gaps, 1 / 6, atol=0.02), gaps
+    bunched = np.sort(_arc_positions(mask, boundary_layout(mask, 6, "clustered", np.random.default_rng(3))))
+    circular_gaps = np.diff(np.r_[bunched, bunched[0] + 1])
+    assert circular_gaps.max() >= 0.5, circular_gaps  # the rest of the border is left empty
+    far = boundary_layout(mask, 2, "furthest", np.random.default_rng(3))
+    assert np.hypot(*(far[0] - far[1])) > 2 * 13.0 - 2  # across the ellipse, at least its minor axis
+    with pytest.raises(ValueError, match="layout"):
+        boundary_layout(mask, 3, "spiral")
+
+
+def test_jittered_points_land_within_the_radius_and_not_all_on_the_border():
+    from SAMUSALib.evaluation.clicks import boundary_layout, jitter_points
+
+    mask = ellipse()
+    points = boundary_layout(mask, 50, "even", np.random.default_rng(0))
+    moved = jitter_points(points, 3.0, np.random.default_rng(1))
+    distance = np.hypot(*(moved - points).T)
+    assert distance.max() <= 3.0 and distance.mean() > 1.0
+    np.testing.assert_array_equal(jitter_points(points, 0.0, np.random.default_rng(1)), points)

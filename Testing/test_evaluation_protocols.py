@@ -172,6 +172,40 @@ def test_image_protocol_box_only_is_one_interaction_and_box_plus_clicks_starts_w
 
 
 # --------------------------------------------------------------------------- video protocol
+def test_image_protocol_can_give_the_clicks_all_at_once():
+    """At once (a prompts file, a markups node): the k-th run gives k clicks in one prompt
+    that replaces the frame's earlier ones (no history); boundary points spread evenly
+    along the border, region clicks chosen from the previous run's mask. The summary
+    reports "<prompt> at once" beside the one-at-a-time rows, and the box once."""
+    case = square_video(1, (0, 0))
+    case = Case("square", "image", case.array, case.references)
+    calls = []
+
+    class Recording(ScriptedSession):
+        def add_prompt(self, obj_id, frame, replace=False, **prompt):
+            calls.append((obj_id, replace, {k: np.asarray(v, float) for k, v in prompt.items()}))
+            return super().add_prompt(obj_id, frame, **prompt)
+
+    result = run_image_protocol([case], lambda frames: Recording(frames, case.reference_frames(1)),
+                                prompt_types=("boundary", "region", "box"), max_clicks=4, at_once="both")
+    assert sorted(summarize(result)) == ["boundary", "boundary at once", "box", "region", "region at once"]
+    assert result.settings["clicks_at_once"] == "both"
+    by_group = {r["group"]: r for r in result.records}
+    assert by_group["boundary at once"]["clicks_given"] == "at once" and by_group["boundary"]["clicks_given"] == "one at a time"
+    slots = {r["group"]: i + 1 for i, r in enumerate(result.records)}
+    boundary = [c for c in calls if c[0] == slots["boundary at once"]]
+    assert [len(c[2]["boundary"]) for c in boundary] == [1, 2, 3, 4] and all(c[1] for c in boundary)
+    four = boundary[-1][2]["boundary"]
+    gaps = np.hypot(*(four[:, None] - four[None]).transpose(2, 0, 1))[np.triu_indices(4, 1)]
+    assert gaps.min() >= 14.0, gaps  # a quarter of the 20 x 20 square's border apart
+    region = [c for c in calls if c[0] == slots["region at once"]]
+    counts = [len(c[2].get("positive", [])) + len(c[2].get("negative", [])) for c in region]
+    assert counts == list(range(1, len(region) + 1)) and all(c[1] for c in region)
+    one_by_one = [c for c in calls if c[0] == slots["region"]]
+    assert all(not c[1] for c in one_by_one)
+    assert all(len(c[2].get("positive", [])) + len(c[2].get("negative", [])) == 1 for c in one_by_one)
+
+
 def test_video_protocol_corrects_each_frame_where_tracking_breaks():
     case = square_video(12, (2, 9))
     made = []

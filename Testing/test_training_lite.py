@@ -193,3 +193,70 @@ def test_samusa_train_names_unknown_models(tmp_path, capsys):
     config.write_text("model: sam9-huge\ntrain: [phantom:2]\nprogress_bar: false\ntensorboard: false\n")
     assert main(["train", str(config)]) == 2
     assert "sam9-huge" in capsys.readouterr().err
+
+
+def _ellipse(centre=(128, 110), axes=(60, 35)) -> np.ndarray:
+    rows, cols = np.mgrid[0:256, 0:256]
+    return ((cols - centre[0]) / axes[0]) ** 2 + ((rows - centre[1]) / axes[1]) ** 2 <= 1.0
+
+
+def test_prompt_regimes_give_clicks_the_ways_users_do(base):
+    """SAMUSA-Lite 2's training regimes: corrected images are decoded either without
+    earlier logits (a prompts file) or given a layout's points one by one with the logits
+    fed back; the other boundary images get 1 to 10 points from a layout in one prompt;
+    every boundary point lies within the jitter of the border."""
+    from SAMUSALib.evaluation.clicks import contour_points
+    from SAMUSALib.training.lite import PromptRegimes, simulate
+
+    net = from_litemedsam(base)
+    count = 8
+    embeddings = torch.zeros((count, 256, 64, 64))
+    references = [_ellipse((100 + 5 * i, 110)) for i in range(count)]
+    border = contour_points(references[0])
+    regimes = PromptRegimes(no_history=0.5, sequence=0.5, layouts={"even": 1.0, "clustered": 1.0}, jitter=2.0)
+    rngs = [np.random.default_rng([7, i]) for i in range(count)]
+    budgets = {i: 5 for i in range(count)}
+    states, masks, use_mask = simulate(net, embeddings, references, ["boundary"] * count, rngs,
+                                       corrected=np.arange(count), budgets=budgets, regimes=regimes)
+    fed_back = use_mask.numpy()
+    assert 0 < fed_back.sum() < count, "both regimes drawn"
+    for i, state in enumerate(states):
+        points = state.boundary_points - np.array([5 * i, 0])  # back onto references[0]'s border
+        distance = np.min(np.hypot(*(points[:, None] - border[None]).transpose(2, 0, 1)), axis=1)
+        assert distance.max() <= 2.0 + 1e-6 and distance.max() > 0.1, (i, distance)
+        if fed_back[i]:  # a layout's five points, one at a time
+            assert len(points) == 5 and masks[i].abs().sum() > 0
+        else:  # decoded without history: no mask prompt ever given
+            assert 1 <= len(points) <= 5 and not masks[i].any()
+    once, _, once_mask = simulate(net, embeddings, references, ["boundary"] * count, rngs, corrected=np.array([], int),
+                                  budgets={}, regimes=regimes)
+    sizes = [len(s.boundary_points) for s in once]
+    assert not once_mask.any() and min(sizes) >= 1 and max(sizes) <= 10 and len(set(sizes)) > 2
+
+
+def test_a_settling_model_decodes_its_own_mask_back_and_says_so_in_its_weights(base, folder, tmp_path):
+    """`settle` > 0: the loss is taken on the last of `settle_passes` decodes (the earlier
+    ones without gradient, the first without a mask prompt), as the backend decodes a
+    SAMUSA-Lite 2 prompt; the saved weights carry `settle_passes`, read back at load. The
+    run starts from SAMUSA-Lite 1 (`init`) and trains on augmented copies too."""
+    from SAMUSALib.backends.litemedsam.lite import BOUNDARY_LABEL
+    from SAMUSALib.training.lite import settled_logits
+    from SAMUSALib.training.sampling import layout_prompt
+
+    net = from_litemedsam(base)
+    state = layout_prompt(_ellipse(), "boundary", np.random.default_rng(0), 5, "even")
+    embedding = torch.randn((1, 256, 64, 64)) * 0.1
+    assert not settled_logits(net, embedding, [state], 0).any()
+    coords, labels = batch_tokens([prompt_tokens(state.boundary_points, [BOUNDARY_LABEL] * 5, None)])
+    with torch.no_grad():
+        first, _ = net.decode_tokens(embedding, coords, labels, None, torch.zeros(1, dtype=torch.bool))
+        second, _ = net.decode_tokens(embedding, coords, labels, first)
+    torch.testing.assert_close(settled_logits(net, embedding, [state], 2), second, rtol=1e-4, atol=1e-4)
+
+    config = _config(folder, tmp_path, steps=1, settle=1.0, settle_passes=3, no_history=0.3, layouts={"even": 1.0},
+                     jitter=1.0, augmented_copies=1, init="samusa-lite-1")
+    result = train_lite(config, progress=lambda message: None)
+    assert result["metadata"]["settle_passes"] == 3
+    assert result["metadata"]["train_images"] > 4  # the four frames and their augmented copies
+    assert load_model(result["weights"]).sam.settle_passes == 3
+    assert load_model("samusa-lite-1").sam.settle_passes == 0  # SAMUSA-Lite 1 keeps its history

@@ -56,6 +56,9 @@ __all__ = [
     "region_click",
     "boundary_click",
     "box_click",
+    "boundary_layout",
+    "jitter_points",
+    "LAYOUTS",
     "case_rng",
 ]
 
@@ -242,6 +245,61 @@ def boundary_click(
             return None
     distance = np.where(allowed, distance, -1.0)
     return Click("boundary", *points[int(np.argmax(distance))])
+
+
+LAYOUTS = ("even", "clustered", "furthest")
+"""How a user places boundary points chosen without looking at a prediction (a prompts
+file, a markups node): spread evenly along the border, bunched on one side of it, or
+each furthest from the earlier ones (the paper's sampling when no prediction exists)."""
+
+
+def outer_contour(mask) -> np.ndarray:
+    """(N, 2) points (x, y) of the longest closed border of the mask, in order along it."""
+    mask = _as_mask(mask)
+    if not mask.any():
+        return np.zeros((0, 2))
+    contours = find_contours(np.pad(mask, 1).astype(np.float32), 0.5)
+    contour = max(contours, key=len)
+    if len(contour) > 1 and np.allclose(contour[0], contour[-1]):
+        contour = contour[:-1]
+    return np.ascontiguousarray((contour - 1.0)[:, ::-1])
+
+
+def boundary_layout(reference, count: int, layout: str = "even", rng: np.random.Generator | None = None) -> np.ndarray:
+    """``count`` boundary points (x, y) on the reference's border, placed as ``layout``
+    says (`LAYOUTS`), starting at a random point of the border (``rng``)."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}; got {layout!r}")
+    contour = outer_contour(reference)
+    n = len(contour)
+    if n == 0 or count < 1:
+        return np.zeros((0, 2))
+    rng = rng if rng is not None else np.random.default_rng(0)
+    start = int(rng.integers(n))
+    if layout == "even":
+        index = start + np.round(np.arange(count) * n / count).astype(int)
+    elif layout == "clustered":  # on an arc of 15 % to 50 % of the border
+        arc = rng.uniform(0.15, 0.5) * n
+        index = start + np.round(np.sort(rng.uniform(0, arc, count))).astype(int)
+    else:
+        chosen = [start]
+        distance = np.hypot(*(contour - contour[start]).T)
+        for _ in range(count - 1):
+            chosen.append(int(np.argmax(distance)))
+            distance = np.minimum(distance, np.hypot(*(contour - contour[chosen[-1]]).T))
+        index = np.array(chosen)
+    return contour[np.asarray(index) % n]
+
+
+def jitter_points(points: np.ndarray, radius: float, rng: np.random.Generator) -> np.ndarray:
+    """Each point moved by up to ``radius`` pixels in a random direction, as a user's
+    click lands a little off the border it aims at."""
+    points = np.asarray(points, dtype=float).reshape(-1, 2)
+    if radius <= 0 or len(points) == 0:
+        return points
+    r = rng.uniform(0, radius, len(points))
+    angle = rng.uniform(0, 2 * np.pi, len(points))
+    return points + np.stack([r * np.cos(angle), r * np.sin(angle)], axis=1)
 
 
 def box_click(reference, rng: np.random.Generator | None = None, noise: float = 0.0) -> Click | None:

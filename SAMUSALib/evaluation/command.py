@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-clicks", type=int, default=10, help="image protocol: clicks per case (default 10)")
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.85, 0.90], help="image protocol: IoU targets for clicks-to-reach (default 0.85 0.90)")
     parser.add_argument("--clicks", type=int, default=5, help="video/volume protocols: clicks per prompted frame (default 5; a box is one)")
-    parser.add_argument("--clicks-at-once", choices=["off", "on", "both"], default="off", help="video protocol: give each prompted frame's clicks in one prompt, chosen without a prediction (on), one at a time (off, default), or both")
+    parser.add_argument("--clicks-at-once", choices=["off", "on", "both"], default="off", help="image and video protocols: give a frame's clicks in one prompt with no earlier prediction on it, as a prompts file or markups node does (on), one at a time with the previous mask fed back (off, default), or both")
     parser.add_argument("--iou-threshold", type=float, default=0.75, help="video protocol: IoU below which a frame is corrected (default 0.75)")
     parser.add_argument("--max-interventions", type=int, default=7, help="video protocol: corrections per loop (default 7)")
     parser.add_argument("--window", choices=["off", "on", "both"], default=None, help="temporal window from the reference's visible frames (default: both for video, off for volume)")
@@ -177,12 +177,14 @@ def run_eval(args: argparse.Namespace) -> dict:
 
 def _protocol_arguments(args: argparse.Namespace, protocol: str, prompt_types: list[str], window: str) -> dict:
     """The protocol function's keyword arguments (the same for a serial and a distributed run)."""
+    at_once = {"off": False, "on": True, "both": "both"}[getattr(args, "clicks_at_once", None) or "off"]
     if protocol == "image":
-        return {"prompt_types": prompt_types, "max_clicks": args.max_clicks, "thresholds": args.thresholds, "seed": args.seed}
+        return {"prompt_types": prompt_types, "max_clicks": args.max_clicks, "thresholds": args.thresholds, "seed": args.seed,
+                "at_once": at_once}
     if protocol == "video":
         return {"prompt_types": prompt_types, "clicks": args.clicks, "iou_threshold": args.iou_threshold,
                 "max_interventions": args.max_interventions, "window": window, "direction": args.direction, "seed": args.seed,
-                "at_once": {"off": False, "on": True, "both": "both"}[getattr(args, "clicks_at_once", None) or "off"]}
+                "at_once": at_once}
     return {"prompt_types": prompt_types, "clicks": args.clicks, "window": window, "start": args.start, "seed": args.seed}
 
 

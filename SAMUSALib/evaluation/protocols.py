@@ -45,6 +45,7 @@ import numpy as np
 
 from ..frames import AXES, FrameSource
 from .clicks import PROMPT_TYPES, SimulatedUser, case_rng
+from .giving import clicks_at_once, give_clicks, give_clicks_at_once, merged_kwargs
 from .datasets import Case
 from .metrics import all_metrics, dice, iou
 
@@ -144,9 +145,15 @@ def image_case(
     box_noise: float = 0.0,
     distances: bool = True,
     result: EvaluationResult | None = None,
+    at_once: bool | str = False,
 ) -> list[dict]:
-    """Run every prompt type on one frame of a case; one record per (object, prompt type)."""
+    """Run every prompt type on one frame of a case; one record per (object, prompt type,
+    way of giving the clicks). ``at_once`` (True, or "both" for both ways): the k clicks
+    go in one prompt with no earlier prediction on the frame, as from a prompts file or a
+    markups node (`giving.clicks_at_once`); the group is then "<prompt> at once"."""
     prompt_types = [_prompt_type(p) for p in prompt_types]
+    ways = [False, True] if at_once == "both" else [bool(at_once)]
+    variants = [(p, together) for p in prompt_types for together in ways if not (together and p == "box")]
     if max_clicks < 1:
         raise ValueError(f"max_clicks must be at least 1; got {max_clicks}")
     frames = case.frame_source()
@@ -157,15 +164,18 @@ def image_case(
     slot = 0
     for obj_id in object_ids:
         reference = case.reference_frames(obj_id)[frame]
-        for prompt_type in prompt_types:
+        for prompt_type, together in variants:
+            group = f"{prompt_type} at once" if together else prompt_type
+            key = f"{case.id}|{obj_id}|{group}"
             if not reference.any():
                 records.append(
                     {
-                        "key": f"{case.id}|{obj_id}|{prompt_type}",
+                        "key": key,
                         "case": case.id,
                         "object": obj_id,
                         "name": case.names.get(obj_id, f"object {obj_id}"),
                         "prompt": prompt_type,
+                        "group": group,
                         "frame": frame,
                         "skipped": "the reference is empty on this frame",
                     }
@@ -180,12 +190,19 @@ def image_case(
             steps: list[dict] = []
             stopped = None
             for k in range(1, limit + 1):
-                click = user.next(prediction if user.clicks else None)
+                if together:
+                    clicks = clicks_at_once(prompt_type, user, reference, k, prediction, case_rng(seed, key))
+                    click = clicks[-1] if clicks else None
+                else:
+                    click = user.next(prediction if user.clicks else None)
                 if click is None:
                     stopped = k
                     break
                 started = time.perf_counter()
-                prediction = np.asarray(session.add_prompt(slot, frame, **click.prompt_kwargs()), dtype=bool)
+                if together:
+                    prediction = np.asarray(session.add_prompt(slot, frame, replace=True, **merged_kwargs(clicks)), dtype=bool)
+                else:
+                    prediction = np.asarray(session.add_prompt(slot, frame, **click.prompt_kwargs()), dtype=bool)
                 seconds = time.perf_counter() - started
                 scores = all_metrics(prediction, reference, spacing, distances=distances)
                 steps.append(
@@ -205,13 +222,14 @@ def image_case(
             if steps:  # the user stopped: the last scores carry over
                 ious += [ious[-1]] * (limit - len(ious))
                 dices += [dices[-1]] * (limit - len(dices))
-            key = f"{case.id}|{obj_id}|{prompt_type}"
             record = {
                 "key": key,
                 "case": case.id,
                 "object": obj_id,
                 "name": case.names.get(obj_id, f"object {obj_id}"),
                 "prompt": prompt_type,
+                "group": group,
+                "clicks_given": "at once" if together else "one at a time",
                 "frame": frame,
                 "ref_pixels": int(reference.sum()),
                 "units": case.units,
@@ -242,8 +260,10 @@ def run_image_protocol(
     criterion: str = "area",
     box_noise: float = 0.0,
     progress: Progress | None = None,
+    at_once: bool | str = False,
 ) -> EvaluationResult:
-    """The image protocol over cases (every frame-0 object of every case)."""
+    """The image protocol over cases (every frame-0 object of every case); ``at_once`` as
+    in `image_case`."""
     settings = {
         "prompt_types": list(prompt_types),
         "max_clicks": max_clicks,
@@ -251,6 +271,7 @@ def run_image_protocol(
         "seed": seed,
         "criterion": criterion,
         "box_noise": box_noise,
+        "clicks_at_once": at_once if isinstance(at_once, str) else bool(at_once),
     }
     result = EvaluationResult("image", settings)
     if progress is not None and cases:
@@ -267,6 +288,7 @@ def run_image_protocol(
             criterion=criterion,
             box_noise=box_noise,
             result=result,
+            at_once=at_once,
         )
         if progress is not None:
             progress(index + 1, len(cases), cases[index + 1].id if index + 1 < len(cases) else "done")
@@ -274,45 +296,6 @@ def run_image_protocol(
 
 
 # ------------------------------------------------------------------------- video
-def _give_clicks(session, obj: int, frame: int, user: SimulatedUser, count: int, reference, current) -> tuple[list[dict], np.ndarray, float]:
-    """Up to ``count`` clicks of ``user`` on ``frame``; each scored right after it."""
-    steps = []
-    seconds = 0.0
-    for _ in range(count):
-        click = user.next(current)
-        if click is None:
-            break
-        started = time.perf_counter()
-        current = np.asarray(session.add_prompt(obj, frame, **click.prompt_kwargs()), dtype=bool)
-        seconds += time.perf_counter() - started
-        steps.append({"click": click.to_json(), "iou": _r(iou(current, reference)), "dice": _r(dice(current, reference))})
-    return steps, current, seconds
-
-
-def _give_clicks_at_once(session, obj: int, frame: int, user: SimulatedUser, count: int, reference) -> tuple[list[dict], np.ndarray, float]:
-    """``count`` clicks of ``user`` chosen without looking at any prediction (no history:
-    the boundary user spreads them along the border, each furthest from the earlier ones),
-    given in one prompt and scored once."""
-    chosen = []
-    for _ in range(count):
-        click = user.next(None)
-        if click is None:
-            break
-        chosen.append(click)
-    if not chosen:
-        return [], np.asarray(session.mask(obj, frame), dtype=bool), 0.0
-    kwargs: dict[str, list] = {}
-    for click in chosen:
-        for name, value in click.prompt_kwargs().items():
-            kwargs[name] = value if name == "box" else kwargs.get(name, []) + value
-    started = time.perf_counter()
-    current = np.asarray(session.add_prompt(obj, frame, **kwargs), dtype=bool)
-    seconds = time.perf_counter() - started
-    steps = [{"click": click.to_json()} for click in chosen]
-    steps[-1].update({"iou": _r(iou(current, reference)), "dice": _r(dice(current, reference))})
-    return steps, current, seconds
-
-
 def _per_frame(masks: np.ndarray, reference: np.ndarray, annotated: np.ndarray) -> tuple[list, list]:
     ious, dices = [], []
     for f in range(reference.shape[0]):
@@ -399,9 +382,9 @@ def video_case(
         user = SimulatedUser(prompt_type, reference[frame], case_rng(seed, case.id, obj_id, prompt_type, frame))
         current = np.asarray(session.mask(1, frame), dtype=bool)
         if at_once:
-            steps, current, seconds = _give_clicks_at_once(session, 1, frame, user, per_loop, reference[frame])
+            steps, current, seconds = give_clicks_at_once(session, 1, frame, user, per_loop, reference[frame])
         else:
-            steps, current, seconds = _give_clicks(session, 1, frame, user, per_loop, reference[frame], current)
+            steps, current, seconds = give_clicks(session, 1, frame, user, per_loop, reference[frame], current)
         click_seconds += seconds
         report = session.propagate(direction)
         total_frames += int(report.total)
@@ -594,7 +577,7 @@ def volume_case(
     started = time.perf_counter()
     user = SimulatedUser(prompt_type, reference[frame], case_rng(seed, case.id, obj_id, prompt_type, frame))
     per_loop = 1 if prompt_type == "box" else clicks
-    steps, _, click_seconds = _give_clicks(session, 1, frame, user, per_loop, reference[frame], None)
+    steps, _, click_seconds = give_clicks(session, 1, frame, user, per_loop, reference[frame], None)
     report = session.propagate("both")
     masks = np.asarray(session.masks(1), dtype=bool)
     predicted = np.moveaxis(masks, 0, AXES[case.axis])

@@ -71,7 +71,8 @@ def _groups(records: Sequence[dict], key: str) -> dict[str, list[dict]]:
     for record in records:
         if record.get("skipped"):
             continue
-        out.setdefault(record[key], []).append(record)
+        # image records written before clicks could be given at once have no "group"
+        out.setdefault(record[key] if key in record else record["prompt"], []).append(record)
     return out
 
 
@@ -79,7 +80,7 @@ def _summary_image(result: EvaluationResult) -> dict:
     thresholds = result.settings.get("thresholds", [0.85, 0.90])
     max_clicks = int(result.settings.get("max_clicks", 10))
     summary = {}
-    for prompt, records in _groups(result.records, "prompt").items():
+    for prompt, records in _groups(result.records, "group").items():
         length = max(len(r["iou_by_clicks"]) for r in records)
         by_k_iou = [_stats([r["iou_by_clicks"][k] for r in records if k < len(r["iou_by_clicks"])]) for k in range(length)]
         by_k_dice = [_stats([r["dice_by_clicks"][k] for r in records if k < len(r["dice_by_clicks"])]) for k in range(length)]

@@ -7,6 +7,8 @@ names one, so the registry imports no family.
 
 from __future__ import annotations
 
+import dataclasses
+
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,6 +214,9 @@ REGISTRY: dict[str, ModelSpec] = {
         tracker="motion",
     ),
 }
+# SAMUSA-Lite 1 by its own id: the weights `samusa-lite` names today, kept loadable when a
+# later version takes the default id (docs/samusa_lite.md).
+REGISTRY["samusa-lite-1"] = dataclasses.replace(REGISTRY["samusa-lite"], id="samusa-lite-1")
 
 # Hiera trunk depth (sum of `stages`) per config, checked against the packaged yaml files:
 

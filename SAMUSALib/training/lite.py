@@ -13,7 +13,6 @@ starting point; the box prompt is kept in the mix so that it does not regress.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,7 +25,8 @@ from ..errors import InputError
 from .embeddings import EmbeddedImage, embed_cases, split_by_group
 from .losses import BoundaryLossConfig, boundary_loss, litemedsam_model_loss
 from .runs import RunState, check_options, write_log
-from .sampling import PromptState, choose_corrections, choose_mode, correct, point_budget, start_prompt
+from .sampling import (PromptState, choose_corrections, choose_layout, choose_mode, correct, layout_prompt, point_budget,
+                       start_prompt)
 
 DEFAULT_MODES = {"boundary": 0.4, "region": 0.3, "box": 0.1, "box+region": 0.2}
 
@@ -49,6 +49,16 @@ class LiteTrainConfig:
     box_noise: float = 0.1
     boundary_box: bool = False  # give boundary points (from two on) their extent as a box too
     pretrained_box: bool = False  # the saved model decodes box-only prompts and tracks with LiteMedSAM's heads
+    # How users give clicks (SAMUSA-Lite 2; the defaults are SAMUSA-Lite 1's training):
+    no_history: float = 0.0  # share of corrected images whose clicks are decoded without earlier logits
+    sequence: float = 0.0  # share of corrected boundary images given a layout's points one by one, any order
+    layouts: dict = field(default_factory=dict)  # {even, clustered, furthest}: boundary points given at once
+    jitter: float = 0.0  # boundary points up to this many pixels (model square) off the border
+    settle: float = 0.0  # share of images decoded as a settling model decodes (`settle_passes`)
+    settle_passes: int = 3  # saved with the model when `settle` > 0 (backend `_native`)
+    init: str | None = None  # start from these SAMUSA-Lite weights (a model id or a delta file)
+    augmented_copies: int = 0  # ultrasound-augmented copies of each training image, encoded once
+    augment: str = "default"  # their strength (training.augment.ultrasound_augmentations)
     boundary_loss: dict = field(default_factory=dict)
     seed: int = 0
     cache: str | None = None
@@ -63,12 +73,37 @@ class LiteTrainConfig:
     def loss_config(self) -> BoundaryLossConfig:
         return BoundaryLossConfig(**self.boundary_loss)
 
+    def regimes(self) -> "PromptRegimes":
+        return PromptRegimes(self.no_history, self.sequence, dict(self.layouts), self.jitter, self.max_points)
+
     @classmethod
     def from_dict(cls, values: dict) -> "LiteTrainConfig":
         check_options(cls, values, "training")
         if not values.get("train"):
             raise InputError("the training config needs `train:`, a list of data folders (images/ + masks/ or labels/)")
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class PromptRegimes:
+    """The ways a batch's prompts are given, beyond the paper's corrective clicks with the
+    previous logits fed back (which stays the rest of the corrected images):
+
+    - ``no_history``: corrected images whose clicks are chosen from the model's own
+      prediction but decoded without earlier logits, as a prompts file, a markups node or
+      a re-run scene gives them (all at once);
+    - ``sequence``: corrected boundary images given a layout's points one at a time in a
+      random order, previous logits fed back (users click in any order and spacing);
+    - ``layouts``: the other boundary images get 1 to ``max_points`` points placed by one
+      of these layouts, in one prompt (empty: 1 or 2 points, SAMUSA-Lite 1's start);
+    - ``jitter``: every boundary point lands up to this many pixels off the border.
+    """
+
+    no_history: float = 0.0
+    sequence: float = 0.0
+    layouts: dict = field(default_factory=dict)
+    jitter: float = 0.0
+    max_points: int = 10
 
 
 # ------------------------------------------------------------------ one batch
@@ -110,34 +145,67 @@ def _decode(net, embeddings: torch.Tensor, states: list[PromptState], masks: tor
     return torch.cat(logits)[inverse], torch.cat(ious)[inverse]
 
 
+def _regime(i: int, mode: str, rng: np.random.Generator, budgets: dict[int, int], regimes: PromptRegimes) -> str:
+    """How image i's prompt is given: "feedback" (corrective clicks, previous logits fed
+    back), "no-history", "sequence" (corrected images) or "once" (the others)."""
+    if i not in budgets:
+        return "once"
+    if mode == "box" or not (regimes.no_history or regimes.sequence):
+        return "feedback"
+    draw = rng.random()
+    if draw < regimes.no_history:
+        return "no-history"
+    if mode == "boundary" and regimes.layouts and draw < regimes.no_history + regimes.sequence:
+        return "sequence"
+    return "feedback"
+
+
 def simulate(net, embeddings: torch.Tensor, references: list[np.ndarray], modes: list[str],
              rng: np.random.Generator | list[np.random.Generator], *, corrected: np.ndarray, budgets: dict[int, int],
-             box_noise: float = 0.1):
+             box_noise: float = 0.1, regimes: PromptRegimes | None = None):
     """Prompts for a batch: first interactions, then corrective clicks for the `corrected`
-    images from the model's own predictions (no gradient). Returns the prompt states,
-    the mask prompts (previous logits) and which images use them. `rng`: one generator
-    for the batch, or one per image (distributed training: an image's prompts then do not
-    depend on the process that draws them)."""
+    images from the model's own predictions (no gradient), given as `regimes` says.
+    Returns the prompt states, the mask prompts (previous logits) and which images use
+    them. `rng`: one generator for the batch, or one per image (distributed training: an
+    image's prompts then do not depend on the process that draws them)."""
+    regimes = regimes or PromptRegimes()
     count = len(references)
     rngs = rng if isinstance(rng, list) else [rng] * count
-    states = []
+    states, kinds, queued = [], [], {}
     for i, (reference, mode) in enumerate(zip(references, modes)):
-        # Corrected images start as the evaluation's user does (one point); others get
-        # one or two boundary points.
-        initial = 1 if i in budgets or mode != "boundary" else int(rngs[i].integers(1, 3))
-        states.append(start_prompt(reference, mode, rngs[i], box_noise=box_noise, initial=initial))
+        kind = _regime(i, mode, rngs[i], budgets, regimes)
+        kinds.append(kind)
+        if kind == "sequence":
+            state = layout_prompt(reference, mode, rngs[i], budgets[i], choose_layout(rngs[i], regimes.layouts),
+                                  jitter=regimes.jitter)
+            queued[i], state.points = state.points[1:], state.points[:1]
+        elif kind == "once" and mode == "boundary" and regimes.layouts:
+            points = int(rngs[i].integers(1, regimes.max_points + 1))
+            state = layout_prompt(reference, mode, rngs[i], points, choose_layout(rngs[i], regimes.layouts),
+                                  jitter=regimes.jitter)
+        else:
+            # Corrected images start as the evaluation's user does (one point); others
+            # get one or two boundary points.
+            initial = 1 if i in budgets or mode != "boundary" else int(rngs[i].integers(1, 3))
+            state = start_prompt(reference, mode, rngs[i], box_noise=box_noise, initial=initial, jitter=regimes.jitter)
+        states.append(state)
     masks = torch.zeros((count, 1, 256, 256), device=embeddings.device)
     use_mask = torch.zeros(count, dtype=torch.bool, device=embeddings.device)
-    active = [int(i) for i in corrected if modes[i] != "box"]
+    active = [int(i) for i in corrected if modes[i] != "box" and (kinds[i] != "sequence" or queued[i])]
     with torch.no_grad():
         while active:
             index = torch.tensor(active, device=embeddings.device)
             logits, _ = _decode(net, embeddings[index], [states[i] for i in active], masks[index], use_mask[index])
             still = []
             for j, i in enumerate(active):
-                masks[i] = logits[j]
-                use_mask[i] = True
-                if correct(states[i], (logits[j, 0] > 0).cpu().numpy()) and len(states[i].points) < budgets[i]:
+                if kinds[i] != "no-history":
+                    masks[i] = logits[j]
+                    use_mask[i] = True
+                if kinds[i] == "sequence":
+                    states[i].points.append(queued[i].pop(0))
+                    if queued[i]:
+                        still.append(i)
+                elif correct(states[i], (logits[j, 0] > 0).cpu().numpy()) and len(states[i].points) < budgets[i]:
                     still.append(i)
             active = still
     return states, masks, use_mask
@@ -161,7 +229,15 @@ def batch_loss(net, samples: list[EmbeddedImage], rng: np.random.Generator | Non
         corrected = np.asarray(corrected if corrected is not None else [], dtype=int)
         budgets = {int(i): point_budget(rngs[int(i)], config.min_points, config.max_points) for i in corrected}
     states, masks, use_mask = simulate(net, embeddings, references, modes, rngs if rngs is not None else rng,
-                                       corrected=corrected, budgets=budgets, box_noise=config.box_noise)
+                                       corrected=corrected, budgets=budgets, box_noise=config.box_noise,
+                                       regimes=config.regimes())
+    if config.settle > 0:
+        draws = [r.random() for r in rngs] if rngs is not None else list(rng.random(len(states)))
+        chosen = [i for i, d in enumerate(draws) if d < config.settle and modes[i] != "box"]
+        if chosen:
+            index = torch.tensor(chosen, device=device)
+            masks[index] = settled_logits(net, embeddings[index], [states[i] for i in chosen], config.settle_passes - 1)
+            use_mask[index] = config.settle_passes > 1
     logits, iou = _decode(net, embeddings, states, masks, use_mask)
     target = torch.from_numpy(np.stack(references)).to(device)
     parts = litemedsam_model_loss(logits[:, 0], iou[:, 0], target)
@@ -179,16 +255,40 @@ def batch_loss(net, samples: list[EmbeddedImage], rng: np.random.Generator | Non
     return parts
 
 
+def settled_logits(net, embeddings: torch.Tensor, states: list[PromptState], passes: int) -> torch.Tensor:
+    """The mask prompt of a settling model's last pass: `passes` decodes of the same
+    prompt without gradient, the first without a mask prompt, each next one fed the last
+    one's logits (zeros when `passes` is 0)."""
+    count = len(states)
+    masks = torch.zeros((count, 1, 256, 256), device=embeddings.device)
+    use = torch.zeros(count, dtype=torch.bool, device=embeddings.device)
+    with torch.no_grad():
+        for _ in range(passes):
+            masks, _ = _decode(net, embeddings, states, masks, use)
+            use = torch.ones(count, dtype=torch.bool, device=embeddings.device)
+    return masks
+
+
 # ------------------------------------------------------------------ validation in model space
 def quick_validation(net, samples: list[EmbeddedImage], seed: int = 0, clicks: tuple[int, ...] = (1, 3, 5),
-                     feedback: bool = True) -> dict[str, float]:
+                     feedback: bool = True, at_once: bool = False) -> dict[str, float]:
     """Mean Dice in the model's 256 x 256 square after k clicks, per prompt type, with the
-    evaluation's simulated users and the previous logits fed back, as at inference."""
+    evaluation's simulated users and the previous logits fed back, as at inference; with
+    `at_once`, also boundary points spread evenly and region clicks decoded without
+    earlier logits (``boundary-once@k``, ``region-once@k``), as from a prompts file."""
     from ..evaluation.clicks import case_rng
     from ..evaluation.metrics import dice
 
     device = next(net.parameters()).device
+    passes = int(getattr(net, "settle_passes", 0) or 0)
     out: dict[str, list[float]] = {}
+
+    def _decode(net, embedding, states, masks, use):  # as the backend decodes (`_native`)
+        if passes <= 0:
+            return _decode_tokens(net, embedding, states, masks, use)
+        masks = settled_logits(net, embedding, states, passes - 1)
+        return _decode_tokens(net, embedding, states, masks, torch.full_like(use, passes > 1))
+
     with torch.no_grad():
         for sample in samples:
             embedding = sample.embedding[None].to(device=device, dtype=torch.float32)
@@ -208,7 +308,29 @@ def quick_validation(net, samples: list[EmbeddedImage], seed: int = 0, clicks: t
                             if rest > k:
                                 out.setdefault(f"{mode}@{rest}", []).append(dice(prediction, sample.mask))
                         break
+        for sample in samples if at_once else ():
+            embedding = sample.embedding[None].to(device=device, dtype=torch.float32)
+            none = torch.zeros(1, dtype=torch.bool, device=device)
+            blank = torch.zeros((1, 1, 256, 256), device=device)
+            for k in clicks:  # boundary points spread evenly, in one prompt
+                state = layout_prompt(sample.mask, "boundary", case_rng(seed, sample.key, "even"), k, "even", shuffle=False)
+                logits, _ = _decode(net, embedding, [state], blank, none)
+                out.setdefault(f"boundary-once@{k}", []).append(dice((logits[0, 0] > 0).cpu().numpy(), sample.mask))
+            state = start_prompt(sample.mask, "region", case_rng(seed, sample.key, "region"), box_noise=0.0, initial=1)
+            for k in range(1, max(clicks) + 1):  # each run given every click so far, no logits
+                logits, _ = _decode(net, embedding, [state], blank, none)
+                prediction = (logits[0, 0] > 0).cpu().numpy()
+                if k in clicks:
+                    out.setdefault(f"region-once@{k}", []).append(dice(prediction, sample.mask))
+                if k < max(clicks) and not correct(state, prediction):
+                    for rest in clicks:
+                        if rest > k:
+                            out.setdefault(f"region-once@{rest}", []).append(dice(prediction, sample.mask))
+                    break
     return {key: round(float(np.mean(values)), 4) for key, values in out.items()}
+
+
+_decode_tokens = _decode
 
 
 # ------------------------------------------------------------------ the loop
@@ -217,15 +339,75 @@ def load_samples(config: LiteTrainConfig, net, progress: Callable[[str], None] =
     from .data import training_items
 
     cache = Path(config.cache) if config.cache else cache_dir() / "training" / "litemedsam"
+    encoder = _inference_encoder(net)
     samples: list[EmbeddedImage] = []
     for folder in config.train:
         items = list(training_items(folder, limit=config.limit))
         if not items:
             raise InputError(f"no image/mask pairs with an object in {folder}")
         started = time.perf_counter()
-        samples += embed_cases(net, items, cache)
-        progress(f"{folder}: {len(items)} images ({time.perf_counter() - started:.0f} s to embed or read)")
+        samples += embed_cases(encoder, items, cache)
+        for copy in range(1, config.augmented_copies + 1):
+            name = f"us-{config.augment}-{copy}"
+            augmented = embed_cases(encoder, items, cache, augmentation=name, augment=_augmenter(config.augment, copy))
+            samples += [s for s in augmented if s.mask.any()]  # the object may have left the picture
+        progress(f"{folder}: {len(items)} images, {config.augmented_copies} augmented copies "
+                 f"({time.perf_counter() - started:.0f} s to embed or read)")
     return samples
+
+
+class _inference_encoder:
+    """Encodes training images at inference speed (`runtime.speed_up`: OpenVINO or the
+    folded PyTorch encoder; the same embeddings to 4e-6) with a copy of `net`, made when
+    the first image is not in the cache: a copy, so the training network's decoders never
+    run through an export of stale weights."""
+
+    def __init__(self, net) -> None:
+        self.net, self.fast = net, None
+
+    def embed(self, image: torch.Tensor) -> torch.Tensor:
+        if self.fast is None:
+            import copy
+
+            from ..backends.litemedsam.runtime import speed_up
+
+            self.fast = copy.deepcopy(self.net).eval()
+            speed_up(self.fast, torch.device("cpu"))
+        return self.fast.embed(image)
+
+
+def _augmenter(strength: str, copy: int) -> Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Augmented copy number `copy` of an image: the ultrasound pipeline with a generator
+    seeded by the image's content and the copy, so the cached embedding stays its own."""
+    import zlib
+
+    from .augment import Sample, ultrasound_augmentations
+
+    pipeline = ultrasound_augmentations(strength)
+
+    def augment(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        seed = zlib.crc32(np.ascontiguousarray(image).tobytes())
+        out = pipeline(Sample(image, np.asarray(mask, bool)), np.random.default_rng([copy, seed]))
+        return np.asarray(out.image), np.asarray(out.masks, bool)
+
+    return augment
+
+
+def _initial_weights(net, base, init: str) -> None:
+    """Load SAMUSA-Lite weights (a registry id or a delta file) into `net` to continue from."""
+    from ..backends.litemedsam.lite import apply_delta, read_delta, shipped_weights
+    from ..models.registry import get_spec
+
+    path = Path(init)
+    if not path.is_file():
+        try:
+            path = shipped_weights(get_spec(init))
+        except Exception as exc:  # noqa: BLE001 - named below
+            raise InputError(f"init: {init!r} is neither a SAMUSA-Lite weights file nor a model id ({exc})") from None
+        if path is None:
+            raise InputError(f"init: the weights of {init!r} are not in SAMUSALib/weights/")
+    trained = apply_delta(base, read_delta(path)).state_dict()
+    net.load_state_dict({key: trained[key] for key in net.state_dict()})  # not the kept LiteMedSAM heads
 
 
 def train_lite(config: LiteTrainConfig, progress: Callable[[str], None] = print) -> dict:
@@ -244,13 +426,17 @@ def train_lite(config: LiteTrainConfig, progress: Callable[[str], None] = print)
     out.mkdir(parents=True, exist_ok=True)
     base, _ = build_litemedsam()
     net = from_litemedsam(base)
+    if config.init:
+        _initial_weights(net, base, config.init)
     net.boundary_box = bool(config.boundary_box)
+    net.settle_passes = int(config.settle_passes) if config.settle > 0 else 0
     if not context.is_main:  # rank 0 fills the embedding cache first; the others read it
         dist.barrier(context)
     samples = load_samples(config, base, progress)
     if context.is_main:
         dist.barrier(context)
     train, held = split_by_group(samples, config.holdout, config.seed)
+    held = [s for s in held if s.augmentation == "none"]  # validate on the images as they are
     if not train:
         raise InputError("no training images left after the hold-out split; lower `holdout`")
     if len(held) > config.validate_images:  # a fixed random subset, all sources mixed
@@ -272,8 +458,9 @@ def train_lite(config: LiteTrainConfig, progress: Callable[[str], None] = print)
     dist.check_batch(context, global_batch)
     model = dist.wrap(context, net)
     weight = config.loss_config().weight
+    at_once = bool(config.no_history or config.layouts)  # validate the at-once regimes it trains
     if not validations and held and context.is_main:
-        validations.append({"step": 0, **quick_validation(net, held, config.seed)})
+        validations.append({"step": 0, **quick_validation(net, held, config.seed, at_once=at_once)})
         progress(f"step 0 validation: {validations[-1]}")
     run.restart_clock()
     net.train()
@@ -308,7 +495,7 @@ def train_lite(config: LiteTrainConfig, progress: Callable[[str], None] = print)
         out_of_time = dist.agree(context, out_of_time)
         if held and context.is_main and ((step + 1) % config.validate_every == 0 or last or out_of_time):
             net.eval()
-            validations.append({"step": step + 1, **quick_validation(net, held, config.seed)})
+            validations.append({"step": step + 1, **quick_validation(net, held, config.seed, at_once=at_once)})
             net.train()
             progress(f"step {step + 1} validation: {validations[-1]}")
         if context.is_main and ((step + 1) % config.validate_every == 0 or last or out_of_time):
@@ -322,6 +509,7 @@ def train_lite(config: LiteTrainConfig, progress: Callable[[str], None] = print)
         "id": "samusa-lite", "family": "litemedsam", "base_model": "litemedsam", "image_size": 256,
         "prompt_types": ["boundary", "region", "box"], "boundary_native": True,
         "boundary_box": bool(config.boundary_box), "pretrained_box": bool(config.pretrained_box),
+        "settle_passes": int(config.settle_passes) if config.settle > 0 else 0,
         "data": [str(Path(f)) for f in config.train], "train_images": len(train), "holdout_images": len(held),
         "steps": steps_done, "config": asdict(config), "validation": validations[-1] if validations else None,
         "seconds_per_step": round(float(np.mean([r["seconds"] for r in history])), 3) if history else None,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..evaluation.clicks import Click, SimulatedUser
+from ..evaluation.clicks import LAYOUTS, Click, SimulatedUser, boundary_layout, jitter_points
 
 MODES = ("boundary", "region", "box", "box+region")
 KIND_LABELS = {"negative": 0, "positive": 1, "boundary": 4}
@@ -35,6 +35,8 @@ class PromptState:
     user: SimulatedUser
     points: list[tuple[float, float, int]] = field(default_factory=list)  # x, y, label
     box: tuple[float, float, float, float] | None = None
+    jitter: float = 0.0  # boundary points land up to this many pixels off the border
+    rng: np.random.Generator | None = None  # draws the jitter
 
     def add(self, click: Click | None) -> bool:
         if click is None:
@@ -42,7 +44,10 @@ class PromptState:
         if click.kind == "box":
             self.box = click.box
         else:
-            self.points.append((float(click.x), float(click.y), KIND_LABELS[click.kind]))
+            x, y = float(click.x), float(click.y)
+            if click.kind == "boundary" and self.jitter > 0 and self.rng is not None:
+                x, y = jitter_points(np.array([[x, y]]), self.jitter, self.rng)[0]
+            self.points.append((float(x), float(y), KIND_LABELS[click.kind]))
         return True
 
     @property
@@ -51,16 +56,39 @@ class PromptState:
 
 
 def start_prompt(reference: np.ndarray, mode: str, rng: np.random.Generator, *, box_noise: float = 0.1,
-                 initial: int = 2) -> PromptState:
+                 initial: int = 2, jitter: float = 0.0) -> PromptState:
     """The first interaction(s) without a prediction: `initial` (1 or 2) boundary points
-    (random, then the furthest), one region click at the deepest point, or a (noisy) box."""
+    (random, then the furthest), one region click at the deepest point, or a (noisy) box.
+    Boundary points, these and later ones, land up to `jitter` pixels off the border."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
-    state = PromptState(mode, SimulatedUser(mode, reference, rng, box_noise=box_noise))
+    state = PromptState(mode, SimulatedUser(mode, reference, rng, box_noise=box_noise), jitter=jitter,
+                        rng=rng if jitter > 0 else None)
     state.add(state.user.next(None))
     if mode == "boundary" and initial >= 2:
         state.add(state.user.next(None))
     return state
+
+
+def layout_prompt(reference: np.ndarray, mode: str, rng: np.random.Generator, count: int, layout: str, *,
+                  jitter: float = 0.0, shuffle: bool = True) -> PromptState:
+    """Boundary points chosen without a prediction, as a prompts file or a markups node
+    gives them: ``count`` points placed by ``layout`` (`LAYOUTS`), each up to ``jitter``
+    pixels off the border, in a random order when ``shuffle`` (users click in any order)."""
+    state = PromptState(mode, SimulatedUser(mode, reference, rng), jitter=jitter, rng=rng)
+    points = jitter_points(boundary_layout(reference, count, layout, rng), jitter, rng)
+    if shuffle:
+        points = points[rng.permutation(len(points))]
+    state.points = [(float(x), float(y), KIND_LABELS["boundary"]) for x, y in points]
+    return state
+
+
+def choose_layout(rng: np.random.Generator, weights: dict[str, float]) -> str:
+    names = [name for name in LAYOUTS if weights.get(name, 0) > 0]
+    if not names:
+        raise ValueError(f"layout weights must give at least one of {LAYOUTS} a positive weight")
+    p = np.array([weights[name] for name in names], dtype=float)
+    return names[int(rng.choice(len(names), p=p / p.sum()))]
 
 
 def correct(state: PromptState, prediction: np.ndarray) -> bool:

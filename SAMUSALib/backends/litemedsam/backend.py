@@ -334,8 +334,23 @@ class LiteMedSAMBackend:
 
     def _native(self, prompt: FramePrompt, previous: dict | None) -> encodings.Decoded:
         """SAMUSA-Lite: every point with its own label (boundary 4, positive 1, negative 0),
-        the box, and the frame's previous logits as the mask prompt, in one decoder call,
-        as it was trained (`SAMUSALib.training.lite`)."""
+        the box, and a mask prompt, as it was trained (`SAMUSALib.training.lite`).
+
+        SAMUSA-Lite 1 takes the frame's previous logits as the mask prompt, so its mask
+        depends on the order the clicks came in. A model trained to settle
+        (``settle_passes`` = n > 0, SAMUSA-Lite 2) ignores the history: the frame's clicks
+        are decoded without a mask prompt (or with the user's mask), then n - 1 more times
+        with the last pass's logits. The mask is then a function of the clicks alone, the
+        same from a prompts file, a markups node or the same clicks one by one in any order."""
+        passes = int(getattr(self.net, "settle_passes", 0) or 0)
+        if passes <= 0:
+            return self._native_pass(prompt, previous)
+        decoded = self._native_pass(prompt, None)
+        for _ in range(passes - 1):
+            decoded = self._native_pass(prompt, {"logits": decoded.logits})
+        return decoded
+
+    def _native_pass(self, prompt: FramePrompt, previous: dict | None) -> encodings.Decoded:
         from .lite import BOUNDARY_LABEL, batch_tokens, boundary_box, prompt_tokens
 
         xy = np.concatenate([prompt.boundary, prompt.positive, prompt.negative]).reshape(-1, 2)

@@ -41,6 +41,7 @@ class SAMUSALite(LiteMedSAM):
 
     boundary_native = True
     boundary_box = False  # trained with the points' extent added as a box (`boundary_box`)
+    settle_passes = 0  # >0: a frame's prompt is decoded from scratch, its own mask fed back this many times in all
     pretrained_box = False  # box-only prompts and box tracking through LiteMedSAM's own heads
 
     def keep_pretrained_heads(self, base: LiteMedSAM) -> None:
@@ -241,6 +242,7 @@ def apply_delta(base: LiteMedSAM, payload: dict) -> SAMUSALite:
     net.load_state_dict(state, strict=True)
     metadata = payload.get("metadata") or {}
     net.boundary_box = bool(metadata.get("boundary_box", False))
+    net.settle_passes = int(metadata.get("settle_passes", 0) or 0)
     if metadata.get("pretrained_box", False):
         net.keep_pretrained_heads(base)
     return net.eval()
