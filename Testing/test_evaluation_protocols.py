@@ -369,6 +369,15 @@ def test_dataset_loaders_read_pairs_label_maps_sequences_and_volumes(tmp_path):
     assert case.references[3].sum() == 60  # stray removed
     assert np.array_equal(case.references[1][0], (labels == 1).T)
 
+    for phase, shift in (("ED", 0), ("ES", 2)):  # CAMUS as ED -> ES tracking: one 2-frame video per view
+        write_png(tmp_path / "camus/images" / f"patient0001_2CH_{phase}.png", image)
+        write_png(tmp_path / "camus/labels" / f"patient0001_2CH_{phase}.png", np.roll(labels, shift, axis=1))
+    write_png(tmp_path / "camus/images/patient0001_4CH_ED.png", image)  # no ES: left out
+    write_png(tmp_path / "camus/labels/patient0001_4CH_ED.png", labels)
+    (pair,) = load_cases(tmp_path / "camus", "video")
+    assert pair.id == "patient0001_2CH" and pair.kind == "video" and pair.num_frames == 2
+    assert np.array_equal(pair.references[1][1], np.roll(labels == 1, 2, axis=1).T)  # ES second
+
     for index in range(4):
         write_png(tmp_path / "seq/images" / f"{index}.png", image)
         if index != 2:

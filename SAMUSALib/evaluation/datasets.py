@@ -340,6 +340,28 @@ def camus(
     )
 
 
+def camus_ed_es(folder: str | Path, *, ids: Sequence[str] | None = None, limit: int | None = None) -> list[Case]:
+    """CAMUS as two-frame tracking: each patient's view (``patient0027_2CH``) as a video
+    of its end-diastole then end-systole frame, the three structures as objects (the
+    tracking issue's ED -> ES task: prompt ED, propagate to ES). Views without both frames,
+    or with frames of different sizes, are left out."""
+    frames: dict[str, dict[str, Case]] = {}
+    for case in camus(folder):
+        view, _, phase = case.id.rpartition("_")
+        if phase.upper() in ("ED", "ES"):
+            frames.setdefault(view, {})[phase.upper()] = case
+    cases = []
+    for view, pair in sorted(frames.items()):
+        if set(pair) != {"ED", "ES"} or pair["ED"].array.shape != pair["ES"].array.shape:
+            continue
+        ed, es = pair["ED"], pair["ES"]
+        references = {obj: np.concatenate([ed.references[obj], es.references[obj]])
+                      for obj in ed.references if obj in es.references}
+        cases.append(Case(view, "video", np.concatenate([ed.array, es.array]), references, geometry=ed.geometry,
+                          names=dict(ed.names), units=ed.units, meta={"frames": ["ED", "ES"]}))
+    return select(cases, ids, limit)
+
+
 def sequence(
     folder: str | Path,
     *,
@@ -612,6 +634,8 @@ def load_cases(
             return label_maps(folder, ids=ids, limit=limit)
         raise InputError(f"{folder}: the image protocol needs images/ with masks/ (or labels/)")
     if protocol == "video":
+        if has("images") and has("labels") and "camus" in folder.resolve().name.lower():
+            return camus_ed_es(folder, ids=ids, limit=limit)
         if _volume_file_pairs(folder):
             return volume_pairs(folder, kind="video", ids=ids, limit=limit)
         return sequences(folder, ids=ids, limit=limit)
