@@ -11,7 +11,7 @@ from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode, vtkMRMLSequ
 from slicer.i18n import tr as _
 from slicer.parameterNodeWrapper import Choice, Default, parameterNodeWrapper
 
-MODEL_IDS = ("sam2.1-tiny", "sam2.1-small", "sam2.1-base-plus", "sam2.1-large", "test-tiny", "litemedsam", "samusa-lite")
+MODEL_IDS = ("sam2.1-tiny", "sam2.1-small", "sam2.1-base-plus", "sam2.1-large", "test-tiny", "litemedsam", "samusa-lite", "samusa-lite-1")
 """Registry ids of SAMUSALib.models (kept here so that listing them imports no torch;
 Testing/test_module_static.py checks the two agree)."""
 

@@ -248,11 +248,11 @@ def _markdown_image(doc: dict) -> list[str]:
     rows = []
     for r in doc["cases"][:400]:
         if r.get("skipped"):
-            rows.append([r["case"], r["name"], r["prompt"], "skipped: " + r["skipped"], "", "", "", ""])
+            rows.append([r["case"], r["name"], r.get("group", r["prompt"]), "skipped: " + r["skipped"], "", "", "", ""])
             continue
         noc = " / ".join("–" if r["clicks_to"][t] is None else str(r["clicks_to"][t]) for t in thresholds)
         first = r["iou_by_clicks"][0] if r["iou_by_clicks"] else None
-        rows.append([r["case"], r["name"], r["prompt"], first, r["final_iou"], r["final_dice"], noc, len(r["clicks"])])
+        rows.append([r["case"], r["name"], r.get("group", r["prompt"]), first, r["final_iou"], r["final_dice"], noc, len(r["clicks"])])
     lines += _table(["case", "object", "prompt", "IoU@1", "IoU final", "Dice final", f"NoC {'/'.join(thresholds)}", "clicks"], rows)
     if len(doc["cases"]) > 400:
         lines.append(f"\n({len(doc['cases']) - 400} more in results.json)")
@@ -419,13 +419,13 @@ def _per_frame_plot(plt, doc: dict, path: Path, *, what: str) -> Path:
     rows = max(1, math.ceil(len(targets) / cols))
     width = max(4.6 * cols, 8.0)
     fig, axes = plt.subplots(rows, cols, figsize=(width, 2.9 * rows + 1.0), dpi=110, squeeze=False)
-    prompts = sorted({r["prompt"] for r in doc["cases"]})
+    prompts = sorted({r.get("group", r["prompt"]) for r in doc["cases"]})
     colors = {p: PROMPT_COLORS.get(p, VARIANT_COLORS[i % len(VARIANT_COLORS)]) for i, p in enumerate(prompts)}
     threshold = doc["settings"].get("iou_threshold")
     for ax, target in zip(axes.ravel(), targets):
         for r in by_target[target]:
             values = np.array([np.nan if v is None else v for v in r["iou_per_frame"]], dtype=float)
-            color = colors[r["prompt"]]
+            color = colors[r.get("group", r["prompt"])]
             frames = np.arange(values.size)
             style = "--" if r.get("window") else "-"
             ax.plot(frames, values, style, color=color, linewidth=1.3, label=r["variant"])
