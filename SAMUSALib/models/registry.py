@@ -190,11 +190,13 @@ REGISTRY: dict[str, ModelSpec] = {
         size_bytes=39_370_479,
         tracker="box",  # box-only: dense mask prompts are not understood (docs/tracking.md)
     ),
-    # SAMUSA-Lite: LiteMedSAM's prompt encoder and mask decoder trained with boundary points
+    # SAMUSA-Lite 1: LiteMedSAM's prompt encoder and mask decoder trained with boundary points
     # and region clicks (samusa train configs/samusa_lite.yaml), shipped as a float16 delta
     # on the LiteMedSAM weights in SAMUSALib/weights/ (model card: docs/samusa_lite.md).
-    "samusa-lite": ModelSpec(
-        id="samusa-lite",
+    # Each click is decoded with the frame's previous logits, so the mask depends on the
+    # order clicks came in. The default until SAMUSA-Lite 2; kept loadable by its id.
+    "samusa-lite-1": ModelSpec(
+        id="samusa-lite-1",
         family="litemedsam",
         config="",
         image_size=256,
@@ -203,7 +205,7 @@ REGISTRY: dict[str, ModelSpec] = {
         filename="samusa_lite.pt",
         licence="Apache-2.0 (LiteMedSAM base); delta trained on BUS-BRA (CC BY 4.0) and carotid (CC BY 4.0) data",
         description=(
-            "SAMUSA-Lite: LiteMedSAM fine-tuned on a CPU with the SAMUSA boundary loss to read "
+            "SAMUSA-Lite 1: LiteMedSAM fine-tuned on a CPU with the SAMUSA boundary loss to read "
             "boundary points (label 4), region clicks and boxes with iterative refinement; boxes "
             "alone and tracking keep LiteMedSAM's own heads (docs/samusa_lite.md)"
         ),
@@ -214,9 +216,23 @@ REGISTRY: dict[str, ModelSpec] = {
         tracker="motion",
     ),
 }
-# SAMUSA-Lite 1 by its own id: the weights `samusa-lite` names today, kept loadable when a
-# later version takes the default id (docs/samusa_lite.md).
-REGISTRY["samusa-lite-1"] = dataclasses.replace(REGISTRY["samusa-lite"], id="samusa-lite-1")
+# SAMUSA-Lite 2, the default CPU model: SAMUSA-Lite 1 trained further for every way users
+# give clicks (samusa train configs/samusa_lite2.yaml; model card docs/samusa_lite2.md). It
+# settles: a frame's clicks are decoded without the frame's history, then twice more with
+# its own mask, so a prompts file and the same clicks one by one give the same mask.
+REGISTRY["samusa-lite"] = dataclasses.replace(
+    REGISTRY["samusa-lite-1"],
+    id="samusa-lite",
+    sha256="e20a15bba166ab1f5e23e7127d12d2af9e5b54ff54668ec5ca4b97299b3af3df",
+    filename="samusa_lite2.pt",
+    size_bytes=8_180_059,
+    description=(
+        "SAMUSA-Lite 2: SAMUSA-Lite trained for clicks given one at a time or all at once, in any "
+        "order and spacing, a little off the border; its mask depends on the clicks alone, not their "
+        "order (docs/samusa_lite2.md)"
+    ),
+)
+REGISTRY["samusa-lite-1"] = REGISTRY.pop("samusa-lite-1")  # listed after the default
 
 # Hiera trunk depth (sum of `stages`) per config, checked against the packaged yaml files:
 
