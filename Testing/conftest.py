@@ -33,6 +33,11 @@ def pytest_configure(config):
 
     config._samusa_cache = tempfile.mkdtemp(prefix="samusa-test-cache-")
     os.environ["SAMUSA_CACHE_DIR"] = config._samusa_cache
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
+    if workers > 1:  # pytest-xdist: share the cores instead of each worker taking them all
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
     config.addinivalue_line("markers", "clinician: run the Slicer module with developer mode off")
 
 
