@@ -48,6 +48,22 @@ def pytest_unconfigure(config):
         shutil.rmtree(config._samusa_cache, ignore_errors=True)
 
 
+LONGEST_FILES = (
+    "test_engine.py", "test_training_lite.py", "test_training_distributed.py", "test_bench.py",
+    "test_training_sam2.py", "test_samusa_lite.py", "test_tracking.py", "test_batch.py",
+    "test_sam2_equivalence.py", "test_litemedsam_speed.py", "test_litemedsam.py", "test_evaluation_cli.py",
+)
+"""The slowest test files (pytest --durations on 2 cores), run first."""
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Longest files first: with two workers taking whole files (scripts/test.sh), the last
+    files to start are short ones and both workers finish together. Order within a file is
+    kept."""
+    rank = {name: index for index, name in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 def _fail_skip_in_ci(report) -> None:
     if in_ci() and report.skipped and not hasattr(report, "wasxfail"):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
