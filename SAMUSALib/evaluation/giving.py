@@ -4,6 +4,7 @@ history on the frame, as a prompts file or a markups node gives them)."""
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Sequence
 
@@ -13,8 +14,9 @@ from .clicks import Click, SimulatedUser, boundary_layout
 from .metrics import dice, iou
 
 
-def _r(value: float | None, digits: int = 4) -> float | None:
-    return None if value is None or not np.isfinite(value) else round(float(value), digits)
+def rounded(value: float | None, digits: int = 4) -> float | None:
+    """A score for the records: rounded, None when missing or not finite."""
+    return None if value is None or not math.isfinite(value) else round(float(value), digits)
 
 
 def clicks_at_once(prompt_type: str, user: SimulatedUser, reference: np.ndarray, k: int, prediction: np.ndarray,
@@ -52,7 +54,7 @@ def give_clicks(session, obj: int, frame: int, user: SimulatedUser, count: int, 
         started = time.perf_counter()
         current = np.asarray(session.add_prompt(obj, frame, **click.prompt_kwargs()), dtype=bool)
         seconds += time.perf_counter() - started
-        steps.append({"click": click.to_json(), "iou": _r(iou(current, reference)), "dice": _r(dice(current, reference))})
+        steps.append({"click": click.to_json(), "iou": rounded(iou(current, reference)), "dice": rounded(dice(current, reference))})
     return steps, current, seconds
 
 
@@ -72,5 +74,5 @@ def give_clicks_at_once(session, obj: int, frame: int, user: SimulatedUser, coun
     current = np.asarray(session.add_prompt(obj, frame, **merged_kwargs(chosen)), dtype=bool)
     seconds = time.perf_counter() - started
     steps = [{"click": click.to_json()} for click in chosen]
-    steps[-1].update({"iou": _r(iou(current, reference)), "dice": _r(dice(current, reference))})
+    steps[-1].update({"iou": rounded(iou(current, reference)), "dice": rounded(dice(current, reference))})
     return steps, current, seconds

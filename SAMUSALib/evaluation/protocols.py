@@ -36,7 +36,6 @@ IoU, HD95 and ASSD are computed on the whole volume with its spacing (millimetre
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
@@ -46,6 +45,7 @@ import numpy as np
 from ..frames import AXES, FrameSource
 from .clicks import PROMPT_TYPES, SimulatedUser, case_rng
 from .giving import clicks_at_once, give_clicks, give_clicks_at_once, merged_kwargs
+from .giving import rounded as _r
 from .datasets import Case
 from .metrics import all_metrics, dice, iou
 
@@ -100,13 +100,6 @@ class EvaluationResult:
         return np.unpackbits(packed, count=int(np.prod(shape))).reshape(shape).astype(bool)
 
 
-def _finite(value: float | None) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)
-
-
-def _r(value: float | None, digits: int = 4) -> float | None:
-    value = _finite(value)
-    return None if value is None else round(value, digits)
 
 
 def clicks_to_reach(ious: Sequence[float], threshold: float) -> int | None:

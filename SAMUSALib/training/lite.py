@@ -255,6 +255,16 @@ def batch_loss(net, samples: list[EmbeddedImage], rng: np.random.Generator | Non
     return parts
 
 
+def _decode_as_used(net, embeddings: torch.Tensor, states: list[PromptState], masks: torch.Tensor, use: torch.Tensor):
+    """Decode as the backend does at inference (`_native`): a settling network ignores the
+    given mask prompt and settles; SAMUSA-Lite 1 takes it."""
+    passes = int(getattr(net, "settle_passes", 0) or 0)
+    if passes <= 0:
+        return _decode(net, embeddings, states, masks, use)
+    masks = settled_logits(net, embeddings, states, passes - 1)
+    return _decode(net, embeddings, states, masks, torch.full_like(use, passes > 1))
+
+
 def settled_logits(net, embeddings: torch.Tensor, states: list[PromptState], passes: int) -> torch.Tensor:
     """The mask prompt of a settling model's last pass: `passes` decodes of the same
     prompt without gradient, the first without a mask prompt, each next one fed the last
@@ -280,15 +290,7 @@ def quick_validation(net, samples: list[EmbeddedImage], seed: int = 0, clicks: t
     from ..evaluation.metrics import dice
 
     device = next(net.parameters()).device
-    passes = int(getattr(net, "settle_passes", 0) or 0)
     out: dict[str, list[float]] = {}
-
-    def _decode(net, embedding, states, masks, use):  # as the backend decodes (`_native`)
-        if passes <= 0:
-            return _decode_tokens(net, embedding, states, masks, use)
-        masks = settled_logits(net, embedding, states, passes - 1)
-        return _decode_tokens(net, embedding, states, masks, torch.full_like(use, passes > 1))
-
     with torch.no_grad():
         for sample in samples:
             embedding = sample.embedding[None].to(device=device, dtype=torch.float32)
@@ -298,7 +300,7 @@ def quick_validation(net, samples: list[EmbeddedImage], seed: int = 0, clicks: t
                 masks = torch.zeros((1, 1, 256, 256), device=device)
                 use = torch.zeros(1, dtype=torch.bool, device=device)
                 for k in range(1, (1 if mode == "box" else max(clicks)) + 1):
-                    logits, _ = _decode(net, embedding, [state], masks, use)
+                    logits, _ = _decode_as_used(net, embedding, [state], masks, use)
                     prediction = (logits[0, 0] > 0).cpu().numpy()
                     if k in clicks or mode == "box":
                         out.setdefault(f"{mode}@{k}", []).append(dice(prediction, sample.mask))
@@ -314,11 +316,11 @@ def quick_validation(net, samples: list[EmbeddedImage], seed: int = 0, clicks: t
             blank = torch.zeros((1, 1, 256, 256), device=device)
             for k in clicks:  # boundary points spread evenly, in one prompt
                 state = layout_prompt(sample.mask, "boundary", case_rng(seed, sample.key, "even"), k, "even", shuffle=False)
-                logits, _ = _decode(net, embedding, [state], blank, none)
+                logits, _ = _decode_as_used(net, embedding, [state], blank, none)
                 out.setdefault(f"boundary-once@{k}", []).append(dice((logits[0, 0] > 0).cpu().numpy(), sample.mask))
             state = start_prompt(sample.mask, "region", case_rng(seed, sample.key, "region"), box_noise=0.0, initial=1)
             for k in range(1, max(clicks) + 1):  # each run given every click so far, no logits
-                logits, _ = _decode(net, embedding, [state], blank, none)
+                logits, _ = _decode_as_used(net, embedding, [state], blank, none)
                 prediction = (logits[0, 0] > 0).cpu().numpy()
                 if k in clicks:
                     out.setdefault(f"region-once@{k}", []).append(dice(prediction, sample.mask))
@@ -328,9 +330,6 @@ def quick_validation(net, samples: list[EmbeddedImage], seed: int = 0, clicks: t
                             out.setdefault(f"region-once@{rest}", []).append(dice(prediction, sample.mask))
                     break
     return {key: round(float(np.mean(values)), 4) for key, values in out.items()}
-
-
-_decode_tokens = _decode
 
 
 # ------------------------------------------------------------------ the loop

@@ -84,11 +84,7 @@ def layout_prompt(reference: np.ndarray, mode: str, rng: np.random.Generator, co
 
 
 def choose_layout(rng: np.random.Generator, weights: dict[str, float]) -> str:
-    names = [name for name in LAYOUTS if weights.get(name, 0) > 0]
-    if not names:
-        raise ValueError(f"layout weights must give at least one of {LAYOUTS} a positive weight")
-    p = np.array([weights[name] for name in names], dtype=float)
-    return names[int(rng.choice(len(names), p=p / p.sum()))]
+    return _weighted_choice(rng, LAYOUTS, weights, "layout")
 
 
 def correct(state: PromptState, prediction: np.ndarray) -> bool:
@@ -112,10 +108,15 @@ def point_budget(rng: np.random.Generator, low: int = 2, high: int = 10) -> int:
 
 
 def choose_mode(rng: np.random.Generator, weights: dict[str, float]) -> str:
-    names = [m for m in MODES if weights.get(m, 0) > 0]
+    return _weighted_choice(rng, MODES, weights, "prompt mode")
+
+
+def _weighted_choice(rng: np.random.Generator, choices: tuple[str, ...], weights: dict[str, float], what: str) -> str:
+    """One of `choices` drawn with the given weights (those absent or zero never drawn)."""
+    names = [name for name in choices if weights.get(name, 0) > 0]
     if not names:
-        raise ValueError(f"prompt mode weights must give at least one of {MODES} a positive weight")
-    p = np.array([weights[m] for m in names], dtype=float)
+        raise ValueError(f"{what} weights must give at least one of {choices} a positive weight")
+    p = np.array([weights[name] for name in names], dtype=float)
     return names[int(rng.choice(len(names), p=p / p.sum()))]
 
 
