@@ -14,6 +14,7 @@ import pytest
 from SAMUSALib.evaluation.metrics import dice
 from SAMUSALib.evaluation.pseudocine import pseudo_cine
 from SAMUSALib.tracking import make_tracker, motion, shape
+from conftest import require_shared_data
 
 SAMPLES = Path(__file__).resolve().parent.parent / "Resources" / "Samples"
 
@@ -140,6 +141,84 @@ def test_frames_between_prompts_come_from_the_nearer_prompt_and_held_frames_are_
     assert again.frames_computed[1] == [6]
     assert origin[8] == (9, True)
     assert all(origin[g] == (2, False) for g in (3, 4, 5))
+
+
+# ------------------------------------------------------------------ the probe's field of view
+def test_field_of_view_is_the_fan_read_from_the_loop():
+    """The black corners outside a curved probe's fan are found from the loop alone (the
+    phantom knows its fan exactly); a linear probe's loop, a frozen loop and a single frame
+    say nothing (None: no restriction)."""
+    from SAMUSALib.phantoms import cine_phantom
+    from SAMUSALib.tracking.view import field_of_view, sample_frames
+
+    fan = cine_phantom(num_frames=16, height=96, width=128, seed=1)
+    found = field_of_view([fan.frames[i] for i in sample_frames(fan.num_frames)])
+    truth = fan.field_of_view
+    assert found is not None and (found & truth).sum() / (found | truth).sum() > 0.99
+    linear = cine_phantom(num_frames=16, height=96, width=128, seed=1, sector=False)
+    assert field_of_view(list(linear.frames)) is None
+    assert field_of_view([fan.frames[3]] * 5) is None
+    assert field_of_view([fan.frames[3]]) is None
+    assert sample_frames(40, 12)[0] == 0 and sample_frames(40, 12)[-1] == 39 and len(sample_frames(40, 12)) == 12
+
+
+def test_field_of_view_of_a_real_acquisition_keeps_every_expert_mask():
+    """On the real carotid acquisition (39 frames, black below the imaged depth) the field
+    of view leaves out the black part of the frame but no pixel of any expert mask."""
+    from PIL import Image
+
+    from SAMUSALib.tracking.view import field_of_view, sample_frames
+
+    folder = require_shared_data("carotid")
+    images = sorted((folder / "images").glob("*.png"))
+    frames = [np.asarray(Image.open(images[i])) for i in sample_frames(len(images))]
+    view = field_of_view(frames)
+    assert view is not None and 0.3 < view.mean() < 0.95, None if view is None else view.mean()
+    for path in sorted((folder / "masks").glob("*.png")):
+        assert not (np.asarray(Image.open(path)) > 0)[~view].any(), path.name
+
+
+def test_an_object_that_leaves_the_view_is_found_again_and_never_drawn_where_it_is_not(monkeypatch):
+    """Without a window, on the phantom's leave-and-re-enter loop (a box on the middle frame
+    of the first visit): no mask on any frame where the object is out of view (the gap, and
+    both ends of the loop, where it had been drawn on the fan's black corners before the
+    field of view was known), and it is found again on the second visit. Measured on seeds
+    0-3 of this loop: second-visit mean Dice 0.66-0.69, the object found on every frame of
+    each visit but the slivers at its ends. Held to found on half the second visit and
+    Dice >= 0.5 there, and it must beat by 0.3, in this same test, the legacy tracker (it
+    never looks again) and the prompted mask copied to every frame."""
+    from SAMUSALib.backends.litemedsam.backend import TRACKER_ENV, shared_embeddings
+    from SAMUSALib.engine import Session
+    from SAMUSALib.frames import FrameSource
+    from SAMUSALib.models import load_model
+    from SAMUSALib.phantoms import cine_phantom
+
+    cine = cine_phantom(num_frames=20, height=128, width=160, seed=0, visible={1: (2, 17)}, reenter=True)
+    (s0, e0), (s1, e1) = cine.visible_runs[1]
+    truth = cine.masks[1]
+    frame = (s0 + e0) // 2
+    rows, cols = np.nonzero(truth[frame])
+    box = (cols.min() - 0.5, rows.min() - 0.5, cols.max() + 0.5, rows.max() + 0.5)
+    model = load_model("samusa-lite", device="cpu")
+    second = {}
+    with shared_embeddings():
+        for design in ("legacy", "default"):
+            if design == "legacy":
+                monkeypatch.setenv(TRACKER_ENV, "legacy")
+            else:
+                monkeypatch.delenv(TRACKER_ENV, raising=False)
+            session = Session(FrameSource(cine.frames), model)
+            prompted = session.add_prompt(1, frame, box=box)
+            session.propagate()
+            predicted = session.masks(1)
+            second[design] = float(np.mean([dice(predicted[f], truth[f]) for f in range(s1, e1 + 1)]))
+            if design == "default":
+                drawn = predicted.any(axis=(1, 2))
+                assert not drawn[~cine.present[1]].any(), np.flatnonzero(drawn & ~cine.present[1])
+                assert drawn[s1 : e1 + 1].sum() >= (e1 - s1 + 1) / 2, drawn
+    second["copy"] = float(np.mean([dice(prompted, truth[f]) for f in range(s1, e1 + 1)]))
+    assert second["default"] >= 0.5, second
+    assert second["default"] > second["legacy"] + 0.3 and second["default"] > second["copy"] + 0.3, second
 
 
 # ------------------------------------------------------------------ the bundled cine

@@ -15,13 +15,17 @@ from scipy import ndimage
 __all__ = ["edge_contrast", "area_verdict"]
 
 
-def edge_contrast(image: np.ndarray, mask: np.ndarray, min_width: int = 2) -> float:
+def edge_contrast(image: np.ndarray, mask: np.ndarray, min_width: int = 2, view: np.ndarray | None = None) -> float:
     """|mean inside - mean of a ring around the mask| (ring width 15 % of the mask's size,
-    at least `min_width` px; the vanish detector was tuned with 3, the tracker with 2)."""
+    at least `min_width` px; the vanish detector was tuned with 3, the tracker with 2).
+    With the probe's field of view (`view`), the ring leaves out what the probe does not
+    image: a border on the fan's edge is where the object leaves the picture, not an edge."""
     if not mask.any():
         return 0.0
     width = max(min_width, int(round(0.15 * np.sqrt(mask.sum()))))
     ring = ndimage.binary_dilation(mask, iterations=width) & ~mask
+    if view is not None:
+        ring &= view
     if not ring.any():
         return 0.0
     return abs(float(image[mask].mean()) - float(image[ring].mean()))

@@ -24,6 +24,29 @@ class LetterboxSquare:
         self._grey: "OrderedDict[int, np.ndarray]" = OrderedDict()
         self._keep = keep
         self.decoder_calls = 0
+        self._view: tuple[np.ndarray | None, np.ndarray | None] | None = None
+
+    def view(self) -> np.ndarray | None:
+        """(S, S) bool: the probe's field of view in the square (`view.field_of_view`, read
+        once from frames spread over the loop); None: the whole frame."""
+        return self._views()[0]
+
+    def frame_view(self) -> np.ndarray | None:
+        """The same over the frame, (H, W) bool; None: the whole frame."""
+        return self._views()[1]
+
+    def _views(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        if self._view is None:
+            from .view import field_of_view, sample_frames
+
+            frames = self.backend.frames
+            found = field_of_view([frames.frame(i) for i in sample_frames(frames.num_frames)])
+            square = None
+            if found is not None:
+                with torch.inference_mode():
+                    square = (self.backend.letterbox.mask(found)[0, 0] > 0).numpy()
+            self._view = (square, found)
+        return self._view
 
     def embedding(self, frame: int) -> torch.Tensor:
         return self.backend.features.get(frame)

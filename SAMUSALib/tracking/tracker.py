@@ -43,6 +43,10 @@ class SquareModel(Protocol):
 
     def grey(self, frame: int) -> np.ndarray: ...
 
+    def view(self) -> np.ndarray | None:
+        """(S, S) bool: where the probe images (`view.field_of_view`); None: everywhere."""
+        ...
+
     def decode_batch(
         self, frame: int, prompts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray | None, torch.Tensor | None]]
     ) -> tuple[torch.Tensor, np.ndarray]:
@@ -115,6 +119,16 @@ class ImageOnlyTracker:
         mask[:, w:] = False
         return mask
 
+    def in_view(self, model: SquareModel, logits: torch.Tensor) -> torch.Tensor:
+        """Logits with everything outside the probe's field of view set to "background":
+        the black corners of a fan look like a dark lumen to an image-only model, and an
+        object leaving through the fan's side would be tracked onto them (view.py)."""
+        view = model.view() if hasattr(model, "view") else None
+        if view is None:
+            return logits
+        outside = torch.from_numpy(~view).to(logits.device)
+        return logits.masked_fill(outside, -self.config.logit_clamp)
+
     def remember(self, model: SquareModel, frame: int, out: dict) -> None:
         """Attach the frame's appearance prototype to a result (prompted or accepted)."""
         if out.get("vanished"):
@@ -142,12 +156,18 @@ class ImageOnlyTracker:
         h, w = model.valid
         sim[int(np.ceil(h / stride)):, :] = -np.inf
         sim[:, int(np.ceil(w / stride)):] = -np.inf
+        view = model.view() if hasattr(model, "view") else None
+        if view is not None:  # look for it where the probe images
+            g = sim.shape[0]
+            cells = view[: g * int(stride), : g * int(stride)].reshape(g, int(stride), g, int(stride)).mean(axis=(1, 3))
+            sim[cells < 0.5] = -np.inf
         row, col = np.unravel_index(int(np.argmax(sim)), sim.shape)
         x, y = (col + 0.5) * stride - 0.5, (row + 0.5) * stride - 0.5
         area = float(np.mean([p.area for p in protos]))
         half = 0.5 * np.sqrt(area)
         box = np.array([max(0, x - half), max(0, y - half), min(w, x + half), min(h, y + half)])
         logits, ious = model.decode_batch(frame, [(np.array([[x, y]]), np.array([1]), box, None)])
+        logits = self.in_view(model, logits)
         mask = self.mask_of(model, logits[:1])
         if not mask.any() or not 1 / cfg.prompt_growth <= mask.sum() / area <= cfg.prompt_growth:
             return None
@@ -169,11 +189,14 @@ class ImageOnlyTracker:
             shifts = motion.estimate_shifts(model.grey(neighbour), model.grey(frame), source_mask, model.valid)
         else:
             shifts = [np.zeros(2)]
+        view = model.view() if hasattr(model, "view") else None
         priors, prompts = [], []
         base = source_logits[0, 0].cpu().numpy()
         for shift in shifts:
             moved = motion.shift_array(base, shift, fill=-cfg.logit_clamp)
             moved_mask = moved > 0
+            if view is not None:  # what moves out of the view is not there to be seen
+                moved_mask &= view
             if not moved_mask.any():
                 continue
             logits_t = torch.from_numpy(moved.astype(np.float32))[None, None]
@@ -185,6 +208,7 @@ class ImageOnlyTracker:
         if not prompts:
             return []
         logits, ious = model.decode_batch(frame, prompts)
+        logits = self.in_view(model, logits)
         protos = [m["prototype"] for m in memory if m.get("prototype") is not None]
         prompted_area = np.mean([p.area for p in protos]) if protos else None
         embedding = model.embedding(frame) if cfg.appearance_weight > 0 and protos else None
@@ -198,7 +222,9 @@ class ImageOnlyTracker:
             look = appearance.appearance_score(embedding, mask, protos, model.valid) if embedding is not None else 0.0
             score = float(ious[k]) + cfg.prior_weight * prior + cfg.appearance_weight * look
             rejected = None
-            ratio = area / source_area
+            # against the neighbour's area, or, where the probe's view cuts the object, the
+            # part of the moved neighbour still inside it (an object leaving the view shrinks)
+            ratio = area / (source_area if view is None else max(int(moved_mask.sum()), 1))
             if area == 0:
                 rejected = "empty"
             else:
@@ -207,8 +233,8 @@ class ImageOnlyTracker:
                     outside, ratio = True, area / prompted_area
                 if outside:
                     if source_contrast is None:
-                        source_contrast = shape.edge_contrast(model.grey(neighbour), source_mask)
-                    contrast = shape.edge_contrast(model.grey(frame), mask)
+                        source_contrast = shape.edge_contrast(model.grey(neighbour), source_mask, view=view)
+                    contrast = shape.edge_contrast(model.grey(frame), mask, view=view)
                     rejected = shape.area_verdict(ratio, 1.0, contrast, source_contrast, cfg.support)
             details = {"shift": [float(v) for v in shift], "prior_iou": prior, "appearance": look, "area_ratio": ratio}
             out.append(Candidate(lg, float(ious[k]), mask, score, "track", rejected, details))

@@ -150,9 +150,10 @@ def shared_embeddings(megabytes: int = 2048) -> Iterator[None]:
         EmbeddingCache._shared, EmbeddingCache._shared_budget = previous
 
 
-def edge_contrast(image: np.ndarray, mask: np.ndarray) -> float:
-    """The vanish detector's contrast: `tracking.shape.edge_contrast` with its 3 px minimum ring."""
-    return shape_edge_contrast(image, mask, min_width=3)
+def edge_contrast(image: np.ndarray, mask: np.ndarray, view: np.ndarray | None = None) -> float:
+    """The vanish detector's contrast: `tracking.shape.edge_contrast` with its 3 px minimum
+    ring (inside the probe's field of view `view`, where known)."""
+    return shape_edge_contrast(image, mask, min_width=3, view=view)
 
 
 def _box_of(mask: np.ndarray) -> tuple[float, float, float, float] | None:
@@ -310,10 +311,11 @@ class LiteMedSAMBackend:
         if out is None:
             return self._vanished()
         mask = self.logits_to_mask(out["logits"])
+        view = self.square.frame_view()
         contrasts = [
-            edge_contrast(self._grey(f), self.logits_to_mask(self.low_res_logits(o))) for f, o in obj.cond.items()
+            edge_contrast(self._grey(f), self.logits_to_mask(self.low_res_logits(o)), view) for f, o in obj.cond.items()
         ]
-        if edge_contrast(self._grey(frame), mask) < VANISH_CONTRAST * max(contrasts, default=0.0):
+        if edge_contrast(self._grey(frame), mask, view) < VANISH_CONTRAST * max(contrasts, default=0.0):
             return self._vanished()
         return out
 
@@ -328,8 +330,9 @@ class LiteMedSAMBackend:
         area, source_area = int(mask.sum()), int(source_mask.sum())
         lost = out["how"] == "held" or area == 0 or area < VANISH_AREA * source_area
         if not lost:
-            before = edge_contrast(self._grey(neighbour), source_mask)
-            lost = edge_contrast(self._grey(frame), mask) < VANISH_CONTRAST * before
+            view = self.square.frame_view()
+            before = edge_contrast(self._grey(neighbour), source_mask, view)
+            lost = edge_contrast(self._grey(frame), mask, view) < VANISH_CONTRAST * before
         return self._vanished() if lost else out
 
     def _native(self, prompt: FramePrompt, previous: dict | None) -> encodings.Decoded:
