@@ -32,6 +32,7 @@ from SAMUSALib.evaluation.protocols import (
     volume_case,
 )
 from SAMUSALib.evaluation.report import summarize, write_report
+from SAMUSALib.errors import InputError
 from SAMUSALib.frames import Geometry
 
 from conftest import require_shared_data
@@ -406,6 +407,31 @@ def test_dataset_loaders_read_pairs_label_maps_sequences_and_volumes(tmp_path):
     assert load_cases(vol_dir, "volume")[0].references[2].sum() == 3 * 4 * 6
     assert load_cases(vol_dir, "video")[0].kind == "video"
     assert len(load_cases("phantom:2", "video")) == 2
+
+
+def test_pseudo_cine_benchmark_is_the_same_loops_on_every_run(tmp_path):
+    """`--data pseudo-cine:N:FOLDER` (video protocol): N loops from images spread over the
+    folder, each moved with its mask, the same on every run; a bad spec names the problem."""
+    rng = np.random.default_rng(1)
+    for index in range(5):
+        image = rng.integers(0, 255, (48, 64), dtype=np.uint8)
+        mask = np.zeros((48, 64), np.uint8)
+        mask[10 + index : 30, 15:40] = 255
+        write_png(tmp_path / "pairs/images" / f"{index}.png", image)
+        write_png(tmp_path / "pairs/masks" / f"{index}.png", mask)
+    loops = load_cases(f"pseudo-cine:3:{tmp_path / 'pairs'}", "video")
+    assert [c.id for c in loops] == ["0-pseudo", "2-pseudo", "4-pseudo"]  # first, middle, last
+    again = load_cases(f"pseudo-cine:3:{tmp_path / 'pairs'}", "video")
+    for loop, same in zip(loops, again):
+        assert loop.kind == "video" and loop.num_frames == 10
+        assert np.array_equal(loop.array, same.array) and np.array_equal(loop.references[1], same.references[1])
+        assert loop.references[1].any(axis=(1, 2)).all()  # the object is in every frame
+        assert not np.array_equal(loop.array[0], loop.array[-1])  # and the picture moves
+    assert len(load_cases(f"pseudo-cine:{tmp_path / 'pairs'}", "video")) == 4  # default count
+    with pytest.raises(InputError, match="video protocol"):
+        load_cases(f"pseudo-cine:{tmp_path / 'pairs'}", "image")
+    with pytest.raises(InputError, match="no such data folder"):
+        load_cases(f"pseudo-cine:{tmp_path / 'nothing'}", "video")
 
 
 def test_image_protocol_runs_on_real_busbra_cases(tiny_model, tmp_path):

@@ -251,7 +251,7 @@ def test_bundled_cine_is_tracked_to_both_ends_from_one_prompt(bundled, monkeypat
     worst 0.27: it balloons towards both ends) and the prompted mask copied to every frame."""
     from SAMUSALib.engine import Session
     from SAMUSALib.frames import FrameSource
-    from SAMUSALib.backends.litemedsam.backend import TRACKER_ENV, shared_embeddings
+    from SAMUSALib.backends.litemedsam.backend import TRACKER_ENV
     from SAMUSALib.models import load_model
 
     array, masks, prompt = bundled

@@ -27,7 +27,7 @@ PROMPT_ALIASES = {"box+clicks": "box+region", "points": "region", "region-points
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--protocol", required=True, choices=PROTOCOLS, help="image: clicks on single frames; video: propagate and correct; volume: prompt the middle slice, propagate both ways")
-    parser.add_argument("--data", required=True, help="dataset folder (images/+masks/, images/+labels/, a sequence folder, volumes with labels) or 'phantom[:N]'")
+    parser.add_argument("--data", required=True, help="dataset folder (images/+masks/, images/+labels/, a sequence folder, volumes with labels) or 'phantom[:N]', or for the video protocol 'pseudo-cine:[N:]FOLDER' (loops made from N real images with masks)")
     parser.add_argument("--model", action="append", default=None, metavar="MODEL", help="model id (see `samusa models`) or a checkpoint path (default: test-tiny, UNTRAINED); repeat to compare models side by side")
     parser.add_argument("--boundary-encoding", action="append", default=None, metavar="E", help="compare these encodings of boundary clicks, for models that need one (LiteMedSAM: extent-box, curve-mask, curve, fit, fit+curve); repeat or comma-separate")
     parser.add_argument("--region-encoding", action="append", default=None, metavar="E", help="compare these encodings of region clicks (LiteMedSAM: points, search); repeat or comma-separate")

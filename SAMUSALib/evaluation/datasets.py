@@ -597,6 +597,41 @@ def phantom_cases(
     return cases
 
 
+#: `load_cases("pseudo-cine:[N:]FOLDER", "video")`: loops made from real images
+PSEUDO_CINE = "pseudo-cine"
+#: loops per folder and frames per loop of the pseudo-cine benchmark (docs/tracking.md)
+PSEUDO_CINE_LOOPS, PSEUDO_CINE_FRAMES = 4, 10
+
+
+def pseudo_cines(spec: str, *, ids: Sequence[str] | None = None, limit: int | None = None, seed: int = 0) -> list[Case]:
+    """The pseudo-cine benchmark from one folder of images with masks (`image_pairs`):
+    "[N:]FOLDER", N loops (default 4) from N images spread evenly over the folder's sorted
+    list, each `PSEUDO_CINE_FRAMES` frames moved by probe-like translation and smooth
+    deformation with re-synthesised speckle (`pseudocine`); loop i uses seed `seed + i`,
+    so the benchmark is the same on every run. Masks move with the image: exact truth."""
+    from .pseudocine import pseudo_cine_case
+
+    head, _, rest = spec.partition(":")
+    count, folder = (int(head), rest) if head.isdigit() and rest else (PSEUDO_CINE_LOOPS, spec)
+    if count < 1:
+        raise InputError(f"give {PSEUDO_CINE}:N:FOLDER with N >= 1 loops; got {spec!r}")
+    if not Path(folder).is_dir():
+        raise InputError(f"no such data folder: {folder} (give {PSEUDO_CINE}:[N:]FOLDER of images/ and masks/)")
+    pairs = image_pairs(folder)
+    if not pairs:
+        raise InputError(f"{folder}: no images with masks to make pseudo-cines from")
+    picks = sorted({int(round(v)) for v in np.linspace(0, len(pairs) - 1, min(count, len(pairs)))})
+    cases = []
+    for i, index in enumerate(picks):
+        pair = pairs[index]
+        image, mask = pair.array[0], pair.references[1][0]
+        case = pseudo_cine_case(image, mask, f"{pair.id}-pseudo", num_frames=PSEUDO_CINE_FRAMES, seed=seed + i)
+        case.names = {1: pair.names.get(1, "object 1")}
+        case.meta["source"] = pair.meta.get("image")
+        cases.append(case)
+    return select(cases, ids, limit)
+
+
 def load_cases(
     data: str | Path,
     protocol: str,
@@ -606,7 +641,8 @@ def load_cases(
     axis: str = "K",
     seed: int = 0,
 ) -> list[Case]:
-    """Cases for a protocol ("image", "video" or "volume") from a path, or "phantom[:N]"."""
+    """Cases for a protocol ("image", "video" or "volume") from a path, "phantom[:N]", or
+    (video) "pseudo-cine:[N:]FOLDER" (`pseudo_cines`)."""
     if protocol not in KINDS:
         raise InputError(f"protocol must be one of {', '.join(KINDS)}; got {protocol!r}")
     text = str(data)
@@ -619,6 +655,10 @@ def load_cases(
                 raise InputError(f"give phantom:N with N a number of cases; got {text!r}") from None
         cases = phantom_cases(protocol, count=count, seed=seed)
         return select(cases, ids, limit)
+    if text.startswith(PSEUDO_CINE + ":"):
+        if protocol != "video":
+            raise InputError(f"{PSEUDO_CINE}:... gives loops, for the video protocol; got --protocol {protocol}")
+        return pseudo_cines(text[len(PSEUDO_CINE) + 1:], ids=ids, limit=limit, seed=seed)
     folder = Path(data)
     if not folder.exists():
         raise InputError(f"no such data folder: {folder}")
