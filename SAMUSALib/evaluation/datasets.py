@@ -609,7 +609,7 @@ def pseudo_cines(spec: str, *, ids: Sequence[str] | None = None, limit: int | No
     list, each `PSEUDO_CINE_FRAMES` frames moved by probe-like translation and smooth
     deformation with re-synthesised speckle (`pseudocine`); loop i uses seed `seed + i`,
     so the benchmark is the same on every run. Masks move with the image: exact truth."""
-    from .pseudocine import pseudo_cine_case
+    from .pseudocine import pseudo_cine
 
     head, _, rest = spec.partition(":")
     count, folder = (int(head), rest) if head.isdigit() and rest else (PSEUDO_CINE_LOOPS, spec)
@@ -625,10 +625,13 @@ def pseudo_cines(spec: str, *, ids: Sequence[str] | None = None, limit: int | No
     for i, index in enumerate(picks):
         pair = pairs[index]
         image, mask = pair.array[0], pair.references[1][0]
-        case = pseudo_cine_case(image, mask, f"{pair.id}-pseudo", num_frames=PSEUDO_CINE_FRAMES, seed=seed + i)
-        case.names = {1: pair.names.get(1, "object 1")}
-        case.meta["source"] = pair.meta.get("image")
-        cases.append(case)
+        cine = pseudo_cine(image, mask, PSEUDO_CINE_FRAMES, seed + i)
+        cases.append(Case(
+            id=f"{pair.id}-pseudo", kind="video", array=cine.frames, references={1: cine.masks},
+            names={1: pair.names.get(1, "object 1")}, units="px",
+            meta={"pseudo_cine": True, "seed": seed + i, "source": pair.meta.get("image"),
+                  "shifts": cine.shifts.round(2).tolist()},
+        ))
     return select(cases, ids, limit)
 
 

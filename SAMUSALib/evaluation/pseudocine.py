@@ -22,7 +22,7 @@ from scipy import ndimage
 
 from ..errors import InputError
 
-__all__ = ["PseudoCine", "pseudo_cine", "pseudo_cine_case", "displacements"]
+__all__ = ["PseudoCine", "pseudo_cine", "displacements"]
 
 
 @dataclass
@@ -126,14 +126,3 @@ def pseudo_cine(
             moved = ndimage.map_coordinates(grey, coords, order=1, mode="constant", cval=0.0)
         frames[t] = np.clip(np.rint(moved), 0, 255).astype(np.uint8)
     return PseudoCine(frames, masks, shifts, seed)
-
-
-def pseudo_cine_case(image: np.ndarray, mask: np.ndarray, case_id: str, num_frames: int = 12, seed: int = 0, **kwargs):
-    """A video `Case` (for `protocols.video_case`) from one real frame and its mask."""
-    from .datasets import Case
-
-    cine = pseudo_cine(image, mask, num_frames, seed, **kwargs)
-    return Case(
-        id=case_id, kind="video", array=cine.frames, references={1: cine.masks}, units="px",
-        meta={"pseudo_cine": True, "seed": seed, "shifts": cine.shifts.round(2).tolist()},
-    )
