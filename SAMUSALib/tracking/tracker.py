@@ -101,6 +101,11 @@ class Candidate:
     details: dict = field(default_factory=dict)
 
 
+def _view_of(model: SquareModel) -> np.ndarray | None:
+    """The model's field of view in its square (None: everywhere, or a model that cannot say)."""
+    return model.view() if hasattr(model, "view") else None
+
+
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
     union = np.logical_or(a, b).sum()
     return float(np.logical_and(a, b).sum() / union) if union else 0.0
@@ -123,7 +128,7 @@ class ImageOnlyTracker:
         """Logits with everything outside the probe's field of view set to "background":
         the black corners of a fan look like a dark lumen to an image-only model, and an
         object leaving through the fan's side would be tracked onto them (view.py)."""
-        view = model.view() if hasattr(model, "view") else None
+        view = _view_of(model)
         if view is None:
             return logits
         outside = torch.from_numpy(~view).to(logits.device)
@@ -156,7 +161,7 @@ class ImageOnlyTracker:
         h, w = model.valid
         sim[int(np.ceil(h / stride)):, :] = -np.inf
         sim[:, int(np.ceil(w / stride)):] = -np.inf
-        view = model.view() if hasattr(model, "view") else None
+        view = _view_of(model)
         if view is not None:  # look for it where the probe images
             g = sim.shape[0]
             cells = view[: g * int(stride), : g * int(stride)].reshape(g, int(stride), g, int(stride)).mean(axis=(1, 3))
@@ -189,7 +194,7 @@ class ImageOnlyTracker:
             shifts = motion.estimate_shifts(model.grey(neighbour), model.grey(frame), source_mask, model.valid)
         else:
             shifts = [np.zeros(2)]
-        view = model.view() if hasattr(model, "view") else None
+        view = _view_of(model)
         priors, prompts = [], []
         base = source_logits[0, 0].cpu().numpy()
         for shift in shifts:
