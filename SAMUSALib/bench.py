@@ -370,7 +370,7 @@ def worker_flops(config: dict) -> dict:
         session.propagate()
     with _flop_counter() as encoder:
         session.features._encode(bank + 1)
-    by_module = {name: sum(ops.values()) / 1e9 for name, ops in step.get_flop_counts().items() if "." not in name and name != "Global"}
+    by_module = _by_module(step)
     encoder_gflop = encoder.get_total_flops() / 1e9
     step_gflop = step.get_total_flops() / 1e9
     return {
@@ -378,7 +378,101 @@ def worker_flops(config: dict) -> dict:
         "step_gflop": step_gflop,
         "step_by_module_gflop": by_module,
         "frame_vs_encoder_floor": 1.0 + step_gflop / encoder_gflop,
+        **stage_floors(model, frames[: config.get("stage_frames") or len(frames)], masks),
     }
+
+
+def _by_module(counter) -> dict[str, float]:
+    """GFLOP per top-level module (the session calls SAM2's stages one by one)."""
+    return {name: sum(ops.values()) / 1e9 for name, ops in counter.get_flop_counts().items() if "." not in name and name != "Global"}
+
+
+def _synchronize(device) -> None:
+    import torch
+
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_gflops(device, n: int = 2048, repeats: int = 5) -> float:
+    """The device's float32 matmul rate (best of `repeats`): the floor every stage is held to."""
+    import torch
+
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        _synchronize(device)
+        start = time.perf_counter()
+        a @ b
+        _synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def stage_seconds(model, run) -> tuple[dict[str, float], dict[str, int]]:
+    """Seconds and calls per top-level stage of `model.sam` (image encoder, memory
+    attention, mask decoder, memory encoder, ...) while `run()` runs, by forward hooks."""
+    from collections import defaultdict
+
+    seconds: dict[str, float] = defaultdict(float)
+    calls: dict[str, int] = defaultdict(int)
+    started: dict[str, float] = {}
+    device = model.device
+    handles = []
+
+    def before(name):
+        def hook(module, args):
+            _synchronize(device)
+            started[name] = time.perf_counter()
+        return hook
+
+    def after(name):
+        def hook(module, args, output):
+            _synchronize(device)
+            seconds[name] += time.perf_counter() - started.pop(name)
+            calls[name] += 1
+        return hook
+
+    for child in model.sam.children():
+        name = type(child).__name__
+        handles += [child.register_forward_pre_hook(before(name)), child.register_forward_hook(after(name))]
+    try:
+        run()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return dict(seconds), dict(calls)
+
+
+def stage_floors(model, frames: np.ndarray, masks: np.ndarray) -> dict:
+    """Each stage's seconds per call against its own floor (its FLOPs at the device's
+    matmul rate, measured in this process), over one propagation through `frames` with a
+    box on frame 0: the loop runs once under the FLOP counter and once timed."""
+    from .engine import Session
+    from .frames import FrameSource
+
+    def loop() -> None:
+        session = Session(FrameSource(frames), model)
+        session.set_window(1, (0, len(frames) - 1))
+        session.add_prompt(1, 0, box=_box(masks[0]))
+        session.propagate()
+
+    with _flop_counter() as counter:
+        loop()
+    gflop = _by_module(counter)
+    rate = matmul_gflops(model.device)
+    seconds, calls = stage_seconds(model, loop)
+    stages = {}
+    for name, work in sorted(gflop.items(), key=lambda kv: -kv[1]):
+        if work <= 0 or not calls.get(name):
+            continue
+        per_call = work / calls[name]
+        floor = per_call / rate
+        took = seconds[name] / calls[name]
+        stages[name] = {"calls": calls[name], "gflop_per_call": per_call, "s_per_call": took,
+                        "floor_s_per_call": floor, "vs_floor": took / floor}
+    return {"matmul_gflops": rate, "stages": stages}
 
 
 WORKERS = {"ours": worker_ours, "vanilla": worker_vanilla, "encoder": worker_encoder, "flops": worker_flops,
@@ -426,7 +520,10 @@ def run_bench(
     width: int = 640,
     volume_slices: int | None = 128,
     progress=print,
+    stage_frames: int | None = None,
 ) -> dict:
+    """`stage_frames`: frames of the loop that times each stage against its floor (default:
+    enough to fill the memory bank, as in a long loop; fewer is quicker and fills it less)."""
     lengths = lengths or [30, 100, 300]
     results: dict[str, Any] = {
         "machine": machine_description(device),
@@ -438,7 +535,7 @@ def run_bench(
     progress(f"encoder floor ({model}, {device})")
     results["encoder"] = _run_worker("encoder", {**base, "frames": 12})
     progress(f"work per frame in FLOPs ({model})")
-    results["flops"] = _run_worker("flops", base)
+    results["flops"] = _run_worker("flops", {**base, "stage_frames": stage_frames})
     cases = [("cine", n, height, width) for n in lengths]
     if volume_slices:
         cases.append(("volume", volume_slices, 128, 128))
@@ -522,6 +619,13 @@ def markdown(results: dict) -> str:
             f"So propagation s/frame / encoder s/frame cannot fall below {flops['frame_vs_encoder_floor']:.2f} "
             "where every stage runs at the same FLOP rate.",
         ]
+        if flops.get("stages"):
+            lines += ["", f"Each stage against its own floor (its FLOPs at this device's float32 matmul rate, "
+                      f"{flops['matmul_gflops']:.0f} GFLOPS, measured in the same process; one call per frame it works on):", "",
+                      "| stage | calls | GFLOP per call | s per call | floor s per call | / floor |", "|---|---|---|---|---|---|"]
+            for name, stage in flops["stages"].items():
+                lines.append(f"| {name} | {stage['calls']} | {stage['gflop_per_call']:.3f} | {stage['s_per_call']:.4f} | "
+                             f"{stage['floor_s_per_call']:.4f} | {stage['vs_floor']:.2f} |")
     return "\n".join(lines) + "\n"
 
 

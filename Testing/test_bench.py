@@ -35,6 +35,15 @@ def test_quick_bench_writes_ratios_and_raw_times_for_both_engines(tmp_path, caps
     assert flops["encoder_gflop"] > 1 and flops["step_gflop"] > 0.1
     assert "MemoryAttention" in flops["step_by_module_gflop"]
     assert flops["frame_vs_encoder_floor"] == 1 + flops["step_gflop"] / flops["encoder_gflop"]
+    # each stage against its own FLOP floor, timed over one propagation in the same process
+    stages = flops["stages"]
+    assert {"ImageEncoder", "MemoryAttention", "MaskDecoder", "MemoryEncoder"} <= set(stages), stages
+    assert flops["matmul_gflops"] > 0
+    for name, stage in stages.items():
+        assert stage["calls"] >= 1 and stage["s_per_call"] > 0 and stage["gflop_per_call"] > 0, name
+        assert stage["floor_s_per_call"] == stage["gflop_per_call"] / flops["matmul_gflops"]
+        assert stage["vs_floor"] == stage["s_per_call"] / stage["floor_s_per_call"]
+    assert stages["MemoryAttention"]["calls"] == stages["ImageEncoder"]["calls"] - 1  # not on the prompted frame
     assert set(TARGETS) <= set(results["ratios"]["values"]) and set(TARGETS) == set(results["ratios"]["met"])
     table = capsys.readouterr().out
     assert "SAM2VideoPredictor" in table and "| whole loop" in table
