@@ -320,7 +320,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         results = run_bench(
             model=model, device=args.device, lengths=lengths, height=height, width=width,
             volume_slices=volume, progress=lambda message: print(f"bench: {message}", file=sys.stderr),
-            stage_frames=4 if args.quick else None,
+            stage_frames=2 if args.quick else None,
         )
         everything.append(results)
         print(markdown(results))

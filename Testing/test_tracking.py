@@ -183,17 +183,18 @@ def test_an_object_that_leaves_the_view_is_found_again_and_never_drawn_where_it_
     of the first visit): no mask on any frame where the object is out of view (the gap, and
     both ends of the loop, where it had been drawn on the fan's black corners before the
     field of view was known), and it is found again on the second visit. Measured on seeds
-    0-3 of this loop: second-visit mean Dice 0.66-0.69, the object found on every frame of
-    each visit but the slivers at its ends. Held to found on half the second visit and
-    Dice >= 0.5 there, and it must beat by 0.3, in this same test, the legacy tracker (it
-    never looks again) and the prompted mask copied to every frame."""
+    0-3 of this 14-frame loop: second-visit mean Dice 0.57-0.76, the object found on every
+    frame of each visit but the slivers at its ends (which count as Dice 0). Held to found
+    on half the second visit and Dice >= 0.45 there, and it must beat by 0.3, in this same
+    test, the legacy tracker (it never looks again) and the prompted mask copied to every
+    frame."""
     from SAMUSALib.backends.litemedsam.backend import TRACKER_ENV, shared_embeddings
     from SAMUSALib.engine import Session
     from SAMUSALib.frames import FrameSource
     from SAMUSALib.models import load_model
     from SAMUSALib.phantoms import cine_phantom
 
-    cine = cine_phantom(num_frames=20, height=128, width=160, seed=0, visible={1: (2, 17)}, reenter=True)
+    cine = cine_phantom(num_frames=14, height=128, width=160, seed=0, visible={1: (1, 12)}, reenter=True)
     (s0, e0), (s1, e1) = cine.visible_runs[1]
     truth = cine.masks[1]
     frame = (s0 + e0) // 2
@@ -217,7 +218,7 @@ def test_an_object_that_leaves_the_view_is_found_again_and_never_drawn_where_it_
                 assert not drawn[~cine.present[1]].any(), np.flatnonzero(drawn & ~cine.present[1])
                 assert drawn[s1 : e1 + 1].sum() >= (e1 - s1 + 1) / 2, drawn
     second["copy"] = float(np.mean([dice(prompted, truth[f]) for f in range(s1, e1 + 1)]))
-    assert second["default"] >= 0.5, second
+    assert second["default"] >= 0.45, second
     assert second["default"] > second["legacy"] + 0.3 and second["default"] > second["copy"] + 0.3, second
 
 
