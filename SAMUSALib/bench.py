@@ -387,13 +387,6 @@ def _by_module(counter) -> dict[str, float]:
     return {name: sum(ops.values()) / 1e9 for name, ops in counter.get_flop_counts().items() if "." not in name and name != "Global"}
 
 
-def _synchronize(device) -> None:
-    import torch
-
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def matmul_gflops(device, n: int = 2048, repeats: int = 5) -> float:
     """The device's float32 matmul rate (best of `repeats`): the floor every stage is held to."""
     import torch
@@ -402,10 +395,10 @@ def matmul_gflops(device, n: int = 2048, repeats: int = 5) -> float:
     a @ b
     best = float("inf")
     for _ in range(repeats):
-        _synchronize(device)
+        _sync(device)
         start = time.perf_counter()
         a @ b
-        _synchronize(device)
+        _sync(device)
         best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best / 1e9
 
@@ -423,13 +416,13 @@ def stage_seconds(model, run) -> tuple[dict[str, float], dict[str, int]]:
 
     def before(name):
         def hook(module, args):
-            _synchronize(device)
+            _sync(device)
             started[name] = time.perf_counter()
         return hook
 
     def after(name):
         def hook(module, args, output):
-            _synchronize(device)
+            _sync(device)
             seconds[name] += time.perf_counter() - started.pop(name)
             calls[name] += 1
         return hook

@@ -617,13 +617,10 @@ def pseudo_cines(spec: str, *, ids: Sequence[str] | None = None, limit: int | No
         raise InputError(f"give {PSEUDO_CINE}:N:FOLDER with N >= 1 loops; got {spec!r}")
     if not Path(folder).is_dir():
         raise InputError(f"no such data folder: {folder} (give {PSEUDO_CINE}:[N:]FOLDER of images/ and masks/)")
-    pairs = image_pairs(folder)
-    if not pairs:
-        raise InputError(f"{folder}: no images with masks to make pseudo-cines from")
-    picks = sorted({int(round(v)) for v in np.linspace(0, len(pairs) - 1, min(count, len(pairs)))})
+    stems = [stem for stem, _, _ in _pairs(Path(folder), "images", "masks")]  # names only: read just the picked
+    picks = sorted({int(round(v)) for v in np.linspace(0, len(stems) - 1, min(count, len(stems)))})
     cases = []
-    for i, index in enumerate(picks):
-        pair = pairs[index]
+    for i, pair in enumerate(image_pairs(folder, ids=[stems[index] for index in picks])):
         image, mask = pair.array[0], pair.references[1][0]
         cine = pseudo_cine(image, mask, PSEUDO_CINE_FRAMES, seed + i)
         cases.append(Case(
