@@ -388,7 +388,8 @@ def _by_module(counter) -> dict[str, float]:
 
 
 def matmul_gflops(device, n: int = 2048, repeats: int = 5) -> float:
-    """The device's float32 matmul rate (best of `repeats`): the floor every stage is held to."""
+    """The device's float32 matmul rate over one short burst (best of `repeats`), for the
+    record: the floors are timed with `floor_seconds`, at the length of the work they bound."""
     import torch
 
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
@@ -401,6 +402,33 @@ def matmul_gflops(device, n: int = 2048, repeats: int = 5) -> float:
         _sync(device)
         best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best / 1e9
+
+
+def matmul_floor(gflop: float, device="cpu", n: int = 2048):
+    """A callable doing about `gflop` GFLOP of float32 n x n matmuls, and the GFLOP it does.
+
+    Why the same amount of work, not a rate times the FLOPs: a CPU runs a 60 ms burst of
+    matmuls at a higher clock than three seconds of them (here 309 against 246 GFLOPS), so
+    a stage that runs for seconds is held to a matmul that runs as long."""
+    import torch
+
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    reps = max(1, round(gflop * 1e9 / (2 * n**3)))
+    return (lambda: [a @ b for _ in range(reps)]), reps * 2 * n**3 / 1e9
+
+
+def floor_seconds(gflop: float, device="cpu", repeats: int = 3) -> float:
+    """Seconds a float32 matmul of `gflop` GFLOP takes on `device` (best of `repeats`)."""
+    run, done = matmul_floor(gflop, device)
+    run()
+    best = float("inf")
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        run()
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return best * gflop / done
 
 
 def stage_seconds(model, run) -> tuple[dict[str, float], dict[str, int]]:
@@ -439,9 +467,10 @@ def stage_seconds(model, run) -> tuple[dict[str, float], dict[str, int]]:
 
 
 def stage_floors(model, frames: np.ndarray, masks: np.ndarray) -> dict:
-    """Each stage's seconds per call against its own floor (its FLOPs at the device's
-    matmul rate, measured in this process), over one propagation through `frames` with a
-    box on frame 0: the loop runs once under the FLOP counter and once timed."""
+    """Each stage's seconds per call against its own floor (a float32 matmul of the
+    stage's FLOPs per call, timed in this process after the loop), over one propagation
+    through `frames` with a box on frame 0: the loop runs once under the FLOP counter and
+    once timed."""
     from .engine import Session
     from .frames import FrameSource
 
@@ -461,7 +490,7 @@ def stage_floors(model, frames: np.ndarray, masks: np.ndarray) -> dict:
         if work <= 0 or not calls.get(name):
             continue
         per_call = work / calls[name]
-        floor = per_call / rate
+        floor = floor_seconds(per_call, model.device)
         took = seconds[name] / calls[name]
         stages[name] = {"calls": calls[name], "gflop_per_call": per_call, "s_per_call": took,
                         "floor_s_per_call": floor, "vs_floor": took / floor}

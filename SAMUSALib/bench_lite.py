@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .bench import CLICKS, _box, _peak_mb, _rss_mb, machine_description, make_loop
+from .bench import CLICKS, _box, _peak_mb, _rss_mb, machine_description, make_loop, matmul_floor
 
 TARGETS = {
     "encoder_vs_floor": ("encoder s/frame / matmul of the same FLOPs (minima)", "<=", 1.5),
@@ -38,16 +38,6 @@ TARGETS = {
 }
 MODELS = ("samusa-lite", "litemedsam")
 ENGINES = ("fast", "baseline")
-
-
-def _floor(gflop: float):
-    """A callable doing `gflop` GFLOP of float32 2048x2048 matmuls, and its exact GFLOP."""
-    import torch
-
-    n = 2048
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    reps = max(1, round(gflop * 1e9 / (2 * n**3)))
-    return (lambda: [a @ b for _ in range(reps)]), reps * 2 * n**3 / 1e9
 
 
 def worker_lite(config: dict) -> dict:
@@ -85,7 +75,7 @@ def _worker_lite(config: dict) -> dict:
         with _flop_counter() as counter:
             net.image_encoder(images[0])
         gflop = counter.get_total_flops() / 1e9
-        matmul, floor_gflop = _floor(gflop)
+        matmul, floor_gflop = matmul_floor(gflop)
         start = time.perf_counter()
         net.embed(images[0])  # first call: export or read the cached export, compile
         out["first_encode_s"] = time.perf_counter() - start

@@ -74,8 +74,12 @@ class FeatureCache:
         device: torch.device,
         budget_bytes: int,
         autocast: Callable,
+        store_dtype: torch.dtype | None = None,
     ) -> None:
+        """`store_dtype`: what the features are kept in (None: the precision they were
+        computed in); the stages cast them to their own precision when they read them."""
         self.sam = sam
+        self.store_dtype = store_dtype
         self.load_frame = load_frame
         self.device = device
         self.budget = budget_bytes
@@ -119,7 +123,9 @@ class FeatureCache:
                 kind = image.device.type
                 dtype = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else None
             _, feats, pos, sizes = self.sam._prepare_backbone_features(backbone_out)
-            if dtype is not None:
+            if self.store_dtype is not None:
+                feats = [f.to(self.store_dtype) for f in feats]
+            elif dtype is not None:
                 # Deliberately rounded to the encoder's precision: SAM2's FPN returns the
                 # coarsest kept level in float32 (a bf16 lateral plus a float32 top-down
                 # sum); bf16 keeps about half its values exactly and the rest within 0.4 %,

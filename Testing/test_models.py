@@ -343,6 +343,26 @@ def test_fp32_precision_disables_autocast_on_the_cpu(monkeypatch):
         assert not torch.is_autocast_enabled("cpu")
 
 
+def test_a_model_default_auto_precision_follows_samusa_precision(monkeypatch):
+    """LoadedModel.precision is "auto" unless set: the variable must still decide."""
+    monkeypatch.setattr(models.device, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setenv("SAMUSA_PRECISION", "fp32")
+    assert models.resolve_precision("cpu", "auto") == "fp32"
+    with models.autocast_context(torch.device("cpu"), "auto", "encoder"):
+        assert not torch.is_autocast_enabled("cpu")
+    assert models.resolve_precision("cpu", "bf16") == "bf16"  # an explicit choice wins
+    monkeypatch.delenv("SAMUSA_PRECISION")
+    assert models.resolve_precision("cpu", "auto") == "bf16"
+
+
+def test_bf16_on_a_cpu_needs_matrix_units_not_only_avx512_bf16(monkeypatch):
+    """AVX512-BF16 without AMX runs SAM2 slower in bf16 than in float32 (models/device.py)."""
+    monkeypatch.setattr(models.device, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16", "avx512_vnni"}))
+    assert not models.cpu_has_native_bf16()
+    monkeypatch.setattr(models.device, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}))
+    assert models.cpu_has_native_bf16()
+
+
 def test_auto_precision_uses_bf16_only_on_cpus_with_native_bf16(monkeypatch):
     monkeypatch.delenv("SAMUSA_PRECISION", raising=False)
     monkeypatch.setattr(models.device, "cpu_has_native_bf16", lambda: True)

@@ -60,28 +60,40 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @functools.lru_cache(maxsize=1)
-def cpu_has_native_bf16() -> bool:
-    """True on CPUs with bfloat16 instructions (AVX512-BF16, AMX), where bf16 autocast
-    runs SAM2 about 1.7x faster than float32; elsewhere CPU autocast is slower."""
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (/proc/cpuinfo; empty where it cannot be read)."""
     try:
         with open("/proc/cpuinfo") as handle:
             for line in handle:
                 if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+                    return frozenset(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return False
+    return frozenset()
+
+
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with bfloat16 matrix units (AMX), where bf16 autocast runs SAM2 faster
+    than float32. AVX512-BF16 alone is not enough: on the build machine (Xeon with
+    AVX512-BF16, no AMX, torch 2.13) a bf16 matmul runs at 166 GFLOPS against 278 in
+    float32, and SAM2 is slower in bf16 at every size (test-tiny 256 px: image encoder
+    0.155 against 0.106 s, memory attention 45 against 31 ms; SAM2.1-tiny 1024 px: memory
+    attention with a full bank 4.0 against 2.9 s)."""
+    return "amx_bf16" in cpu_flags()
 
 
 def resolve_precision(device: torch.device | str, precision: str | None = None) -> str:
     """The inference precision for a device: `precision`, else $SAMUSA_PRECISION, else auto.
 
-    auto: bf16 (fp16 where bf16 is unsupported) on CUDA, bf16 on CPUs with native bf16,
-    fp32 otherwise (MPS included: its reduced-precision support is patchy).
+    auto: bf16 (fp16 where bf16 is unsupported) on CUDA, bf16 on CPUs with bf16 matrix
+    units (`cpu_has_native_bf16`), fp32 otherwise (MPS included: its reduced-precision
+    support is patchy). A `precision` of "auto" (a model's default) defers to the variable.
     """
     device = torch.device(device)
-    choice = (precision or os.environ.get("SAMUSA_PRECISION") or "auto").lower()
+    if precision and precision.lower() != "auto":
+        choice = precision.lower()
+    else:
+        choice = (os.environ.get("SAMUSA_PRECISION") or "auto").lower()
     if choice not in PRECISIONS:
         raise DeviceError(f"precision must be one of {', '.join(PRECISIONS)}; got {choice!r}")
     if choice != "auto":
@@ -93,13 +105,12 @@ def resolve_precision(device: torch.device | str, precision: str | None = None) 
     return "fp32"
 
 
-#: SAM2 stages kept in float32 on a CPU even when the rest runs in bfloat16. CPU autocast
-#: casts every weight on every call, which the small prompt encoder / mask decoder and
-#: memory encoder do not earn back: on the build machine (Xeon, AVX512-BF16, test-tiny at
-#: 256 px) the decoder took 6.8 ms per frame in float32 against 9.9 ms in bfloat16, the
-#: memory encoder 8.2 against 13.2 ms, while the image encoder (1.7x) and memory attention
-#: (33 -> 24 ms) gain from bfloat16. On CUDA every stage uses the chosen precision (SAM2's
-#: own autocast habit).
+#: SAM2 stages kept in float32 on a CPU even when the rest runs in bfloat16 (a CPU with
+#: AMX, or SAMUSA_PRECISION=bf16). CPU autocast casts every weight on every call, which
+#: the small prompt encoder / mask decoder and memory encoder do not earn back (test-tiny,
+#: 256 px: decoder 6.8 ms per frame in float32 against 9.9 ms in bfloat16, memory encoder
+#: 8.2 against 13.2 ms). On CUDA every stage uses the chosen precision (SAM2's own
+#: autocast habit).
 CPU_FLOAT32_STAGES = frozenset({"heads", "memory_encoder"})
 STAGES = ("all", "encoder", "memory_attention", "heads", "memory_encoder")
 
@@ -121,6 +132,21 @@ def stage_dtype(device: torch.device | str, precision: str | None = None, stage:
     if chosen == "fp32" or torch.device(device).type not in ("cuda", "cpu"):
         return torch.float32
     return torch.bfloat16 if chosen == "bf16" else torch.float16
+
+
+def cache_dtype(device: torch.device | str, precision: str | None = None) -> torch.dtype:
+    """The dtype a session keeps its per-frame tensors in (image features, conditioned
+    features, memories): the computing precision where that is half; bfloat16 where a CPU
+    computes in float32 because `auto` chose it (half the bytes of every cached frame, and
+    what these caches held when CPUs computed in bf16); float32 where fp32 was asked for."""
+    device = torch.device(device)
+    chosen = resolve_precision(device, precision)
+    if chosen != "fp32":
+        return stage_dtype(device, precision, "encoder")
+    asked = precision if precision and precision.lower() != "auto" else os.environ.get("SAMUSA_PRECISION")
+    if device.type == "cpu" and (not asked or asked.lower() == "auto"):
+        return torch.bfloat16
+    return torch.float32
 
 
 def autocast_context(device: torch.device | str, precision: str | None = None, stage: str = "all") -> ContextManager[Any]:

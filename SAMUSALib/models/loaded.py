@@ -7,7 +7,7 @@ from typing import Any, ContextManager
 
 import torch
 
-from .device import autocast_context, resolve_precision, stage_dtype
+from .device import autocast_context, cache_dtype, resolve_precision, stage_dtype
 from .registry import ModelSpec
 
 
@@ -28,6 +28,10 @@ class LoadedModel:
 
     def stage_dtype(self, stage: str = "all") -> torch.dtype:
         return stage_dtype(self.device, self.precision, stage)
+
+    def cache_dtype(self) -> torch.dtype:
+        """What a session keeps per frame in (see `models.device.cache_dtype`)."""
+        return cache_dtype(self.device, self.precision)
 
     @property
     def resolved_precision(self) -> str:

@@ -70,6 +70,14 @@ def _high_res_features(feats, dtype: torch.dtype | None = None) -> list[torch.Te
     return maps if dtype is None else [m.to(dtype) for m in maps]
 
 
+def _in_dtype(out: dict, dtype: torch.dtype) -> dict:
+    """A frame's output with its memory features in `dtype` (a shallow copy)."""
+    features = out.get("maskmem_features")
+    if features is None or features.dtype == dtype:
+        return out
+    return {**out, "maskmem_features": features.to(dtype)}
+
+
 def _lowest_level_map(feats) -> torch.Tensor:
     """The encoder's coarsest level as a (B, C, H, W) map (what memory attention reads)."""
     x = feats.vision_feats[-1]
@@ -87,7 +95,7 @@ class SAM2Backend:
         self.image_size = int(self.sam.image_size)
         self.features = FeatureCache(
             self.sam, frames.frame, self.device, cache_budget_bytes(feature_cache_mb),
-            lambda: model.autocast("encoder"),
+            lambda: model.autocast("encoder"), model.cache_dtype(),
         )
         spec = getattr(model, "spec", None)
         self.boundary_native = bool(getattr(spec, "boundary_native", False))
@@ -252,7 +260,7 @@ class SAM2Backend:
     def _condition(self, obj: "ObjectState", frame: int, feats, is_init: bool, reverse: bool) -> torch.Tensor:
         """Memory attention: the frame's features conditioned on the object's memory.
 
-        Rounded once to the stage's dtype before anything decodes them, so a click that
+        Rounded once to the cache's dtype before anything decodes them, so a click that
         reuses them from the cache decodes the same values (and the cache holds half the
         bytes in bfloat16)."""
         memory = self._memory(obj, frame)
@@ -260,14 +268,14 @@ class SAM2Backend:
             pix_feat = self.sam._prepare_memory_conditioned_features(
                 frame_idx=frame,
                 is_init_cond_frame=is_init,
-                current_vision_feats=feats.vision_feats[-1:],
+                current_vision_feats=[feats.vision_feats[-1].to(self.model.stage_dtype("memory_attention"))],
                 current_vision_pos_embeds=feats.vision_pos[-1:],
                 feat_sizes=feats.feat_sizes[-1:],
                 output_dict=memory,
                 num_frames=self.frames.num_frames,
                 track_in_reverse=reverse,
             )
-        return pix_feat.to(self.model.stage_dtype("memory_attention"))
+        return pix_feat.to(self.model.cache_dtype())
 
     def _heads(self, pix_feat: torch.Tensor, feats, point_inputs, mask_inputs, multimask: bool) -> tuple:
         """SAM2's prompt encoder and mask decoder, at their own stage precision."""
@@ -282,8 +290,14 @@ class SAM2Backend:
             )
 
     def _memory(self, obj: "ObjectState", frame: int) -> dict:
+        """The object's memories for `frame`, in memory attention's dtype (kept in the
+        cache's: a float32 stage cannot read bfloat16 memories)."""
         self._encode_pending(obj, exclude=frame)
-        return obj.memory(exclude=frame)
+        memory = obj.memory(exclude=frame)
+        dtype = self.model.stage_dtype("memory_attention")
+        if dtype == self.model.cache_dtype():
+            return memory
+        return {kind: {f: _in_dtype(out, dtype) for f, out in outputs.items()} for kind, outputs in memory.items()}
 
     # -------------------------------------------------------------- fast clicks
     def _signature(self, obj: "ObjectState", frame: int, reverse: bool) -> tuple:
@@ -321,7 +335,7 @@ class SAM2Backend:
                 object_score_logits=out["object_score_logits"],
                 is_mask_from_pts=out.get("from_points", False),
             )
-        out["maskmem_features"] = features.to(self.model.stage_dtype("memory_attention"))
+        out["maskmem_features"] = features.to(self.model.cache_dtype())
         out["maskmem_pos_enc"] = self._shared_memory_position(position)
         self.memory_encodings += 1
 
