@@ -407,9 +407,9 @@ def matmul_gflops(device, n: int = 2048, repeats: int = 5) -> float:
 def matmul_floor(gflop: float, device="cpu", n: int = 2048):
     """A callable doing about `gflop` GFLOP of float32 n x n matmuls, and the GFLOP it does.
 
-    Why the same amount of work, not a rate times the FLOPs: a CPU runs a 60 ms burst of
-    matmuls at a higher clock than three seconds of them (here 309 against 246 GFLOPS), so
-    a stage that runs for seconds is held to a matmul that runs as long."""
+    Why the same amount of work, not one short burst's rate times the FLOPs: the floor then
+    runs as long as the stage it bounds, under the same clock and load (one 60 ms burst
+    read anywhere from 246 to 318 GFLOPS between runs on the build machine)."""
     import torch
 
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)

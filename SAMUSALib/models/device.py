@@ -72,14 +72,38 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_has_native_bf16() -> bool:
-    """True on CPUs with bfloat16 matrix units (AMX), where bf16 autocast runs SAM2 faster
-    than float32. AVX512-BF16 alone is not enough: on the build machine (Xeon with
-    AVX512-BF16, no AMX, torch 2.13) a bf16 matmul runs at 166 GFLOPS against 278 in
-    float32, and SAM2 is slower in bf16 at every size (test-tiny 256 px: image encoder
-    0.155 against 0.106 s, memory attention 45 against 31 ms; SAM2.1-tiny 1024 px: memory
-    attention with a full bank 4.0 against 2.9 s)."""
-    return "amx_bf16" in cpu_flags()
+    """True where this CPU multiplies bfloat16 matrices faster than float32: with AMX
+    always; with AVX512-BF16 alone only if a matmul measured here says so (once per
+    process, about 0.1 s). Why measure: on the build machine (Xeon, AVX512-BF16, no AMX,
+    torch 2.13) a bf16 matmul ran at 166 GFLOPS against 278 in float32 on 2026-12-02,
+    and SAM2 was slower in bf16 at every size (test-tiny 256 px: image encoder 0.155
+    against 0.106 s, memory attention 45 against 31 ms; SAM2.1-tiny 1024 px: memory
+    attention 3.1 against 2.1 s a frame), while the same flag on other CPUs is fast."""
+    flags = cpu_flags()
+    if "amx_bf16" in flags:
+        return True
+    if "avx512_bf16" not in flags:
+        return False
+    return bf16_matmul_speedup() > 1.1
+
+
+def bf16_matmul_speedup(n: int = 1024, repeats: int = 3) -> float:
+    """float32 seconds / bfloat16 seconds for an n x n matmul on this CPU (best of `repeats`)."""
+    import time
+
+    def best(dtype: torch.dtype) -> float:
+        a = torch.randn(n, n).to(dtype)
+        a @ a
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            a @ a
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    return best(torch.float32) / best(torch.bfloat16)
 
 
 def resolve_precision(device: torch.device | str, precision: str | None = None) -> str:
