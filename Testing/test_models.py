@@ -359,6 +359,7 @@ def test_bf16_on_a_cpu_needs_amx_or_a_measured_gain(monkeypatch):
     """AVX512-BF16 without AMX ran SAM2 slower in bf16 than in float32 on the build machine
     (models/device.py): the flag alone does not choose bf16, a measured matmul does."""
     check = models.device.cpu_has_native_bf16.__wrapped__  # past the per-process cache
+    assert models.device.bf16_matmul_speedup(n=64, repeats=1) > 0
     monkeypatch.setattr(models.device, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16", "avx512_vnni"}))
     monkeypatch.setattr(models.device, "bf16_matmul_speedup", lambda: 0.6)
     assert not check()
@@ -369,7 +370,6 @@ def test_bf16_on_a_cpu_needs_amx_or_a_measured_gain(monkeypatch):
     assert check()
     monkeypatch.setattr(models.device, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
     assert not check()
-    assert models.device.bf16_matmul_speedup(n=64, repeats=1) > 0
 
 
 def test_auto_precision_uses_bf16_only_on_cpus_with_native_bf16(monkeypatch):
