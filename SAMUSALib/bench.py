@@ -235,7 +235,7 @@ def worker_encoder(config: dict) -> dict:
     model = load_model(config["model"], device=config["device"])
     model.precision = config.get("precision", "auto")
     source = FrameSource(frames)
-    cache = FeatureCache(model.sam, source.frame, model.device, 0, model.autocast)
+    cache = FeatureCache(model.sam, source.frame, model.device, 0, model.autocast, model.cache_dtype())
     with torch.inference_mode():
         cache.get(0)  # warm-up
         start = time.perf_counter()
@@ -390,18 +390,8 @@ def _by_module(counter) -> dict[str, float]:
 def matmul_gflops(device, n: int = 2048, repeats: int = 5) -> float:
     """The device's float32 matmul rate over one short burst (best of `repeats`), for the
     record: the floors are timed with `floor_seconds`, at the length of the work they bound."""
-    import torch
-
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        a @ b
-        _sync(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best / 1e9
+    one = 2 * n**3 / 1e9
+    return one / floor_seconds(one, device, repeats)
 
 
 def matmul_floor(gflop: float, device="cpu", n: int = 2048):

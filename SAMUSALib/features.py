@@ -74,10 +74,10 @@ class FeatureCache:
         device: torch.device,
         budget_bytes: int,
         autocast: Callable,
-        store_dtype: torch.dtype | None = None,
+        store_dtype: torch.dtype,
     ) -> None:
-        """`store_dtype`: what the features are kept in (None: the precision they were
-        computed in); the stages cast them to their own precision when they read them."""
+        """`store_dtype`: what the features are kept in (`LoadedModel.cache_dtype`); the
+        stages cast them to their own precision when they read them."""
         self.sam = sam
         self.store_dtype = store_dtype
         self.load_frame = load_frame
@@ -120,17 +120,12 @@ class FeatureCache:
             image = self.preprocess(self.load_frame(frame))
             with self.autocast():
                 backbone_out = self.sam.forward_image(image)
-                kind = image.device.type
-                dtype = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else None
             _, feats, pos, sizes = self.sam._prepare_backbone_features(backbone_out)
-            if self.store_dtype is not None:
-                feats = [f.to(self.store_dtype) for f in feats]
-            elif dtype is not None:
-                # Deliberately rounded to the encoder's precision: SAM2's FPN returns the
-                # coarsest kept level in float32 (a bf16 lateral plus a float32 top-down
-                # sum); bf16 keeps about half its values exactly and the rest within 0.4 %,
-                # for half the bytes of every cached frame.
-                feats = [f.to(dtype) for f in feats]
+            # Deliberately rounded to the store dtype (bf16 on CPUs and under bf16 autocast):
+            # SAM2's FPN returns the coarsest kept level in float32 even under autocast; bf16
+            # keeps about half its values exactly and the rest within 0.4 %, for half the
+            # bytes of every cached frame.
+            feats = [f.to(self.store_dtype) for f in feats]
         if self._shared_pos is None:
             self._shared_pos = list(pos)
         self.stats.calls += 1

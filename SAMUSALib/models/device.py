@@ -106,6 +106,14 @@ def bf16_matmul_speedup(n: int = 1024, repeats: int = 3) -> float:
     return best(torch.float32) / best(torch.bfloat16)
 
 
+def asked_precision(precision: str | None = None) -> str:
+    """What was asked for: `precision` unless it is None or "auto", else $SAMUSA_PRECISION,
+    else "auto" (lower case, not yet checked)."""
+    if precision and precision.lower() != "auto":
+        return precision.lower()
+    return (os.environ.get("SAMUSA_PRECISION") or "auto").lower()
+
+
 def resolve_precision(device: torch.device | str, precision: str | None = None) -> str:
     """The inference precision for a device: `precision`, else $SAMUSA_PRECISION, else auto.
 
@@ -114,10 +122,7 @@ def resolve_precision(device: torch.device | str, precision: str | None = None) 
     support is patchy). A `precision` of "auto" (a model's default) defers to the variable.
     """
     device = torch.device(device)
-    if precision and precision.lower() != "auto":
-        choice = precision.lower()
-    else:
-        choice = (os.environ.get("SAMUSA_PRECISION") or "auto").lower()
+    choice = asked_precision(precision)
     if choice not in PRECISIONS:
         raise DeviceError(f"precision must be one of {', '.join(PRECISIONS)}; got {choice!r}")
     if choice != "auto":
@@ -167,8 +172,7 @@ def cache_dtype(device: torch.device | str, precision: str | None = None) -> tor
     chosen = resolve_precision(device, precision)
     if chosen != "fp32":
         return stage_dtype(device, precision, "encoder")
-    asked = precision if precision and precision.lower() != "auto" else os.environ.get("SAMUSA_PRECISION")
-    if device.type == "cpu" and (not asked or asked.lower() == "auto"):
+    if device.type == "cpu" and asked_precision(precision) == "auto":
         return torch.bfloat16
     return torch.float32
 
