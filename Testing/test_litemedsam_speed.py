@@ -1,7 +1,8 @@
 """LiteMedSAM at CPU speed (issue 18; SAMUSALib/backends/litemedsam/runtime.py): every
 speed-up must leave the results as they were.
 
-- batch norms folded into the convolutions, and channels-last: the same encoder output;
+- batch norms folded into the convolutions, attention's projection split, and
+  channels-last: the same encoder output;
 - the OpenVINO encoder: the same embedding, exported once into the model cache and read
   back from it; a failing export warns and falls back to PyTorch, never stops;
 - the default model as loaded (all of the above) against today's float32 eager network
@@ -67,6 +68,29 @@ def test_folded_batch_norms_and_channels_last_give_the_unfolded_output(small_enc
         assert not torch.allclose(dropped(image), reference, atol=1e-2 * scale)
 
 
+def test_split_attention_gives_the_fused_projection_s_output(small_encoder):
+    """Attention's per-head fused qkv projection as three linear layers (the graph
+    OpenVINO runs without a split): the same encoder output, and the split is not vacuous
+    (a wrong regrouping of the rows changes it)."""
+    from SAMUSALib.backends.litemedsam.encoder import WindowAttention
+
+    encoder, image, reference = small_encoder
+    split = copy.deepcopy(encoder)
+    count = runtime.split_attention(split)
+    assert count == sum(isinstance(m, WindowAttention) for m in encoder.modules()) == 10
+    assert not any(isinstance(m, WindowAttention) for m in split.modules())
+    with torch.no_grad():
+        out = split(image)
+    scale = reference.abs().max().item()
+    assert torch.allclose(out, reference, atol=1e-5 * scale, rtol=1e-5)
+    wrong = copy.deepcopy(split)
+    for module in wrong.modules():
+        if isinstance(module, runtime.SplitWindowAttention):
+            module.q, module.k = module.k, module.q
+    with torch.no_grad():
+        assert not torch.allclose(wrong(image), reference, atol=1e-2 * scale)
+
+
 def test_openvino_encoder_gives_the_same_embedding_exported_once(monkeypatch):
     """LiteMedSAM's own encoder (the export the default model uses, so the suite pays for
     one conversion only) against its unfolded PyTorch self."""
@@ -78,9 +102,8 @@ def test_openvino_encoder_gives_the_same_embedding_exported_once(monkeypatch):
     image = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         reference = encoder(image)
-    prepared = copy.deepcopy(encoder)
-    runtime.fold_batch_norms(prepared)
-    prepared.to(memory_format=torch.channels_last)
+    prepared, done = runtime.prepare_encoder(encoder, torch.device("cpu"))  # as the loader prepares it
+    assert done["split_attention"] == 10 and done["folded_batch_norms"] > 20
     fast = runtime.OpenVINOEncoder(prepared)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
