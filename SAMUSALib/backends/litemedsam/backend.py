@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import numpy as np
 import torch
 
+from ... import boundary
 from ...features import EncoderStats, cache_budget_bytes
 from ...frames import FrameSource
 from ...prompts import FramePrompt
@@ -53,6 +54,11 @@ REGION_ENV = "SAMUSA_LITEMEDSAM_REGION"
 #: `SAMUSALib.tracking.DESIGNS`; overrides the model's own (`ModelSpec.tracker`, else
 #: `tracking.DEFAULT_DESIGN`; docs/tracking.md).
 TRACKER_ENV = "SAMUSA_TRACKER"
+#: "off" turns boundary arbitration off (`LiteMedSAMBackend._arbitrate`).
+ARBITRATION_ENV = "SAMUSA_BOUNDARY_ARBITRATION"
+#: Boundary arbitration needs this many boundary points: with fewer, LiteMedSAM's fit
+#: encoding has nothing to fit but the points' extent.
+ARBITRATION_MIN_POINTS = 3
 
 #: Propagation: the neighbour's bounding box grows by this fraction of its size on each
 #: side (motion); 0.25 followed the carotid sequence best (0.15: chained Dice 0.58, 0.25:
@@ -210,6 +216,7 @@ class LiteMedSAMBackend:
                 f"LiteMedSAM region encoding must be one of {', '.join(encodings.REGION_ENCODINGS)}; "
                 f"got {self.region_encoding!r}"
             )
+        self.arbitration = os.environ.get(ARBITRATION_ENV, "on").lower() not in ("off", "0", "false", "no")
         self.decoder_steps = 0
         # ---- tracking hook (SAMUSALib.tracking): memory, motion and shape for propagation
         from ... import tracking
@@ -230,7 +237,7 @@ class LiteMedSAMBackend:
         native = getattr(self.net, "boundary_native", False)
         box_by_pretrained = getattr(self.net, "pretrained_box", False)
         if native and (clicks or len(prompt.boundary) or (prompt.box is not None and not box_by_pretrained)):
-            decoded = self._native(prompt, previous)
+            decoded = self._arbitrate(prompt, self._native(prompt, previous), decoder)
         elif len(prompt.boundary):
             decoded = encodings.encode_boundary(
                 decoder, prompt.boundary, self.boundary_encoding, box=prompt.box,
@@ -351,6 +358,32 @@ class LiteMedSAMBackend:
         decoded = self._native_pass(prompt, None)
         for _ in range(passes - 1):
             decoded = self._native_pass(prompt, {"logits": decoded.logits})
+        return decoded
+
+    def _arbitrate(self, prompt: FramePrompt, decoded: encodings.Decoded, decoder: encodings.FrameDecoder) -> encodings.Decoded:
+        """Boundary points alone on a settling model: LiteMedSAM's ``fit`` encoding of the
+        same points competes, and the mask whose contour passes nearer the points wins.
+
+        Why: SAMUSA-Lite 2 reads boundary points well on the breast and carotid data it was
+        trained on, but on echocardiography (CAMUS, never trained on) its mask can miss
+        the clicked border where the pretrained box model, fitted to the points, follows it
+        (boundary@5 0.64 alone, 0.71 arbitrated; docs/samusa_lite2.md). Both candidates
+        depend on the points alone, so the result stays independent of click order.
+        """
+        if (
+            not self.arbitration
+            or int(getattr(self.net, "settle_passes", 0) or 0) <= 0
+            or len(prompt.boundary) < ARBITRATION_MIN_POINTS
+            or len(prompt.positive)
+            or len(prompt.negative)
+            or prompt.mask is not None
+        ):
+            return decoded
+        fit = encodings.encode_boundary(decoder, prompt.boundary, "fit", box=prompt.box)
+        masks = decoder.masks(torch.cat([decoded.logits[0], fit.logits[0]]))
+        own, fitted = (boundary.contour_distance(m, np.asarray(prompt.boundary, dtype=float)) for m in masks)
+        if fitted < own:  # a margin favouring the model lost on CAMUS, gained nothing elsewhere
+            return encodings.Decoded(fit.logits, fit.iou, f"{fit.how} (arbitrated)")
         return decoded
 
     def _native_pass(self, prompt: FramePrompt, previous: dict | None) -> encodings.Decoded:
