@@ -72,12 +72,19 @@ def contour_distance(mask: np.ndarray, points: np.ndarray) -> float:
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():
         return float("inf")
-    edges = find_boundaries(mask, mode="inner")
-    distance = ndimage.distance_transform_edt(~edges)
     height, width = mask.shape
+    points = np.asarray(points, dtype=float).reshape(-1, 2)
     cols = np.clip(np.round(points[:, 0]).astype(int), 0, width - 1)
     rows = np.clip(np.round(points[:, 1]).astype(int), 0, height - 1)
-    return float(distance[rows, cols].mean())
+    # Every contour pixel lies in the mask's box, so distances computed in a crop holding
+    # that box (plus a 2-pixel margin: no mask pixel touches a cut edge) and the points are
+    # the full frame's, exactly; fit encodings score many candidates per click.
+    mask_rows, mask_cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    r0, r1 = max(0, min(mask_rows[0], rows.min()) - 2), min(height, max(mask_rows[-1], rows.max()) + 3)
+    c0, c1 = max(0, min(mask_cols[0], cols.min()) - 2), min(width, max(mask_cols[-1], cols.max()) + 3)
+    edges = find_boundaries(mask[r0:r1, c0:c1], mode="inner")
+    distance = ndimage.distance_transform_edt(~edges)
+    return float(distance[rows - r0, cols - c0].mean())
 
 
 TIE_PX = 1.5

@@ -50,6 +50,24 @@ def test_contour_distance_is_zero_on_the_border_and_inf_for_empty():
     assert contour_distance(np.zeros((100, 100), bool), on_border) == float("inf")
 
 
+def test_contour_distance_is_the_full_frame_distance_for_masks_touching_the_frame_edge_and_far_points():
+    """It measures in a crop around the mask and the points; the figures must be the ones
+    a full-frame distance transform gives, wherever the mask and the points lie."""
+    from scipy import ndimage
+    from skimage.segmentation import find_boundaries
+
+    rng = np.random.default_rng(3)
+    shape = (90, 120)
+    for case in range(12):
+        mask = _circle(shape, (rng.integers(0, 90), rng.integers(0, 120)), rng.integers(3, 40))
+        mask[rng.integers(0, 90):, : rng.integers(0, 30)] |= case % 3 == 0  # a block on the frame's edge
+        points = np.stack([rng.uniform(-5, 125, 7), rng.uniform(-5, 95, 7)], axis=1)  # some off the frame
+        full = ndimage.distance_transform_edt(~find_boundaries(mask, mode="inner"))
+        cols = np.clip(np.round(points[:, 0]).astype(int), 0, shape[1] - 1)
+        rows = np.clip(np.round(points[:, 1]).astype(int), 0, shape[0] - 1)
+        assert contour_distance(mask, points) == pytest.approx(float(full[rows, cols].mean()), abs=1e-9), case
+
+
 def test_choose_candidate_picks_the_mask_whose_border_the_clicks_lie_on():
     shape = (100, 100)
     clicks = _points_on_circle((50, 50), 20, 5)
