@@ -23,7 +23,7 @@ from SAMUSALib.models import load_model
 
 from conftest import require_shared_data
 
-#: one view per patient and phase kept small: 2 images of each of the 4 patients
+#: the end-diastole frames of both views (2- and 4-chamber) of each of the 4 patients
 IMAGES = slice(0, 16, 2)
 
 

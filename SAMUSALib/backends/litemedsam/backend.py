@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import numpy as np
 import torch
 
-from ... import boundary
 from ...features import EncoderStats, cache_budget_bytes
 from ...frames import FrameSource
 from ...prompts import FramePrompt
@@ -381,7 +380,7 @@ class LiteMedSAMBackend:
             return decoded
         fit = encodings.encode_boundary(decoder, prompt.boundary, "fit", box=prompt.box)
         masks = decoder.masks(torch.cat([decoded.logits[0], fit.logits[0]]))
-        own, fitted = (boundary.contour_distance(m, np.asarray(prompt.boundary, dtype=float)) for m in masks)
+        own, fitted = encodings._contour_distances(masks, np.asarray(prompt.boundary, dtype=float))
         if fitted < own:  # a margin favouring the model lost on CAMUS, gained nothing elsewhere
             return encodings.Decoded(fit.logits, fit.iou, f"{fit.how} (arbitrated)")
         return decoded
