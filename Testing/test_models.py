@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import http.server
+import json
 import socket
 import threading
 from pathlib import Path
@@ -359,6 +360,7 @@ def test_bf16_on_a_cpu_needs_amx_or_a_measured_gain(monkeypatch):
     """AVX512-BF16 without AMX ran SAM2 slower in bf16 than in float32 on the build machine
     (models/device.py): the flag alone does not choose bf16, a measured matmul does."""
     check = models.device.cpu_has_native_bf16.__wrapped__  # past the per-process cache
+    monkeypatch.setattr(models.device, "_recorded_bf16_decision", lambda measure: measure())  # past the machine's record
     assert models.device.bf16_matmul_speedup(n=64, repeats=1) > 0
     monkeypatch.setattr(models.device, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16", "avx512_vnni"}))
     monkeypatch.setattr(models.device, "bf16_matmul_speedup", lambda: 0.6)
@@ -370,6 +372,27 @@ def test_bf16_on_a_cpu_needs_amx_or_a_measured_gain(monkeypatch):
     assert check()
     monkeypatch.setattr(models.device, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
     assert not check()
+
+
+def test_the_bf16_decision_is_measured_once_per_machine_and_shared_by_every_process(monkeypatch, tmp_path):
+    """A Dask worker started under load must not time bf16 differently from the serial run
+    and compute other masks: the first measurement on a machine is recorded and reused."""
+    monkeypatch.setenv("SAMUSA_CACHE_DIR", str(tmp_path))
+    decide = models.device._recorded_bf16_decision
+    assert decide(lambda: False) is False
+    assert decide(lambda: pytest.fail("a recorded machine is not measured again")) is False
+    record = tmp_path / models.device.PRECISION_RECORD
+    assert json.loads(record.read_text()) == {models.device._machine_key(): False}
+    # another torch version (or CPU) has its own entry, measured once, kept beside the first
+    monkeypatch.setattr(models.device, "_machine_key", lambda: "another-machine")
+    assert decide(lambda: True) is True
+    assert decide(lambda: pytest.fail("measured twice")) is True
+    assert len(json.loads(record.read_text())) == 2
+    # a damaged record is measured over; an unwritable cache folder falls back to measuring
+    record.write_text("not json")
+    assert decide(lambda: True) is True
+    monkeypatch.setenv("SAMUSA_CACHE_DIR", str(record / "inside-a-file"))
+    assert decide(lambda: True) is True
 
 
 def test_auto_precision_uses_bf16_only_on_cpus_with_native_bf16(monkeypatch):

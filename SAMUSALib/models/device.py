@@ -72,21 +72,99 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
+#: A measured bf16 speed-up must beat this to choose bf16 (on the build machine it
+#: measures 0.55-0.65; a margin keeps a timing disturbed by other load from flipping it).
+BF16_MIN_SPEEDUP = 1.25
+PRECISION_RECORD = "cpu-precision.json"
+
+
 @functools.lru_cache(maxsize=1)
 def cpu_has_native_bf16() -> bool:
     """True where this CPU multiplies bfloat16 matrices faster than float32: with AMX
-    always; with AVX512-BF16 alone only if a matmul measured here says so (once per
-    process, about 0.1 s). Why measure: on the build machine (Xeon, AVX512-BF16, no AMX,
-    torch 2.13) a bf16 matmul ran at 166 GFLOPS against 278 in float32 on 2026-12-02,
-    and SAM2 was slower in bf16 at every size (test-tiny 256 px: image encoder 0.155
-    against 0.106 s, memory attention 45 against 31 ms; SAM2.1-tiny 1024 px: memory
-    attention 3.1 against 2.1 s a frame), while the same flag on other CPUs is fast."""
+    always; with AVX512-BF16 alone only if a matmul measured here says so. Why measure:
+    on the build machine (Xeon, AVX512-BF16, no AMX, torch 2.13) a bf16 matmul ran at 166
+    GFLOPS against 278 in float32 on 2026-12-02, and SAM2 was slower in bf16 at every size
+    (test-tiny 256 px: image encoder 0.155 against 0.106 s, memory attention 45 against
+    31 ms; SAM2.1-tiny 1024 px: memory attention 3.1 against 2.1 s a frame), while the same
+    flag on other CPUs is fast.
+
+    The measurement is made once per machine and torch version and kept in the cache
+    folder (`PRECISION_RECORD`), so every process on the machine (a Dask worker, the
+    Slicer module, a later run) computes at the same precision and gives the same masks,
+    whatever the load when it started."""
     flags = cpu_flags()
     if "amx_bf16" in flags:
         return True
     if "avx512_bf16" not in flags:
         return False
-    return bf16_matmul_speedup() > 1.1
+    return _recorded_bf16_decision(lambda: bf16_matmul_speedup() > BF16_MIN_SPEEDUP)
+
+
+def _machine_key() -> str:
+    import hashlib
+    import platform
+
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            model = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), "")
+    except OSError:
+        pass
+    text = "|".join([platform.machine(), model, " ".join(sorted(cpu_flags())), torch.__version__])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _recorded_bf16_decision(measure) -> bool:
+    """The machine's recorded bf16 decision, measuring and recording it on first use. The
+    first process to record wins (exclusive create), so processes that measured at the same
+    time still agree; an unwritable cache folder falls back to this process's measurement."""
+    import json
+
+    from ..errors import ModelError
+    from .weights import cache_dir
+
+    try:
+        path = cache_dir() / PRECISION_RECORD
+    except ModelError:  # no writable cache folder: this process's measurement
+        return bool(measure())
+    key = _machine_key()
+
+    def recorded() -> bool | None:
+        try:
+            entry = json.loads(path.read_text()).get(key)
+        except (OSError, ValueError, AttributeError):
+            return None
+        return entry if isinstance(entry, bool) else None
+
+    known = recorded()
+    if known is not None:
+        return known
+    decision = bool(measure())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "x") as handle:
+            json.dump({key: decision}, handle)
+    except FileExistsError:
+        known = recorded()
+        if known is not None:
+            return known
+        try:  # a record from another machine or torch version: add this one
+            entries = json.loads(path.read_text())
+            entries = entries if isinstance(entries, dict) else {}
+        except (OSError, ValueError):
+            entries = {}
+        entries[key] = decision
+        try:
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(entries))
+            os.replace(tmp, path)
+        except OSError:
+            pass
+        known = recorded()
+        return decision if known is None else known
+    except OSError:
+        pass
+    return decision
 
 
 def bf16_matmul_speedup(n: int = 1024, repeats: int = 3) -> float:
