@@ -94,7 +94,7 @@ def tiny_model():
 
 
 @pytest.fixture
-def shared_tiny_model(monkeypatch, tiny_model, tmp_path):
+def shared_tiny_model(monkeypatch, tiny_model, tmp_path_factory):
     """Give every in-process run the session's test-tiny instead of building one per run;
     anything else (checkpoint paths, other devices) goes to the real loader."""
     from SAMUSALib import models
@@ -107,7 +107,7 @@ def shared_tiny_model(monkeypatch, tiny_model, tmp_path):
         return real(model, device=device, **kwargs)
 
     monkeypatch.setattr(models, "load_model", load_model)
-    monkeypatch.setenv("SAMUSA_CACHE_DIR", str(tmp_path / "model-cache"))
+    monkeypatch.setenv("SAMUSA_CACHE_DIR", str(tmp_path_factory.mktemp("model-cache")))  # beside, not in, the output folder
 
 
 @pytest.fixture(scope="session")

@@ -121,7 +121,7 @@ def _recorded_bf16_decision(measure) -> bool:
     import json
 
     from ..errors import ModelError
-    from .weights import cache_dir
+    from .cache_folder import cache_dir
 
     try:
         path = cache_dir() / PRECISION_RECORD

@@ -22,28 +22,13 @@ from typing import Any, Callable, Mapping
 import torch
 
 from ..errors import ModelError
+from .cache_folder import CACHE_ENV, cache_dir
 from .loaded import LoadedModel
 from .registry import PROMPT_TYPES, REGISTRY, ModelSpec, families, get_spec, override_key, size_overrides
 
 ALLOW_UNVERIFIED_ENV = "SAMUSA_ALLOW_UNVERIFIED"
-CACHE_ENV = "SAMUSA_CACHE_DIR"
-
 _CHUNK = 1 << 20
 _DISK_ERRNOS = {getattr(errno, n) for n in ("ENOSPC", "EDQUOT", "EACCES", "EROFS") if hasattr(errno, n)}
-
-
-def cache_dir() -> Path:
-    """Folder for downloaded checkpoints: `$SAMUSA_CACHE_DIR`, else `~/.cache/samusa`."""
-    env = os.environ.get(CACHE_ENV, "").strip()
-    path = Path(env).expanduser() if env else Path.home() / ".cache" / "samusa"
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ModelError(
-            f"Cannot create the model cache folder {path}: {exc.strerror or exc}. "
-            f"Set {CACHE_ENV} to a writable folder."
-        ) from None
-    return path
 
 
 def cached_path(spec: ModelSpec | str) -> Path | None:
