@@ -80,6 +80,23 @@ def single_run(capsys, image: Path, prompts: Path, out: Path) -> dict[int, np.nd
     return masks_of(out)
 
 
+#: The share of a mask's pixels that may differ between a worker process and this one.
+#: Untrained test-tiny's logits sit near 0, and PyTorch's CPU kernels do not promise
+#: bitwise-equal sums across processes (thread count, buffer alignment, what ran before
+#: in the process): 19 to 28 of 20480 pixels have been seen to flip. Another case, frame,
+#: prompt or object changes far more (checked in the test that uses it).
+FLIP_TOLERANCE = 0.005
+
+
+def assert_same_masks(got: dict[int, np.ndarray], expected: dict[int, np.ndarray]) -> None:
+    assert got.keys() == expected.keys()
+    for obj in expected:
+        assert got[obj].shape == expected[obj].shape
+        assert expected[obj].any(), "an empty mask would make the comparison meaningless"
+        differ = float(np.mean(got[obj] != expected[obj]))
+        assert differ <= FLIP_TOLERANCE, f"object {obj}: {differ:.2%} of the pixels differ"
+
+
 def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
 
@@ -148,11 +165,12 @@ def test_batch_equals_single_runs_and_reruns_skip_what_is_up_to_date(capsys, tmp
     alone.mkdir()
     for i in range(3):
         expected = single_run(capsys, images / f"case{i}.nrrd", prompts / f"case{i}.json", alone / f"case{i}.seg.nrrd")
-        got = masks_of(out / f"case{i}.seg.nrrd")
-        assert got.keys() == expected.keys()
-        for obj in expected:
-            np.testing.assert_array_equal(got[obj], expected[obj])
+        assert_same_masks(masks_of(out / f"case{i}.seg.nrrd"), expected)
     assert leftovers(out) == []
+    # the tolerance is far below what a mix-up would change: other cases differ by far more
+    first = masks_of(alone / "case0.seg.nrrd")[1]
+    for i in (1, 2):
+        assert np.mean(masks_of(alone / f"case{i}.seg.nrrd")[1] != first) > 10 * FLIP_TOLERANCE
 
     stamps = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.iterdir()}
     assert cli.main(argv) == 0
@@ -170,7 +188,7 @@ def test_batch_equals_single_runs_and_reruns_skip_what_is_up_to_date(capsys, tmp
     assert status == {"case0": "skipped", "case1": "ok", "case2": "ok"}
     assert read_segmentation(out / "case1.seg.nrrd")[2] == {1: "renamed"}
     assert (out / "case0.seg.nrrd").stat().st_mtime_ns == stamps["case0.seg.nrrd"][0]
-    np.testing.assert_array_equal(masks_of(out / "case2.seg.nrrd")[1], masks_of(alone / "case2.seg.nrrd")[1])
+    assert_same_masks(masks_of(out / "case2.seg.nrrd"), masks_of(alone / "case2.seg.nrrd"))
 
 
 def test_a_case_with_a_user_error_is_reported_and_the_others_complete(capsys, tmp_path, scheduler):
@@ -220,7 +238,7 @@ def test_a_worker_killed_during_a_case_has_it_rerun_once_elsewhere(capsys, tmp_p
     alone = tmp_path / "alone"
     alone.mkdir()
     expected = single_run(capsys, images / "case0.nrrd", prompts / "case0.json", alone / "case0.seg.nrrd")
-    np.testing.assert_array_equal(masks_of(out / "case0.seg.nrrd")[1], expected[1])
+    assert_same_masks(masks_of(out / "case0.seg.nrrd"), expected)
 
 
 # --------------------------------------------------------------------------- evaluation on a cluster
@@ -232,6 +250,24 @@ def _without_timings(value):
     if isinstance(value, list):
         return [_without_timings(v) for v in value]
     return value
+
+
+def assert_close_records(got, expected, where: str = "") -> None:
+    """Equal records (keys, cases, prompts, click kinds and counts exactly), numbers within
+    5 % or 0.02: a few flipped pixels (see FLIP_TOLERANCE) move a Dice by about 0.005, a
+    distance or a pixel count by a few per cent; another case or prompt moves them far more."""
+    if isinstance(expected, dict):
+        assert isinstance(got, dict) and got.keys() == expected.keys(), where
+        for key in expected:
+            assert_close_records(got[key], expected[key], f"{where}.{key}")
+    elif isinstance(expected, list):
+        assert isinstance(got, list) and len(got) == len(expected), where
+        for i, (a, b) in enumerate(zip(got, expected)):
+            assert_close_records(a, b, f"{where}[{i}]")
+    elif isinstance(expected, (int, float)) and not isinstance(expected, bool):
+        assert not isinstance(got, bool) and got == pytest.approx(expected, rel=0.05, abs=0.02), where
+    else:
+        assert got == expected, where
 
 
 def test_distributed_evaluation_equals_the_serial_run(capsys, tmp_path, scheduler):
@@ -250,7 +286,7 @@ def test_distributed_evaluation_equals_the_serial_run(capsys, tmp_path, schedule
     serial = json.loads((tmp_path / "serial" / "results.json").read_text())
     spread = json.loads((tmp_path / "dask" / "results.json").read_text())
     assert len(serial["cases"]) == 3 * 2  # 3 cases, 2 prompt types
-    assert _without_timings(spread["cases"]) == _without_timings(serial["cases"])
-    assert _without_timings(spread["summary"]) == _without_timings(serial["summary"])
+    assert_close_records(_without_timings(spread["cases"]), _without_timings(serial["cases"]))
+    assert_close_records(_without_timings(spread["summary"]), _without_timings(serial["summary"]))
     assert spread["settings"] == serial["settings"]
     assert (tmp_path / "dask" / "summary.md").is_file()
