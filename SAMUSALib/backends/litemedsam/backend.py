@@ -58,6 +58,10 @@ ARBITRATION_ENV = "SAMUSA_BOUNDARY_ARBITRATION"
 #: Boundary arbitration needs this many boundary points: with fewer, LiteMedSAM's fit
 #: encoding has nothing to fit but the points' extent.
 ARBITRATION_MIN_POINTS = 3
+#: When the two candidates' contours lie within this many pixels of each other (mean
+#: distance to the points), neither is clearly nearer: their mean logits are kept, a
+#: two-model ensemble (docs/samusa_lite2.md, "Blending close candidates").
+ARBITRATION_BLEND_PX = 2.0
 
 #: Propagation: the neighbour's bounding box grows by this fraction of its size on each
 #: side (motion); 0.25 followed the carotid sequence best (0.15: chained Dice 0.58, 0.25:
@@ -361,7 +365,8 @@ class LiteMedSAMBackend:
 
     def _arbitrate(self, prompt: FramePrompt, decoded: encodings.Decoded, decoder: encodings.FrameDecoder) -> encodings.Decoded:
         """Boundary points alone on a settling model: LiteMedSAM's ``fit`` encoding of the
-        same points competes, and the mask whose contour passes nearer the points wins.
+        same points competes, and the mask whose contour passes nearer the points wins;
+        when neither is nearer by `ARBITRATION_BLEND_PX`, their logits are averaged.
 
         Why: SAMUSA-Lite 2 reads boundary points well on the breast and carotid data it was
         trained on, but on echocardiography (CAMUS, never trained on) its mask can miss
@@ -381,6 +386,9 @@ class LiteMedSAMBackend:
         fit = encodings.encode_boundary(decoder, prompt.boundary, "fit", box=prompt.box)
         masks = decoder.masks(torch.cat([decoded.logits[0], fit.logits[0]]))
         own, fitted = encodings._contour_distances(masks, np.asarray(prompt.boundary, dtype=float))
+        if abs(fitted - own) < ARBITRATION_BLEND_PX:
+            logits = (decoded.logits.float() + fit.logits.float()) / 2
+            return encodings.Decoded(logits, (decoded.iou + fit.iou) / 2, f"{decoded.how} + {fit.how} (blended)")
         if fitted < own:  # a margin favouring the model lost on CAMUS, gained nothing elsewhere
             return encodings.Decoded(fit.logits, fit.iou, f"{fit.how} (arbitrated)")
         return decoded
