@@ -381,16 +381,16 @@ def test_the_bf16_decision_is_measured_once_per_machine_and_shared_by_every_proc
     decide = models.device._recorded_bf16_decision
     assert decide(lambda: False) is False
     assert decide(lambda: pytest.fail("a recorded machine is not measured again")) is False
-    record = tmp_path / models.device.PRECISION_RECORD
-    assert json.loads(record.read_text()) == {models.device._machine_key(): False}
-    # another torch version (or CPU) has its own entry, measured once, kept beside the first
+    record = tmp_path / models.device.PRECISION_RECORD.format(key=models.device._machine_key())
+    assert json.loads(record.read_text()) is False
+    # another torch version (or CPU) has its own record, measured once, kept beside the first
     monkeypatch.setattr(models.device, "_machine_key", lambda: "another-machine")
     assert decide(lambda: True) is True
     assert decide(lambda: pytest.fail("measured twice")) is True
-    assert len(json.loads(record.read_text())) == 2
+    assert len(list(tmp_path.glob("cpu-precision-*.json"))) == 2
     # a damaged record is measured over; an unwritable cache folder falls back to measuring
-    record.write_text("not json")
-    assert decide(lambda: True) is True
+    (tmp_path / models.device.PRECISION_RECORD.format(key="another-machine")).write_text("not json")
+    assert decide(lambda: False) is False
     monkeypatch.setenv("SAMUSA_CACHE_DIR", str(record / "inside-a-file"))
     assert decide(lambda: True) is True
 

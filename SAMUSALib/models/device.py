@@ -75,7 +75,7 @@ def cpu_flags() -> frozenset[str]:
 #: A measured bf16 speed-up must beat this to choose bf16 (on the build machine it
 #: measures 0.55-0.65; a margin keeps a timing disturbed by other load from flipping it).
 BF16_MIN_SPEEDUP = 1.25
-PRECISION_RECORD = "cpu-precision.json"
+PRECISION_RECORD = "cpu-precision-{key}.json"
 
 
 @functools.lru_cache(maxsize=1)
@@ -115,56 +115,38 @@ def _machine_key() -> str:
 
 
 def _recorded_bf16_decision(measure) -> bool:
-    """The machine's recorded bf16 decision, measuring and recording it on first use. The
-    first process to record wins (exclusive create), so processes that measured at the same
-    time still agree; an unwritable cache folder falls back to this process's measurement."""
+    """The machine's recorded bf16 decision, measured and recorded on first use. One file
+    per machine key, created exclusively: the first process to record wins, so processes
+    that measured at the same time still agree. An unwritable cache folder or a damaged
+    record falls back to this process's measurement."""
     import json
 
     from ..errors import ModelError
     from .cache_folder import cache_dir
 
     try:
-        path = cache_dir() / PRECISION_RECORD
-    except ModelError:  # no writable cache folder: this process's measurement
+        path = cache_dir() / PRECISION_RECORD.format(key=_machine_key())
+    except ModelError:
         return bool(measure())
-    key = _machine_key()
 
     def recorded() -> bool | None:
         try:
-            entry = json.loads(path.read_text()).get(key)
-        except (OSError, ValueError, AttributeError):
+            value = json.loads(path.read_text())
+        except (OSError, ValueError):
             return None
-        return entry if isinstance(entry, bool) else None
+        return value if isinstance(value, bool) else None
 
     known = recorded()
     if known is not None:
         return known
     decision = bool(measure())
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "x") as handle:
-            json.dump({key: decision}, handle)
-    except FileExistsError:
-        known = recorded()
-        if known is not None:
-            return known
-        try:  # a record from another machine or torch version: add this one
-            entries = json.loads(path.read_text())
-            entries = entries if isinstance(entries, dict) else {}
-        except (OSError, ValueError):
-            entries = {}
-        entries[key] = decision
-        try:
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(entries))
-            os.replace(tmp, path)
-        except OSError:
-            pass
-        known = recorded()
-        return decision if known is None else known
-    except OSError:
+            json.dump(decision, handle)
+    except OSError:  # FileExistsError included: another process recorded first
         pass
-    return decision
+    known = recorded()
+    return decision if known is None else known
 
 
 def bf16_matmul_speedup(n: int = 1024, repeats: int = 3) -> float:
