@@ -48,7 +48,7 @@ import torch.nn.functional as F
 RUNTIME_ENV = "SAMUSA_LITE_RUNTIME"
 RUNTIMES = ("auto", "openvino", "eager")
 #: Bump when the exported graph changes for the same weights (invalidates cached IR).
-EXPORT_FORMAT = 2
+EXPORT_FORMAT = 3
 
 _compiled: dict[str, object] = {}  # compiled OpenVINO encoders of this process, by cache key
 
