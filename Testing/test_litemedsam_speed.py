@@ -232,6 +232,16 @@ def test_the_fast_default_model_gives_float32_eager_masks_on_real_frames(monkeyp
         want = reference.sam.decode_tokens(embedding, coords, labels, masks)
     for a, b in zip(got, want):
         assert a.shape == b.shape and _torch.allclose(a, b, atol=1e-3 * b.abs().max().item(), rtol=1e-3)
+    # LiteMedSAM's own heads with its three masks per box (the multimask graph)
+    boxes = _torch.tensor([[40.0, 50.0, 150.0, 170.0], [10.0, 20.0, 90.0, 60.0]])
+    with _torch.inference_mode():
+        got = fast.sam.decode(embedding, boxes=boxes, multimask=True)
+        want = reference.sam.decode(embedding, boxes=boxes, multimask=True)
+    assert got[0].shape == (2, 3, 256, 256) and got[1].shape == (2, 3)
+    for a, b in zip(got, want):
+        assert a.shape == b.shape and _torch.allclose(a, b, atol=1e-3 * b.abs().max().item(), rtol=1e-3)
+    if expected_runtime == "openvino":
+        assert True in fast.sam.pretrained_heads["mask_decoder"].samusa_runtime.graphs
 
 
 def _has_openvino() -> bool:
