@@ -16,14 +16,15 @@ from SAMUSALib.cli import main
 def test_quick_bench_writes_ratios_and_raw_times_for_both_engines(tmp_path, capsys):
     out = tmp_path / "bench.json"
     plot = tmp_path / "bench.png"
-    # CI size, trimmed to one cine and one volume of 8 frames to keep the suite short
-    assert main(["bench", "--quick", "--lengths", "8", "--volume-slices", "8", "--json", str(out), "--plot", str(plot)]) == 0
+    # CI size, trimmed to one cine of 8 frames to keep the suite short (the volume case is
+    # the same workers on other frames)
+    assert main(["bench", "--quick", "--lengths", "8", "--volume-slices", "0", "--json", str(out), "--plot", str(plot)]) == 0
     results = json.loads(out.read_text())
 
     assert {"cpu", "cores", "torch", "device"} <= set(results["machine"])
     assert results["encoder"]["encoder_s_per_frame"] > 0
     kinds = [(run["kind"], run["frames"]) for run in results["runs"]]
-    assert kinds == [("cine", 8), ("volume", 8)]
+    assert kinds == [("cine", 8)]
     for run in results["runs"]:
         ours, vanilla = run["ours"], run["vanilla"]
         for figures in (ours, vanilla):
