@@ -91,6 +91,35 @@ def test_split_attention_gives_the_fused_projection_s_output(small_encoder):
         assert not torch.allclose(wrong(image), reference, atol=1e-2 * scale)
 
 
+@pytest.mark.parametrize("multimask", [False, True])
+def test_the_decoder_graph_computes_sam2_s_mask_decoder(multimask):
+    """`decoder_graph.ExportDecoder`, what OpenVINO runs: the same logits and IoU as SAM2's
+    `MaskDecoder` for a batch of prompts with mask prompts, and for a batch without any
+    (one shared no-mask vector: the image-side projections of the first layer computed
+    once), in both output modes. Random weights: nothing here depends on training."""
+    from SAMUSALib.backends.litemedsam.decoder_graph import ExportDecoder, shared_dense
+    from SAMUSALib.backends.litemedsam.network import LiteMedSAM
+
+    torch.manual_seed(0)
+    net = LiteMedSAM().eval()
+    pe, decoder = net.prompt_encoder, net.mask_decoder
+    image_pe = runtime.dense_pe(pe)
+    embedding = torch.randn(1, 256, 64, 64)
+    boxes = torch.tensor([[40.0, 50.0, 150.0, 170.0], [10.0, 20.0, 90.0, 60.0], [100.0, 100.0, 250.0, 200.0]])
+    with torch.no_grad():
+        for masks in (None, torch.randn(3, 1, 256, 256)):
+            sparse, dense = pe(points=None, boxes=boxes, masks=masks)
+            want = decoder(image_embeddings=embedding, image_pe=image_pe, sparse_prompt_embeddings=sparse,
+                           dense_prompt_embeddings=dense, multimask_output=multimask, repeat_image=True)[:2]
+            vector = shared_dense(dense)
+            assert (vector is not None) == (masks is None)  # only a no-mask batch shares its dense prompt
+            graph = ExportDecoder(decoder, multimask, image_pe, shared_image=vector is not None).eval()
+            got = graph(embedding, sparse, dense.contiguous() if vector is None else vector)
+            assert got[0].shape == want[0].shape == (3, 3 if multimask else 1, 256, 256)
+            for a, b in zip(got, want):
+                assert torch.allclose(a, b, atol=1e-4 * b.abs().max().item(), rtol=1e-4)
+
+
 def test_openvino_encoder_gives_the_same_embedding_exported_once(monkeypatch):
     """LiteMedSAM's own encoder (the export the default model uses, so the suite pays for
     one conversion only) against its unfolded PyTorch self."""
@@ -217,6 +246,8 @@ def test_the_fast_default_model_gives_float32_eager_masks_on_real_frames(monkeyp
             assert fast.sam.encoder_runtime.failed is None and fast.sam.encoder_runtime.compiled is not None
             for decoder in (fast.sam.mask_decoder, fast.sam.pretrained_heads["mask_decoder"]):
                 assert decoder.samusa_runtime.graphs and decoder.samusa_runtime.failed is None
+            # boundary points fit LiteMedSAM's candidate boxes: one batch sharing the image side
+            assert (False, True) in fast.sam.pretrained_heads["mask_decoder"].samusa_runtime.graphs
         for obj in prompts:
             assert masks["reference"][obj].sum() > 500  # a real mask, not two empty ones agreeing
             assert dice(masks["fast"][obj], masks["reference"][obj]) >= 0.995, (obj, prompts[obj])
@@ -241,7 +272,7 @@ def test_the_fast_default_model_gives_float32_eager_masks_on_real_frames(monkeyp
     for a, b in zip(got, want):
         assert a.shape == b.shape and _torch.allclose(a, b, atol=1e-3 * b.abs().max().item(), rtol=1e-3)
     if expected_runtime == "openvino":
-        assert True in fast.sam.pretrained_heads["mask_decoder"].samusa_runtime.graphs
+        assert (True, True) in fast.sam.pretrained_heads["mask_decoder"].samusa_runtime.graphs
 
 
 def _has_openvino() -> bool:

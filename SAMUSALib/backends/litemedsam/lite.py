@@ -101,6 +101,8 @@ class SAMUSALite(LiteMedSAM):
         sparse = self.sparse_embeddings(coords, labels)
         count = coords.shape[0]
         dense = pe.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(count, -1, *pe.image_embedding_size)
+        if masks is not None and use_mask is not None and not bool(use_mask.any()):
+            masks = None  # no prompt uses its mask: the dense embedding stays one shared vector
         if masks is not None:
             from_masks = pe._embed_masks(masks)
             if use_mask is None:

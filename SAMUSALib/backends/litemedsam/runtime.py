@@ -46,10 +46,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .decoder_graph import ExportDecoder, shared_dense
+
 RUNTIME_ENV = "SAMUSA_LITE_RUNTIME"
 RUNTIMES = ("auto", "openvino", "eager")
 #: Bump when the exported graph changes for the same weights (invalidates cached IR).
-EXPORT_FORMAT = 4
+EXPORT_FORMAT = 6
 
 _compiled: dict[str, object] = {}  # compiled OpenVINO encoders of this process, by cache key
 
@@ -218,52 +220,15 @@ class OpenVINOEncoder(OpenVINOModule):
         return None if out is None else out[0]
 
 
-class ExportDecoder(nn.Module):
-    """SAM's mask decoder (SAM2's `MaskDecoder` with its SAM-1 options, as LiteMedSAM
-    builds it) for K prompts on one image embedding, written for a CPU graph runtime.
-
-    The same arithmetic as `MaskDecoder.forward(..., repeat_image=True)`, with what costs
-    data movement and no arithmetic taken out of the graph: the image embedding is
-    broadcast to the K prompts instead of repeated (`repeat_interleave` is a gather in
-    OpenVINO); the positional encoding, a constant of the weights, is a buffer already in
-    token layout; the transformer's output grid is a channels-last view for the upscaling
-    convolutions; only the mask tokens asked for are turned into masks. One decoder pass
-    ran 0.70x as long in OpenVINO for one prompt, 0.78x for three (docs/bench/README.md)."""
-
-    def __init__(self, mask_decoder: nn.Module, multimask: bool, image_pe: torch.Tensor) -> None:
-        super().__init__()
-        self.mask_decoder = mask_decoder
-        self.multimask = multimask
-        self.register_buffer("pe_tokens", image_pe.detach().flatten(2).transpose(1, 2).contiguous())
-
-    def forward(self, embedding: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor):
-        decoder, transformer = self.mask_decoder, self.mask_decoder.transformer
-        k = sparse.shape[0]
-        output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], 0)
-        tokens = torch.cat((output_tokens.unsqueeze(0).expand(k, -1, -1), sparse), 1)
-        _, c, h, w = dense.shape
-        keys = (embedding + dense).flatten(2).transpose(1, 2)
-        queries = tokens
-        for layer in transformer.layers:
-            queries, keys = layer(queries=queries, keys=keys, query_pe=tokens, key_pe=self.pe_tokens)
-        attended = transformer.final_attn_token_to_image(q=queries + tokens, k=keys + self.pe_tokens, v=keys)
-        hs = transformer.norm_final_attn(queries + attended)
-        iou = decoder.iou_prediction_head(hs[:, 0])
-        chosen = range(1, decoder.num_mask_tokens) if self.multimask else range(1)
-        hyper = torch.stack([decoder.output_hypernetworks_mlps[i](hs[:, 1 + i]) for i in chosen], 1)
-        upscaled = decoder.output_upscaling(keys.view(k, h, w, c).permute(0, 3, 1, 2))
-        _, cu, hu, wu = upscaled.shape
-        masks = (hyper @ upscaled.reshape(k, cu, hu * wu)).view(k, -1, hu, wu)
-        return masks, (iou[:, 1:] if self.multimask else iou[:, :1])
-
-
 class OpenVINODecoder:
-    """The mask decoder for K prompts (any K, any number of tokens) on one embedding; one
-    compiled graph per `multimask` setting, made when first used."""
+    """The mask decoder for K prompts (any K, any number of tokens) on one embedding, as
+    `decoder_graph.ExportDecoder`; one compiled graph per `multimask` setting and per
+    dense prompt kind (a map per prompt, or one vector shared by all: no mask prompt),
+    made when first used."""
 
     def __init__(self, mask_decoder: nn.Module) -> None:
         self.mask_decoder = mask_decoder
-        self.graphs: dict[bool, OpenVINOModule] = {}
+        self.graphs: dict[tuple[bool, bool], OpenVINOModule] = {}  # by (multimask, shared image)
         self.image_pe: torch.Tensor | None = None
 
     def __call__(self, embedding, image_pe, sparse, dense, multimask: bool):
@@ -274,15 +239,19 @@ class OpenVINODecoder:
             if not torch.equal(image_pe, self.image_pe):  # the graphs hold the encoding they were made with
                 return None
         self.image_pe = image_pe
-        graph = self.graphs.get(multimask)
+        vector = shared_dense(dense)
+        shared = vector is not None and sparse.shape[0] > 1
+        graph = self.graphs.get((multimask, shared))
         if graph is None:
             _, c, h, w = embedding.shape
-            examples = [torch.zeros(1, c, h, w), torch.zeros(2, 3, c), torch.zeros(2, c, h, w)]
-            shapes = [(1, c, h, w), (-1, -1, c), (-1, c, h, w)]
-            name = "decoder-multimask" if multimask else "decoder"
-            module = ExportDecoder(self.mask_decoder, multimask, image_pe).eval()
-            graph = self.graphs[multimask] = OpenVINOModule(module, name, shapes, examples)
-        out = graph.run(embedding, sparse, dense.expand(sparse.shape[0], -1, -1, -1))
+            third = (1, c, 1, 1) if shared else (-1, c, h, w)
+            examples = [torch.zeros(1, c, h, w), torch.zeros(2, 3, c), torch.zeros(third if shared else (2, c, h, w))]
+            shapes = [(1, c, h, w), (-1, -1, c), third]
+            name = ("decoder-multimask" if multimask else "decoder") + ("-shared" if shared else "")
+            module = ExportDecoder(self.mask_decoder, multimask, image_pe, shared_image=shared).eval()
+            graph = self.graphs[(multimask, shared)] = OpenVINOModule(module, name, shapes, examples)
+        third = vector if shared else dense.expand(sparse.shape[0], -1, -1, -1)
+        out = graph.run(embedding, sparse, third)
         return None if out is None else (out[0], out[1])
 
     @property
