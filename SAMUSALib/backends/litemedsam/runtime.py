@@ -51,7 +51,7 @@ from .decoder_graph import ExportDecoder, shared_dense
 RUNTIME_ENV = "SAMUSA_LITE_RUNTIME"
 RUNTIMES = ("auto", "openvino", "eager")
 #: Bump when the exported graph changes for the same weights (invalidates cached IR).
-EXPORT_FORMAT = 6
+EXPORT_FORMAT = 7
 
 _compiled: dict[str, object] = {}  # compiled OpenVINO encoders of this process, by cache key
 
