@@ -13,8 +13,9 @@ leaves out is data movement, not arithmetic:
 - the output upscaling runs on tokens (`_upscaled_masks`), and attention from the image to
   the prompt tokens keeps the image side in token layout (`_image_to_tokens`).
 
-Measured in OpenVINO against SAM2's module converted as it is (medians, one process, 2
-cores): one prompt about 0.65x the time, three prompts about 0.7x.
+Measured in OpenVINO against SAM2's module converted as it is (medians of 10, one
+process, 2 cores, logits within 2e-5): 0.68x the time for one prompt, 0.66x for three,
+0.71x for seven; a shared batch (below) of three or seven 0.57-0.58x.
 
 With ``shared_image`` the K prompts share one dense embedding (no mask prompt: the
 prompt encoder's ``no_mask_embed`` vector), so the first transformer layer's image-side

@@ -25,7 +25,9 @@ figure a ratio of minima taken in one process, interleaved; docs/bench/README.md
 - The **mask decoders** (SAMUSA-Lite's trained heads and LiteMedSAM's, kept for boxes) run
   in OpenVINO too, for any number of prompts and tokens on one embedding: 3.1x faster
   than PyTorch eager for one prompt, logits within 2e-5. Exported when first used, as
-  `ExportDecoder` (the same arithmetic without the gathers and transposes: 0.70x).
+  `decoder_graph.ExportDecoder` (the same arithmetic without the gathers, transposes and
+  reorders, and a batch of candidates without mask prompts sharing its image side:
+  0.57-0.71x of SAM2's module in OpenVINO).
 - The prompt encoder's dense positional encoding is a constant of the weights; it is
   computed once per network instead of on every click (`dense_pe`).
 
