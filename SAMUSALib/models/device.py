@@ -100,6 +100,7 @@ def cpu_has_native_bf16() -> bool:
     return _recorded_bf16_decision(lambda: bf16_matmul_speedup() > BF16_MIN_SPEEDUP)
 
 
+@functools.lru_cache(maxsize=1)
 def _machine_key() -> str:
     import hashlib
     import platform

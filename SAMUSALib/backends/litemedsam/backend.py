@@ -385,7 +385,7 @@ class LiteMedSAMBackend:
             return decoded
         fit = encodings.encode_boundary(decoder, prompt.boundary, "fit", box=prompt.box)
         masks = decoder.masks(torch.cat([decoded.logits[0], fit.logits[0]]))
-        own, fitted = encodings._contour_distances(masks, np.asarray(prompt.boundary, dtype=float))
+        own, fitted = encodings.contour_distances(masks, np.asarray(prompt.boundary, dtype=float))
         if abs(fitted - own) < ARBITRATION_BLEND_PX:
             logits = (decoded.logits.float() + fit.logits.float()) / 2
             return encodings.Decoded(logits, (decoded.iou + fit.iou) / 2, f"{decoded.how} + {fit.how} (blended)")

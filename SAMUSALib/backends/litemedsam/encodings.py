@@ -226,7 +226,9 @@ def single_point_boxes(point: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------- selection
-def _contour_distances(masks: np.ndarray, points: np.ndarray) -> np.ndarray:
+def contour_distances(masks: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Mean distance (pixels) from the points to each mask's contour: how well a candidate
+    follows boundary points (also the backend's arbitration referee)."""
     return np.array([boundary_geometry.contour_distance(m, points) for m in masks])
 
 
@@ -243,7 +245,7 @@ def encode_single_point(decoder: FrameDecoder, point: np.ndarray, *, near: float
     boxes = single_point_boxes(point, decoder.shape)
     logits, iou = decoder.decode(boxes)
     masks = decoder.masks(logits)
-    distance = _contour_distances(masks, np.asarray(point, dtype=float)[None])
+    distance = contour_distances(masks, np.asarray(point, dtype=float)[None])
     ok = distance <= max(near, 0.02 * min(decoder.shape))
     scores = np.where(ok, 0.0, distance)
     index = _pick(scores, iou, 0.0)
@@ -289,7 +291,7 @@ def encode_boundary(
     boxes = fit_boxes(points, shape) if box is None else np.concatenate([base, clip_boxes(grown(base[0], (0.05, 0.12)), shape)])
     logits, iou = decoder.decode(boxes)
     masks = decoder.masks(logits)
-    scores = _contour_distances(masks, points) + _disagreements(masks, positive, negative) * 1e3
+    scores = contour_distances(masks, points) + _disagreements(masks, positive, negative) * 1e3
     how = [f"fit box {i}" for i in range(len(boxes))]
     if encoding == "fit+curve" and curve is not None:
         logits = torch.cat([logits, decoder.hard_logits(curve)[0]])
