@@ -209,8 +209,11 @@ VALIDATION = (("busbra", "bus_0031-s.png"), ("carotid", "000.png"))
 
 
 def test_the_fast_default_model_gives_float32_eager_masks_on_real_frames(monkeypatch):
-    """samusa-lite as loaded (OpenVINO encoder, folded, channels-last) against the same
-    network without any of it, on validation frames; one object per prompt type."""
+    """samusa-lite as loaded (OpenVINO encoder, folded, channels-last, embeddings kept in
+    float16) against the same network without any of it (float32 eager, embeddings kept
+    in float32), on validation frames; one object per prompt type."""
+    import torch as _torch
+
     from SAMUSALib.engine import Session
     from SAMUSALib.evaluation.metrics import dice
     from SAMUSALib.frames import FrameSource
@@ -239,9 +242,14 @@ def test_the_fast_default_model_gives_float32_eager_masks_on_real_frames(monkeyp
         }
         masks = {}
         for label, model in (("fast", fast), ("reference", reference)):
-            session = Session(FrameSource(image[None]), model)
+            with monkeypatch.context() as env:
+                if label == "reference":  # float32 eager, the embedding kept as computed
+                    env.setenv("SAMUSA_EMBEDDING_DTYPE", "float32")
+                session = Session(FrameSource(image[None]), model)
             masks[label] = {obj: session.add_prompt(obj, 0, **prompt) for obj, prompt in prompts.items()}
             assert session.features.stats.calls == 1
+            kept = session.features._kept(0).dtype
+            assert kept == (_torch.float16 if label == "fast" else _torch.float32)
         if expected_runtime == "openvino":  # the OpenVINO encoder and both decoders ran, none failed
             assert fast.sam.encoder_runtime.failed is None and fast.sam.encoder_runtime.compiled is not None
             for decoder in (fast.sam.mask_decoder, fast.sam.pretrained_heads["mask_decoder"]):
@@ -252,8 +260,6 @@ def test_the_fast_default_model_gives_float32_eager_masks_on_real_frames(monkeyp
             assert masks["reference"][obj].sum() > 500  # a real mask, not two empty ones agreeing
             assert dice(masks["fast"][obj], masks["reference"][obj]) >= 0.995, (obj, prompts[obj])
     # the decoder for a batch of prompts of several lengths (padded tokens, mask prompts)
-    import torch as _torch
-
     embedding = _torch.randn(1, 256, 64, 64, generator=_torch.Generator().manual_seed(2))
     coords = _torch.tensor([[[60.0, 80.0], [120.0, 90.0], [0.0, 0.0]], [[30.0, 30.0], [200.0, 210.0], [100.0, 100.0]]])
     labels = _torch.tensor([[4, 1, -1], [2, 3, 4]])

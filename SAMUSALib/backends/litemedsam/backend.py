@@ -77,12 +77,24 @@ VANISH_AREA = 0.2
 VANISH_CONTRAST = 0.35
 
 
+#: How embeddings are kept: "float16" (default) or "float32".
+EMBEDDING_DTYPE_ENV = "SAMUSA_EMBEDDING_DTYPE"
+EMBEDDING_DTYPES = {"float16": torch.float16, "float32": torch.float32}
+
+
 class EmbeddingCache:
     """Image embeddings per frame, least recently used dropped first beyond the budget.
 
     `stats` counts encoder calls like SAM2's `FeatureCache`. With `shared_embeddings()`
     active, embeddings are also kept across sessions keyed by the frame's content (for
     evaluations that open the same image many times).
+
+    Embeddings are kept in float16 (`SAMUSA_EMBEDDING_DTYPE`): a 480x640 loop's cache is
+    2 MB a frame instead of 4, so the default 1 GB budget holds 512 frames, not 256 (a
+    300-frame loop propagated and kept for clicks). Every use, the first included, reads
+    the rounded copy, so a frame's result does not depend on whether its embedding came
+    from the encoder or the cache; masks stay within Dice 0.995 of float32 storage
+    (`Testing/test_litemedsam_speed.py`).
     """
 
     _shared: "OrderedDict[str, torch.Tensor] | None" = None
@@ -98,12 +110,19 @@ class EmbeddingCache:
         self.stats = EncoderStats()
         self._entries: "OrderedDict[int, torch.Tensor]" = OrderedDict()
         self._bytes = 0
+        name = (os.environ.get(EMBEDDING_DTYPE_ENV) or "float16").strip().lower()
+        if name not in EMBEDDING_DTYPES:
+            raise ValueError(f"{EMBEDDING_DTYPE_ENV} must be one of {', '.join(EMBEDDING_DTYPES)}; got {name!r}")
+        self.dtype = EMBEDDING_DTYPES[name]
 
     def __contains__(self, frame: int) -> bool:
         return frame in self._entries
 
     def get(self, frame: int) -> torch.Tensor:
-        """(1, 256, 64, 64) embedding of a frame."""
+        """(1, 256, 64, 64) float32 embedding of a frame (the kept copy's values)."""
+        return self._kept(frame).float()
+
+    def _kept(self, frame: int) -> torch.Tensor:
         entry = self._entries.get(frame)
         if entry is not None:
             self._entries.move_to_end(frame)
@@ -122,7 +141,7 @@ class EmbeddingCache:
         shared = EmbeddingCache._shared
         key = None
         if shared is not None:
-            key = hashlib.sha1(np.ascontiguousarray(image).tobytes() + str(image.shape).encode()).hexdigest()
+            key = hashlib.sha1(np.ascontiguousarray(image).tobytes() + str(image.shape).encode() + str(self.dtype).encode()).hexdigest()
             if key in shared:
                 shared.move_to_end(key)
                 return shared[key]
@@ -131,13 +150,13 @@ class EmbeddingCache:
             tensor = self.letterbox.image(image, self.device)
             with self.autocast():
                 embedding = self.net.embed(tensor)
-            embedding = embedding.float().clone()
+            embedding = embedding.to(self.dtype).clone()
         self.stats.calls += 1
         self.stats.frames.append(frame)
         self.stats.seconds += time.perf_counter() - start
         if shared is not None and key is not None:
             shared[key] = embedding
-            while len(shared) * embedding.numel() * 4 > EmbeddingCache._shared_budget and len(shared) > 1:
+            while len(shared) * embedding.numel() * embedding.element_size() > EmbeddingCache._shared_budget and len(shared) > 1:
                 shared.popitem(last=False)
         return embedding
 
@@ -149,7 +168,7 @@ class EmbeddingCache:
 @contextmanager
 def shared_embeddings(megabytes: int = 2048) -> Iterator[None]:
     """Keep LiteMedSAM embeddings across sessions inside the block, keyed by frame content
-    (a 256 x 64 x 64 float embedding is 4 MB). Cache hits do not count as encoder calls."""
+    (a 256 x 64 x 64 float16 embedding is 2 MB). Cache hits do not count as encoder calls."""
     previous = EmbeddingCache._shared, EmbeddingCache._shared_budget
     EmbeddingCache._shared = OrderedDict()
     EmbeddingCache._shared_budget = int(megabytes) * 1024 * 1024
