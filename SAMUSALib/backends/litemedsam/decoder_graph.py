@@ -10,12 +10,13 @@ leaves out is data movement, not arithmetic:
 - the positional encoding, a constant of the weights, is a buffer already in token layout;
 - the transformer's output grid is a channels-last view for the upscaling convolutions;
 - only the mask tokens asked for become masks;
-- the output upscaling runs on tokens (`_upscaled_masks`), and attention from the image to
-  the prompt tokens keeps the image side in token layout (`_image_to_tokens`).
+- the output upscaling runs on tokens (`_upscaled_masks`), and attention between the image
+  and the prompt tokens keeps the image side in token layout, both ways
+  (`_image_to_tokens`, `_tokens_to_image`).
 
 Measured in OpenVINO against SAM2's module converted as it is (medians of 10, one
-process, 2 cores, logits within 2e-5): 0.68x the time for one prompt, 0.66x for three,
-0.71x for seven; a shared batch (below) of three or seven 0.57-0.58x.
+process, 2 cores, logits within 2e-5): 0.66x the time for one prompt, 0.68x for three,
+0.69x for seven; a shared batch (below) of three or seven 0.56-0.58x.
 
 With ``shared_image`` the K prompts share one dense embedding (no mask prompt: the
 prompt encoder's ``no_mask_embed`` vector), so the first transformer layer's image-side
@@ -83,6 +84,24 @@ def _upscaled_masks(upscaling: nn.Sequential, keys: torch.Tensor, hyper: torch.T
     return masks.permute(0, 7, 1, 3, 5, 2, 4, 6).reshape(k, m, 4 * h, 4 * w)
 
 
+def _tokens_to_image(attention: nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """SAM2's `Attention` from the K prompts' T tokens to the image's positions, on
+    projected inputs (q (K, T, D); k, v (1 or K, N, D)), without splitting the image side
+    into heads: the queries become a block-diagonal (heads T, D) matrix, so the image-side
+    keys and values are used in token layout (and, shared by a batch, broadcast), and the
+    heads' outputs are the diagonal blocks of a small (K, heads T, D) product."""
+    heads = attention.num_heads
+    count, tokens, width = q.shape
+    dim = width // heads
+    eye = torch.eye(heads, dtype=q.dtype, device=q.device)
+    queries = q.view(count, 1, tokens, heads, dim) * dim**-0.5  # (K, 1, T, g, e)
+    queries = (eye.view(1, heads, 1, heads, 1) * queries).reshape(count, heads * tokens, width)
+    weights = torch.softmax(queries @ k.transpose(-2, -1), dim=-1)  # (K, heads T, N)
+    out = (weights @ v).view(count, heads, tokens, heads, dim)  # head h's tokens, all heads' values
+    out = (out * eye.view(1, heads, 1, heads, 1)).sum(dim=1)  # (K, T, heads, dim): the diagonal blocks
+    return attention.out_proj(out.reshape(count, tokens, width))
+
+
 def _image_to_tokens(attention: nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """SAM2's `Attention` from the image's 4096 positions to the K prompts' T tokens, on
     projected inputs (q (1 or K, N, D); k, v (K, T, D)), without splitting the image side
@@ -126,7 +145,8 @@ class ExportDecoder(nn.Module):
         queries, keys = tokens, image
         for layer in transformer.layers:
             queries, keys = self._block(layer, queries, keys, tokens)
-        attended = transformer.final_attn_token_to_image(q=queries + tokens, k=keys + self.pe_tokens, v=keys)
+        final = transformer.final_attn_token_to_image
+        attended = _tokens_to_image(final, final.q_proj(queries + tokens), final.k_proj(keys + self.pe_tokens), final.v_proj(keys))
         hs = transformer.norm_final_attn(queries + attended)
         iou = decoder.iou_prediction_head(hs[:, 0])
         chosen = range(1, decoder.num_mask_tokens) if self.multimask else range(1)
@@ -147,9 +167,8 @@ class ExportDecoder(nn.Module):
         queries = layer.norm1(queries)
         to_image = layer.cross_attn_token_to_image
         keys_pe = keys + self.pe_tokens
-        projected_k = to_image.k_proj(keys_pe).expand(k, -1, -1)
-        projected_v = to_image.v_proj(keys).expand(k, -1, -1)
-        queries = layer.norm2(queries + _attend(to_image, to_image.q_proj(queries + tokens), projected_k, projected_v))
+        attended = _tokens_to_image(to_image, to_image.q_proj(queries + tokens), to_image.k_proj(keys_pe), to_image.v_proj(keys))
+        queries = layer.norm2(queries + attended)
         queries = layer.norm3(queries + layer.mlp(queries))
         to_token = layer.cross_attn_image_to_token
         attended = _image_to_tokens(to_token, to_token.q_proj(keys_pe), to_token.k_proj(queries + tokens),

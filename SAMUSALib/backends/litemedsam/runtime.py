@@ -27,7 +27,7 @@ figure a ratio of minima taken in one process, interleaved; docs/bench/README.md
   than PyTorch eager for one prompt, logits within 2e-5. Exported when first used, as
   `decoder_graph.ExportDecoder` (the same arithmetic without the gathers, transposes and
   reorders, and a batch of candidates without mask prompts sharing its image side:
-  0.57-0.71x of SAM2's module in OpenVINO).
+  0.56-0.69x of SAM2's module in OpenVINO).
 - The prompt encoder's dense positional encoding is a constant of the weights; it is
   computed once per network instead of on every click (`dense_pe`).
 
@@ -53,7 +53,7 @@ from .decoder_graph import ExportDecoder, shared_dense
 RUNTIME_ENV = "SAMUSA_LITE_RUNTIME"
 RUNTIMES = ("auto", "openvino", "eager")
 #: Bump when the exported graph changes for the same weights (invalidates cached IR).
-EXPORT_FORMAT = 7
+EXPORT_FORMAT = 8
 
 _compiled: dict[str, object] = {}  # compiled OpenVINO encoders of this process, by cache key
 
