@@ -113,7 +113,7 @@ def test_the_decoder_graph_computes_sam2_s_mask_decoder(multimask):
                            dense_prompt_embeddings=dense, multimask_output=multimask, repeat_image=True)[:2]
             vector = shared_dense(dense)
             assert (vector is not None) == (masks is None)  # only a no-mask batch shares its dense prompt
-            graph = ExportDecoder(decoder, multimask, image_pe, shared_image=vector is not None).eval()
+            graph = ExportDecoder(decoder, multimask, image_pe).eval()
             got = graph(embedding, sparse, dense.contiguous() if vector is None else vector)
             assert got[0].shape == want[0].shape == (3, 3 if multimask else 1, 256, 256)
             for a, b in zip(got, want):

@@ -8,7 +8,6 @@ leaves out is data movement, not arithmetic:
 - the image embedding is broadcast to the K prompts instead of repeated
   (`repeat_interleave` is a gather in OpenVINO);
 - the positional encoding, a constant of the weights, is a buffer already in token layout;
-- the transformer's output grid is a channels-last view for the upscaling convolutions;
 - only the mask tokens asked for become masks;
 - the output upscaling runs on tokens (`_upscaled_masks`), and attention between the image
   and the prompt tokens keeps the image side in token layout, both ways
@@ -18,10 +17,11 @@ Measured in OpenVINO against SAM2's module converted as it is (medians of 10, on
 process, 2 cores, logits within 2e-5): 0.66x the time for one prompt, 0.68x for three,
 0.69x for seven; a shared batch (below) of three or seven 0.56-0.58x.
 
-With ``shared_image`` the K prompts share one dense embedding (no mask prompt: the
-prompt encoder's ``no_mask_embed`` vector), so the first transformer layer's image-side
-projections (keys and values of token-to-image attention, queries of image-to-token
-attention: 0.8 of a pass's 3.6 GFLOP) are the same for every prompt and are computed once.
+When the K prompts share one dense embedding (no mask prompt: the prompt encoder's
+``no_mask_embed`` vector, passed as one (1, C, 1, 1) input), the image stays a single
+(1, h w, C) map until the first layer's end, so that layer's image-side projections
+(keys and values of token-to-image attention, queries of image-to-token attention: 0.8
+of a pass's 3.6 GFLOP) are the same for every prompt and are computed once.
 Candidate boxes (boundary fitting, region search, the tracker's candidates) are batches
 of this kind.
 """
@@ -42,14 +42,6 @@ def shared_dense(dense: torch.Tensor) -> torch.Tensor | None:
     if dense.shape[0] > 1 and dense.stride(0) != 0:
         return None
     return dense[:1, :, :1, :1]
-
-
-def _attend(attention: nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """SAM2's `Attention.forward` on inputs already projected by its q, k and v layers."""
-    heads = attention.num_heads
-    q, k, v = (attention._separate_heads(t, heads) for t in (q, k, v))
-    out = F.scaled_dot_product_attention(q, k, v)
-    return attention.out_proj(attention._recombine_heads(out))
 
 
 def _pixel_linear(deconv: nn.ConvTranspose2d) -> tuple[torch.Tensor, torch.Tensor]:
@@ -126,13 +118,12 @@ class ExportDecoder(nn.Module):
     """The mask decoder for K prompts on one image embedding (module docstring).
 
     forward(embedding (1, C, H, W), sparse (K, T, C), dense) -> logits (K, M, 4H, 4W), IoU
-    (K, M); dense is (K, C, H, W), or (1, C, 1, 1) with ``shared_image``."""
+    (K, M); dense is (K, C, H, W), or one (1, C, 1, 1) vector shared by all prompts."""
 
-    def __init__(self, mask_decoder: nn.Module, multimask: bool, image_pe: torch.Tensor, *, shared_image: bool = False) -> None:
+    def __init__(self, mask_decoder: nn.Module, multimask: bool, image_pe: torch.Tensor) -> None:
         super().__init__()
         self.mask_decoder = mask_decoder
         self.multimask = multimask
-        self.shared_image = shared_image
         self.register_buffer("pe_tokens", image_pe.detach().flatten(2).transpose(1, 2).contiguous())
 
     def forward(self, embedding: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor):
@@ -158,7 +149,6 @@ class ExportDecoder(nn.Module):
         """SAM2's `TwoWayAttentionBlock.forward`, for K token sets against keys (K, h w, C)
         or, before the first layer of a shared batch, one image (1, h w, C) whose
         projections are computed once and broadcast to the K prompts."""
-        k = tokens.shape[0]
         if layer.skip_first_layer_pe:
             queries = layer.self_attn(q=queries, k=queries, v=queries)
         else:

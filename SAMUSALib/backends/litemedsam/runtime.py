@@ -250,7 +250,7 @@ class OpenVINODecoder:
             examples = [torch.zeros(1, c, h, w), torch.zeros(2, 3, c), torch.zeros(third if shared else (2, c, h, w))]
             shapes = [(1, c, h, w), (-1, -1, c), third]
             name = ("decoder-multimask" if multimask else "decoder") + ("-shared" if shared else "")
-            module = ExportDecoder(self.mask_decoder, multimask, image_pe, shared_image=shared).eval()
+            module = ExportDecoder(self.mask_decoder, multimask, image_pe).eval()
             graph = self.graphs[(multimask, shared)] = OpenVINOModule(module, name, shapes, examples)
         third = vector if shared else dense.expand(sparse.shape[0], -1, -1, -1)
         out = graph.run(embedding, sparse, third)
