@@ -1,8 +1,8 @@
 """LiteMedSAM at CPU speed (issue 18; SAMUSALib/backends/litemedsam/runtime.py): every
 speed-up must leave the results as they were.
 
-- batch norms folded into the convolutions, attention's projection split, and
-  channels-last: the same encoder output;
+- batch norms folded into the convolutions, attention's projection split, the
+  full-resolution stage in row strips, and channels-last: the same encoder output;
 - the OpenVINO encoder: the same embedding, exported once into the model cache and read
   back from it; a failing export warns and falls back to PyTorch, never stops;
 - the default model as loaded (all of the above) against today's float32 eager network
@@ -91,6 +91,31 @@ def test_split_attention_gives_the_fused_projection_s_output(small_encoder):
         assert not torch.allclose(wrong(image), reference, atol=1e-2 * scale)
 
 
+@pytest.mark.parametrize("rows", [2, 6, 16, 64])
+def test_row_strips_give_the_whole_map_s_output(small_encoder, rows):
+    """Stem and stage 0 strip by strip (each strip reading its neighbours' halo rows):
+    the encoder's output, whether the strips divide the height (2, 16), leave a shorter
+    last strip (6) or are one strip (64); folded and channels-last as the loader runs it."""
+    from SAMUSALib.backends.litemedsam.row_strips import StripedEncoder
+
+    encoder, image, reference = small_encoder
+    striped = StripedEncoder(copy.deepcopy(encoder), rows)
+    prepared = copy.deepcopy(encoder)
+    runtime.fold_batch_norms(prepared)
+    prepared = StripedEncoder(prepared.to(memory_format=torch.channels_last), rows)
+    with torch.no_grad():
+        out = striped(image)
+        fast = prepared(image.contiguous(memory_format=torch.channels_last))
+    scale = reference.abs().max().item()
+    assert torch.allclose(out, reference, atol=1e-5 * scale, rtol=1e-5)
+    assert torch.allclose(fast, reference, atol=1e-4 * scale, rtol=1e-4)
+    with torch.no_grad():  # the first stage alone (what the strips replace) equals the plain one
+        plain = encoder.layers[0](encoder.patch_embed(image))
+        assert torch.allclose(striped.first_stage(image), plain, atol=1e-5 * plain.abs().max().item(), rtol=1e-5)
+    with pytest.raises(ValueError, match="even number of rows"):
+        StripedEncoder(encoder, 5)
+
+
 @pytest.mark.parametrize("multimask", [False, True])
 def test_the_decoder_graph_computes_sam2_s_mask_decoder(multimask):
     """`decoder_graph.ExportDecoder`, what OpenVINO runs: the same logits and IoU as SAM2's
@@ -132,7 +157,7 @@ def test_openvino_encoder_gives_the_same_embedding_exported_once(monkeypatch):
     with torch.no_grad():
         reference = encoder(image)
     prepared, done = runtime.prepare_encoder(encoder, torch.device("cpu"))  # as the loader prepares it
-    assert done["split_attention"] == 10 and done["folded_batch_norms"] > 20
+    assert done["split_attention"] == 10 and done["folded_batch_norms"] > 20 and done["row_strips"] == 32
     fast = runtime.OpenVINOEncoder(prepared)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
