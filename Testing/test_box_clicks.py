@@ -1,0 +1,107 @@
+"""Region clicks after a box, on SAMUSA-Lite 2: the box's own mask, changed only in the
+regions the clicks are in (`LiteMedSAMBackend._local_to_clicks`).
+
+The user's view: a box gives a mask; a corrective click fixes the error it is in and
+leaves the rest of the mask alone. Decoded freely, a settling model re-draws the whole
+structure from the box and the clicks, and on echocardiography each click made the mask
+worse than the box alone (docs/samusa_lite2.md). Thresholds are below what was measured,
+with room for CPU numerics.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from SAMUSALib.backends.litemedsam.backend import shared_embeddings
+from SAMUSALib.engine import Session
+from SAMUSALib.evaluation.clicks import SimulatedUser
+from SAMUSALib.evaluation.datasets import camus
+from SAMUSALib.evaluation.metrics import dice
+from SAMUSALib.frames import FrameSource
+from SAMUSALib.io import read_image
+from SAMUSALib.models import load_model
+
+from conftest import require_shared_data
+
+SAMPLES = Path(__file__).resolve().parent.parent / "Resources" / "Samples"
+#: the end-diastole frames of both views (2- and 4-chamber) of each of the 4 patients
+IMAGES = slice(0, 16, 2)
+
+
+def _session(model, image: np.ndarray, local: bool) -> Session:
+    session = Session(FrameSource(image[None]), model)
+    session.backend.local_box_clicks = local
+    return session
+
+
+def _box_then_clicks(model, image: np.ndarray, reference: np.ndarray, local: bool, clicks: int) -> list[float]:
+    """Dice after the box, then after each corrective click of the simulated user."""
+    session = _session(model, image, local)
+    user = SimulatedUser("box+region", reference, np.random.default_rng(0))
+    mask, scores = None, []
+    for _ in range(clicks + 1):
+        click = user.next(mask)
+        if click is None:
+            break
+        mask = session.add_prompt(1, 0, **click.prompt_kwargs())
+        scores.append(dice(mask, reference))
+    return scores + [scores[-1]] * (clicks + 1 - len(scores))
+
+
+@pytest.fixture(scope="module")
+def echo():
+    root = require_shared_data("camus")
+    return camus(root)[IMAGES], load_model("samusa-lite", device="cpu")
+
+
+def test_clicks_after_a_box_on_echo_frames_improve_on_the_box_and_on_free_decoding(echo):
+    """Box, then two corrective clicks one at a time, on 8 CAMUS images (24 structures).
+    The baseline is the box's own mask, kept as it is. Measured: kept local 0.671, 0.675,
+    0.675 (box, +1, +2 clicks); decoded freely 0.671, 0.621, 0.604."""
+    cases, model = echo
+    local, free = [], []
+    with shared_embeddings():
+        for case in cases:
+            image = case.array[0]
+            for obj in case.objects:
+                reference = case.references[obj][0]
+                local.append(_box_then_clicks(model, image, reference, True, 2))
+                free.append(_box_then_clicks(model, image, reference, False, 2))
+    local_mean, free_mean = np.mean(local, 0), np.mean(free, 0)
+    box = local_mean[0]
+    assert free_mean[0] == pytest.approx(box)  # the box alone is the same either way
+    assert local_mean[1] > box and local_mean[2] > box, local_mean
+    assert local_mean[2] > free_mean[2] + 0.02, (local_mean, free_mean)
+
+
+def test_a_click_after_a_box_changes_only_the_region_it_is_in():
+    """On the bundled carotid frame, pixel for pixel: every pixel the clicks change lies
+    in a connected region that holds one of them; the rest is the box's mask."""
+    array, _ = read_image(SAMPLES / "carotid_cine.nrrd")
+    masks, _ = read_image(SAMPLES / "carotid_cine_masks.nrrd")
+    image, truth = np.asarray(array)[0], np.asarray(masks)[0] > 0
+    rows, cols = np.nonzero(truth)
+    box = [float(cols.min()) - 8, float(rows.min()) - 8, float(cols.max()) + 8, float(rows.max()) + 8]
+    session = _session(load_model("samusa-lite", device="cpu"), image, True)
+    box_mask = session.add_prompt(1, 0, box=box)
+    inside = np.argwhere(ndimage.binary_erosion(truth, iterations=4))
+    ring = np.argwhere(ndimage.binary_dilation(truth, iterations=6) & ~ndimage.binary_dilation(truth, iterations=3))
+    positive = [[float(inside[len(inside) // 2][1]), float(inside[len(inside) // 2][0])]]
+    negative = [[float(ring[0][1]), float(ring[0][0])], [float(ring[-1][1]), float(ring[-1][0])]]
+    mask = session.add_prompt(1, 0, positive=positive, negative=negative)
+    assert session.objects[1].output(0)["how"].endswith("(local)")
+    changed = mask != box_mask
+    labels, _ = ndimage.label(changed, structure=np.ones((3, 3), bool))
+    clicked = {labels[int(round(y)), int(round(x))] for x, y in positive + negative} - {0}
+    assert set(np.unique(labels[changed])) <= clicked
+    # decoded freely, the same clicks change the mask elsewhere too (the rule is not vacuous)
+    free = _session(load_model("samusa-lite", device="cpu"), image, False)
+    free.add_prompt(1, 0, box=box)
+    free_mask = free.add_prompt(1, 0, positive=positive, negative=negative)
+    free_labels, _ = ndimage.label(free_mask != box_mask, structure=np.ones((3, 3), bool))
+    free_clicked = {free_labels[int(round(y)), int(round(x))] for x, y in positive + negative} - {0}
+    assert set(np.unique(free_labels[free_mask != box_mask])) - free_clicked
