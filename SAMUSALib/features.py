@@ -12,7 +12,7 @@ import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -64,8 +64,51 @@ def preprocess_frame(frame: np.ndarray, size: int, device: torch.device | str = 
     return (image - mean) / std
 
 
-class FeatureCache:
-    """LRU cache of encoded frames, bounded in bytes (least recently used dropped first)."""
+Entry = TypeVar("Entry")
+
+
+class FrameLRU(Generic[Entry]):
+    """Per-frame encodings computed on first use and kept within a byte budget, least
+    recently used dropped first (at least one is always kept). Subclasses say how to
+    encode a frame (`_encode`, which also counts `stats`) and what an entry weighs."""
+
+    def __init__(self, budget_bytes: int) -> None:
+        self.budget = budget_bytes
+        self.stats = EncoderStats()
+        self._entries: "OrderedDict[int, Entry]" = OrderedDict()
+        self._bytes = 0
+
+    def __contains__(self, frame: int) -> bool:
+        return frame in self._entries
+
+    def lookup(self, frame: int) -> Entry:
+        entry = self._entries.get(frame)
+        if entry is not None:
+            self._entries.move_to_end(frame)
+            return entry
+        entry = self._encode(frame)
+        if self.budget > 0:
+            self._entries[frame] = entry
+            self._bytes += self._nbytes(entry)
+            while self._bytes > self.budget and len(self._entries) > 1:
+                _, dropped = self._entries.popitem(last=False)
+                self._bytes -= self._nbytes(dropped)
+        return entry
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._bytes = 0
+
+    def _encode(self, frame: int) -> Entry:
+        raise NotImplementedError
+
+    @staticmethod
+    def _nbytes(entry: Entry) -> int:
+        raise NotImplementedError
+
+
+class FeatureCache(FrameLRU[FrameFeatures]):
+    """SAM2's image-encoder features per frame (`FrameLRU`)."""
 
     def __init__(
         self,
@@ -78,39 +121,25 @@ class FeatureCache:
     ) -> None:
         """`store_dtype`: what the features are kept in (`LoadedModel.cache_dtype`); the
         stages cast them to their own precision when they read them."""
+        super().__init__(budget_bytes)
         self.sam = sam
         self.store_dtype = store_dtype
         self.load_frame = load_frame
         self.device = device
-        self.budget = budget_bytes
         self.autocast = autocast
-        self.stats = EncoderStats()
-        self._entries: "OrderedDict[int, FrameFeatures]" = OrderedDict()
-        self._bytes = 0
         self._shared_pos: list[torch.Tensor] | None = None
-        size = int(sam.image_size)
-        self._size = size
-
-    def __contains__(self, frame: int) -> bool:
-        return frame in self._entries
+        self._size = int(sam.image_size)
 
     def preprocess(self, frame: np.ndarray) -> torch.Tensor:
         """[0, 1] frame (H, W) or (H, W, 3) -> normalised (1, 3, S, S) on the device."""
         return preprocess_frame(frame, self._size, self.device)
 
     def get(self, frame: int) -> FrameFeatures:
-        entry = self._entries.get(frame)
-        if entry is not None:
-            self._entries.move_to_end(frame)
-            return entry
-        entry = self._encode(frame)
-        if self.budget > 0:
-            self._entries[frame] = entry
-            self._bytes += entry.nbytes()
-            while self._bytes > self.budget and len(self._entries) > 1:
-                _, dropped = self._entries.popitem(last=False)
-                self._bytes -= dropped.nbytes()
-        return entry
+        return self.lookup(frame)
+
+    @staticmethod
+    def _nbytes(entry: FrameFeatures) -> int:
+        return entry.nbytes()
 
     def _encode(self, frame: int) -> FrameFeatures:
         start = time.perf_counter()
@@ -132,7 +161,3 @@ class FeatureCache:
         self.stats.frames.append(frame)
         self.stats.seconds += time.perf_counter() - start
         return FrameFeatures(list(feats), self._shared_pos, sizes)
-
-    def clear(self) -> None:
-        self._entries.clear()
-        self._bytes = 0

@@ -273,7 +273,7 @@ def test_the_fast_default_model_gives_float32_eager_masks_on_real_frames(monkeyp
                 session = Session(FrameSource(image[None]), model)
             masks[label] = {obj: session.add_prompt(obj, 0, **prompt) for obj, prompt in prompts.items()}
             assert session.features.stats.calls == 1
-            kept = session.features._kept(0).dtype
+            kept = session.features.lookup(0).dtype
             assert kept == (_torch.float16 if label == "fast" else _torch.float32)
         if expected_runtime == "openvino":  # the OpenVINO encoder and both decoders ran, none failed
             assert fast.sam.encoder_runtime.failed is None and fast.sam.encoder_runtime.compiled is not None

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import numpy as np
 import torch
 
-from ...features import EncoderStats, cache_budget_bytes
+from ...features import FrameLRU, cache_budget_bytes
 from ...frames import FrameSource
 from ...prompts import FramePrompt
 from ...tracking.shape import edge_contrast as shape_edge_contrast
@@ -85,7 +85,7 @@ EMBEDDING_DTYPE_ENV = "SAMUSA_EMBEDDING_DTYPE"
 EMBEDDING_DTYPES = {"float16": torch.float16, "float32": torch.float32}
 
 
-class EmbeddingCache:
+class EmbeddingCache(FrameLRU[torch.Tensor]):
     """Image embeddings per frame, least recently used dropped first beyond the budget.
 
     `stats` counts encoder calls like SAM2's `FeatureCache`. With `shared_embeddings()`
@@ -104,42 +104,26 @@ class EmbeddingCache:
     _shared_budget = 0
 
     def __init__(self, net, load_frame: Callable[[int], np.ndarray], letterbox: Letterbox, device, budget_bytes: int, autocast) -> None:
+        super().__init__(budget_bytes)
         self.net = net
         self.load_frame = load_frame
         self.letterbox = letterbox
         self.device = device
-        self.budget = budget_bytes
         self.autocast = autocast
-        self.stats = EncoderStats()
-        self._entries: "OrderedDict[int, torch.Tensor]" = OrderedDict()
-        self._bytes = 0
         name = (os.environ.get(EMBEDDING_DTYPE_ENV) or "float16").strip().lower()
         if name not in EMBEDDING_DTYPES:
             raise ValueError(f"{EMBEDDING_DTYPE_ENV} must be one of {', '.join(EMBEDDING_DTYPES)}; got {name!r}")
         self.dtype = EMBEDDING_DTYPES[name]
 
-    def __contains__(self, frame: int) -> bool:
-        return frame in self._entries
-
     def get(self, frame: int) -> torch.Tensor:
         """(1, 256, 64, 64) float32 embedding of a frame (the kept copy's values)."""
-        return self._kept(frame).float()
+        return self.lookup(frame).float()
 
-    def _kept(self, frame: int) -> torch.Tensor:
-        entry = self._entries.get(frame)
-        if entry is not None:
-            self._entries.move_to_end(frame)
-            return entry
-        entry = self._embed(frame)
-        if self.budget > 0:
-            self._entries[frame] = entry
-            self._bytes += entry.numel() * entry.element_size()
-            while self._bytes > self.budget and len(self._entries) > 1:
-                _, dropped = self._entries.popitem(last=False)
-                self._bytes -= dropped.numel() * dropped.element_size()
-        return entry
+    @staticmethod
+    def _nbytes(entry: torch.Tensor) -> int:
+        return entry.numel() * entry.element_size()
 
-    def _embed(self, frame: int) -> torch.Tensor:
+    def _encode(self, frame: int) -> torch.Tensor:
         image = self.load_frame(frame)
         shared = EmbeddingCache._shared
         key = None
@@ -162,10 +146,6 @@ class EmbeddingCache:
             while len(shared) * embedding.numel() * embedding.element_size() > EmbeddingCache._shared_budget and len(shared) > 1:
                 shared.popitem(last=False)
         return embedding
-
-    def clear(self) -> None:
-        self._entries.clear()
-        self._bytes = 0
 
 
 @contextmanager
