@@ -113,10 +113,9 @@ def test_the_engine_names_no_model_family():
 
 def test_the_tracking_package_names_no_model_or_family():
     """Which propagation design suits a model is the model's spec's business
-    (`ModelSpec.tracker`); the tracking code itself names no model and no family. (square.py,
-    the adapter that serves a family's decoder to the tracker, still imports that family's
-    token helpers: left out here, to be moved into the backend.)"""
-    for path in sorted(set((LIBRARY / "tracking").glob("*.py")) - {LIBRARY / "tracking" / "square.py"}):
+    (`ModelSpec.tracker`); the tracking code itself names no model and no family (the
+    adapter that serves a family's decoder to the tracker lives in that family's backend)."""
+    for path in sorted((LIBRARY / "tracking").glob("*.py")):
         tree = ast.parse(path.read_text())
         docstrings = {
             id(n.body[0].value) for n in ast.walk(tree)

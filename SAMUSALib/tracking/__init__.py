@@ -3,18 +3,17 @@
 - `motion`: frame-to-frame shifts (phase correlation), moving masks, contour samples;
 - `appearance`: PerSAM-style feature prototypes of the object and their scores;
 - `tracker`: `ImageOnlyTracker`, candidates from motion + shape prompts, scored and
-  bounded; `DESIGNS` names the measured designs (docs/tracking.md);
-- `square`: the adapter that lets a LiteMedSAM-family backend serve the tracker.
+  bounded; `DESIGNS` names the measured designs (docs/tracking.md); a backend serves it
+  through a `tracker.SquareModel` of its own (LiteMedSAM's: `backends/litemedsam/square.py`).
 
 A backend uses it through `make_tracker(name)` (None: the backend's legacy tracker).
 """
 
 from __future__ import annotations
 
-from .square import LetterboxSquare
 from .tracker import DESIGNS, ImageOnlyTracker, TrackerConfig
 
-__all__ = ["DESIGNS", "DEFAULT_DESIGN", "ImageOnlyTracker", "TrackerConfig", "LetterboxSquare", "make_tracker"]
+__all__ = ["DESIGNS", "DEFAULT_DESIGN", "ImageOnlyTracker", "TrackerConfig", "make_tracker"]
 
 #: The design propagation uses unless SAMUSA_TRACKER names another (docs/tracking.md).
 DEFAULT_DESIGN = "motion"

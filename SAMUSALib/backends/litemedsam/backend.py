@@ -43,6 +43,7 @@ from ...prompts import FramePrompt
 from ...tracking.shape import edge_contrast as shape_edge_contrast
 from . import encodings
 from .network import IMAGE_SIZE, Letterbox
+from .square import LetterboxSquare
 
 if TYPE_CHECKING:
     from ...state import ObjectState
@@ -228,7 +229,7 @@ class LiteMedSAMBackend:
         from ... import tracking
 
         self.tracker = tracking.make_tracker(os.environ.get(TRACKER_ENV) or model_tracker(model))
-        self.square = tracking.LetterboxSquare(self) if self.tracker is not None else None
+        self.square = LetterboxSquare(self) if self.tracker is not None else None
 
     # -------------------------------------------------------------- interface
     def prompt(self, obj: "ObjectState", prompt: FramePrompt, *, is_init: bool, previous: dict | None) -> dict:

@@ -1,8 +1,10 @@
-"""`SquareModel` for a LiteMedSAM-family backend: its letterboxed square, cached grey
-frames and one batched decoder call for all of a frame's candidates.
+"""The tracker's `SquareModel` (`SAMUSALib.tracking.tracker`) for a LiteMedSAM-family
+backend: its letterboxed square, cached grey frames and one batched decoder call for all
+of a frame's candidates.
 
-Kept here, not in the backend, so the backend only needs a hook: this module reads the
-backend's `net`, `letterbox`, `features` (embedding cache), `frames` and `model.autocast`.
+It lives with the backend because it speaks the family's prompt tokens; the tracking
+package sees only the `SquareModel` interface. It reads the backend's `net`,
+`letterbox`, `features` (embedding cache), `frames` and `model.autocast`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from typing import Sequence
 
 import numpy as np
 import torch
+
+from .lite import batch_tokens, prompt_tokens
 
 
 class LetterboxSquare:
@@ -37,7 +41,7 @@ class LetterboxSquare:
 
     def _views(self) -> tuple[np.ndarray | None, np.ndarray | None]:
         if self._view is None:
-            from .view import field_of_view, sample_frames
+            from ...tracking.view import field_of_view, sample_frames
 
             frames = self.backend.frames
             found = field_of_view([frames.frame(i) for i in sample_frames(frames.num_frames)])
@@ -73,8 +77,6 @@ class LetterboxSquare:
         use = torch.tensor([m is not None for _, _, _, m in prompts], device=device)
         with torch.inference_mode(), self.backend.model.autocast():
             if getattr(net, "boundary_native", False):
-                from ..backends.litemedsam.lite import batch_tokens, prompt_tokens
-
                 coords, kinds = batch_tokens([prompt_tokens(p, l, b) for p, l, b, _ in prompts], device)
                 logits, iou = net.decode_tokens(embedding, coords, kinds, mask_t, use_mask=use)
             else:  # the pretrained box model: boxes and masks only
