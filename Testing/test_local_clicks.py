@@ -1,11 +1,12 @@
-"""Region clicks after a box, on SAMUSA-Lite 2: the box's own mask, changed only in the
-regions the clicks are in (`LiteMedSAMBackend._local_to_clicks`).
+"""Corrective clicks on SAMUSA-Lite 2 stay local (`LiteMedSAMBackend._local_to_clicks`):
+after a box, the box's own mask changed only in the regions the clicks are in; without
+a box, the positive clicks' mask changed only in the regions around the clicks.
 
-The user's view: a box gives a mask; a corrective click fixes the error it is in and
-leaves the rest of the mask alone. Decoded freely, a settling model re-draws the whole
-structure from the box and the clicks, and on echocardiography each click made the mask
-worse than the box alone (docs/samusa_lite2.md). Thresholds are below what was measured,
-with room for CPU numerics.
+The user's view: a corrective click fixes the error it is in and leaves the rest of the
+mask alone. Decoded freely, a settling model re-draws the whole structure from all the
+clicks, and on echocardiography each click after a box made the mask worse than the box
+alone (docs/samusa_lite2.md). Thresholds are below what was measured, with room for CPU
+numerics.
 """
 
 from __future__ import annotations
@@ -34,14 +35,15 @@ IMAGES = slice(0, 16, 2)
 
 def _session(model, image: np.ndarray, local: bool) -> Session:
     session = Session(FrameSource(image[None]), model)
-    session.backend.local_box_clicks = local
+    session.backend.local_clicks = local
     return session
 
 
-def _box_then_clicks(model, image: np.ndarray, reference: np.ndarray, local: bool, clicks: int) -> list[float]:
-    """Dice after the box, then after each corrective click of the simulated user."""
+def _clicks(model, image: np.ndarray, reference: np.ndarray, local: bool, clicks: int, kind: str = "box+region") -> list[float]:
+    """Dice after each prompt of the simulated user: the box (for box+region), then
+    corrective clicks one at a time."""
     session = _session(model, image, local)
-    user = SimulatedUser("box+region", reference, np.random.default_rng(0))
+    user = SimulatedUser(kind, reference, np.random.default_rng(0))
     mask, scores = None, []
     for _ in range(clicks + 1):
         click = user.next(mask)
@@ -69,13 +71,34 @@ def test_clicks_after_a_box_on_echo_frames_improve_on_the_box_and_on_free_decodi
             image = case.array[0]
             for obj in case.objects:
                 reference = case.references[obj][0]
-                local.append(_box_then_clicks(model, image, reference, True, 2))
-                free.append(_box_then_clicks(model, image, reference, False, 2))
+                local.append(_clicks(model, image, reference, True, 2))
+                free.append(_clicks(model, image, reference, False, 2))
     local_mean, free_mean = np.mean(local, 0), np.mean(free, 0)
     box = local_mean[0]
     assert free_mean[0] == pytest.approx(box)  # the box alone is the same either way
     assert local_mean[1] > box and local_mean[2] > box, local_mean
     assert local_mean[2] > free_mean[2] + 0.02, (local_mean, free_mean)
+
+
+def test_region_clicks_on_echo_frames_improve_on_free_decoding(echo):
+    """Region clicks without a box, one at a time (the first positive, then corrective
+    clicks), on the same 24 structures: the negative clicks act locally on the positive
+    clicks' mask. The trivial baseline is the first click's mask, copied unchanged.
+    Measured at 1..5 clicks: kept local 0.470 0.480 0.483 0.500 0.495, decoded freely
+    0.470 0.461 0.465 0.456 0.445."""
+    cases, model = echo
+    local, free = [], []
+    with shared_embeddings():
+        for case in cases:
+            image = case.array[0]
+            for obj in case.objects:
+                reference = case.references[obj][0]
+                local.append(_clicks(model, image, reference, True, 4, "region"))
+                free.append(_clicks(model, image, reference, False, 4, "region"))
+    local_mean, free_mean = np.mean(local, 0), np.mean(free, 0)
+    assert local_mean[0] == pytest.approx(free_mean[0])  # one positive click: nothing to keep local
+    assert local_mean[-1] > local_mean[0], local_mean
+    assert local_mean[-1] > free_mean[-1] + 0.02, (local_mean, free_mean)
 
 
 def test_a_click_after_a_box_changes_only_the_region_it_is_in():
