@@ -111,13 +111,17 @@ def test_a_click_after_a_box_changes_only_the_region_it_is_in():
     box = [float(cols.min()) - 8, float(rows.min()) - 8, float(cols.max()) + 8, float(rows.max()) + 8]
     session = _session(load_model("samusa-lite", device="cpu"), image, True)
     box_mask = session.add_prompt(1, 0, box=box)
-    inside = np.argwhere(ndimage.binary_erosion(truth, iterations=4))
-    ring = np.argwhere(ndimage.binary_dilation(truth, iterations=6) & ~ndimage.binary_dilation(truth, iterations=3))
-    positive = [[float(inside[len(inside) // 2][1]), float(inside[len(inside) // 2][0])]]
-    negative = [[float(ring[0][1]), float(ring[0][0])], [float(ring[-1][1]), float(ring[-1][0])]]
+    # the clicks go where the box's mask is wrong, as a user's corrections do
+    missed, spilled = truth & ~box_mask, box_mask & ~truth
+    assert missed.any() and spilled.any()
+    deep_missed = np.argwhere(ndimage.distance_transform_edt(missed) == ndimage.distance_transform_edt(missed).max())[0]
+    deep_spilled = np.argwhere(ndimage.distance_transform_edt(spilled) == ndimage.distance_transform_edt(spilled).max())[0]
+    positive = [[float(deep_missed[1]), float(deep_missed[0])]]
+    negative = [[float(deep_spilled[1]), float(deep_spilled[0])]]
     mask = session.add_prompt(1, 0, positive=positive, negative=negative)
     assert session.objects[1].output(0)["how"].endswith("(local)")
     changed = mask != box_mask
+    assert changed.any()  # the corrections were applied, not dropped
     labels, _ = ndimage.label(changed, structure=np.ones((3, 3), bool))
     clicked = {labels[int(round(y)), int(round(x))] for x, y in positive + negative} - {0}
     assert set(np.unique(labels[changed])) <= clicked

@@ -451,7 +451,8 @@ class LiteMedSAMBackend:
         if prompt.box is not None:
             key = (prompt.frame, "box", tuple(prompt.box))
         else:
-            key = (prompt.frame, "positive", np.asarray(prompt.positive, dtype=float).tobytes())
+            points = np.asarray(prompt.positive, dtype=float).reshape(-1, 2)
+            key = (prompt.frame, "positive", points[np.lexsort(points.T[::-1])].tobytes())  # the set, not the order
         base = self._local_bases.get(key)
         if base is not None:
             self._local_bases.move_to_end(key)

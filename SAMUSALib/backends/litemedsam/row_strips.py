@@ -67,6 +67,9 @@ class StripedEncoder(nn.Module):
             raise ValueError("StripedEncoder expects TinyViT's stage 0: MBConv blocks, then a patch merging")
         if stage.downsample.conv2.c.stride[0] != 2 or rows % 2:
             raise ValueError("StripedEncoder expects a stride-2 merge and an even number of rows per strip")
+        depthwise = [b.conv2.c for b in stage.blocks] + [stage.downsample.conv2.c]
+        if any(c.kernel_size != (3, 3) or c.padding != (1, 1) for c in depthwise):
+            raise ValueError("StripedEncoder expects 3x3 depthwise convolutions padded by 1 (one halo row)")
         self.encoder = encoder
         self.rows = rows
         self.img_size = encoder.img_size
