@@ -259,6 +259,7 @@ class LiteMedSAMBackend:
         elif prompt.box is not None and not clicks:
             logits, iou = decoder.decode(encodings.clip_boxes(np.asarray(prompt.box, dtype=float)[None], decoder.shape))
             decoded = encodings.Decoded(logits[:1][None], float(iou[0]), "box")
+            self._keep_base(self._local_key(prompt), decoded.logits.float())  # what clicks after it correct
         else:
             start = prompt.mask if prompt.mask is not None else previous_mask
             decoded = encodings.encode_region(
@@ -416,10 +417,16 @@ class LiteMedSAMBackend:
         0.681 0.682 0.681 0.681; region clicks on BUS-BRA 0.870 0.882 0.894 0.898 0.898 ->
         0.870 0.893 0.903 0.904 0.903. Every mask involved depends on the clicks alone,
         not their order. Costs the base's decoding when the box or the positive clicks
-        change (kept for `LOCAL_BASES_KEPT` bases)."""
+        change, unless the user saw that base first (kept for `LOCAL_BASES_KEPT` bases)."""
+        settles = int(getattr(self.net, "settle_passes", 0) or 0) > 0
+        if (
+            self.local_clicks and settles and prompt.box is None and len(prompt.positive)
+            and not len(prompt.negative) and not len(prompt.boundary) and prompt.mask is None
+        ):  # positive clicks alone: the base of the negative clicks that may follow
+            self._keep_base(self._local_key(prompt), decoded.logits.float())
         if (
             not self.local_clicks
-            or int(getattr(self.net, "settle_passes", 0) or 0) <= 0
+            or not settles
             or len(prompt.boundary)
             or prompt.mask is not None
             or not len(prompt.negative) and (prompt.box is None or not len(prompt.positive))
@@ -446,13 +453,22 @@ class LiteMedSAMBackend:
         merged = torch.where(torch.from_numpy(keep).to(new.device)[None, None], new, base.to(new.device))
         return encodings.Decoded(merged, decoded.iou, f"{decoded.how} (local)")
 
+    @staticmethod
+    def _local_key(prompt: FramePrompt) -> tuple:
+        if prompt.box is not None:
+            return (prompt.frame, "box", tuple(prompt.box))
+        points = np.asarray(prompt.positive, dtype=float).reshape(-1, 2)
+        return (prompt.frame, "positive", points[np.lexsort(points.T[::-1])].tobytes())  # the set, not the order
+
+    def _keep_base(self, key: tuple, logits: torch.Tensor) -> None:
+        self._local_bases[key] = logits
+        self._local_bases.move_to_end(key)
+        while len(self._local_bases) > LOCAL_BASES_KEPT:
+            self._local_bases.popitem(last=False)
+
     def _local_base(self, prompt: FramePrompt, decoder: encodings.FrameDecoder) -> torch.Tensor:
         """(1, 1, S, S) logits of the mask the clicks correct (see `_local_to_clicks`)."""
-        if prompt.box is not None:
-            key = (prompt.frame, "box", tuple(prompt.box))
-        else:
-            points = np.asarray(prompt.positive, dtype=float).reshape(-1, 2)
-            key = (prompt.frame, "positive", points[np.lexsort(points.T[::-1])].tobytes())  # the set, not the order
+        key = self._local_key(prompt)
         base = self._local_bases.get(key)
         if base is not None:
             self._local_bases.move_to_end(key)
@@ -461,11 +477,8 @@ class LiteMedSAMBackend:
             logits, _ = decoder.decode(encodings.clip_boxes(np.asarray(prompt.box, dtype=float)[None], decoder.shape))
             base = logits[:1][None].float()
         else:
-            positives = FramePrompt(prompt.frame, positive=prompt.positive)
-            base = self._native(positives, None).logits.float()
-        self._local_bases[key] = base
-        while len(self._local_bases) > LOCAL_BASES_KEPT:
-            self._local_bases.popitem(last=False)
+            base = self._native(FramePrompt(prompt.frame, positive=prompt.positive), None).logits.float()
+        self._keep_base(key, base)
         return base
 
     def _native_pass(self, prompt: FramePrompt, previous: dict | None) -> encodings.Decoded:
