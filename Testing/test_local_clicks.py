@@ -103,7 +103,8 @@ def test_a_click_after_a_box_changes_only_the_region_it_is_in():
     image, truth = np.asarray(array)[0], np.asarray(masks)[0] > 0
     rows, cols = np.nonzero(truth)
     box = [float(cols.min()) - 8, float(rows.min()) - 8, float(cols.max()) + 8, float(rows.max()) + 8]
-    session = _session(load_model("samusa-lite", device="cpu"), image, True)
+    model = load_model("samusa-lite", device="cpu")
+    session = _session(model, image, True)
     box_mask = session.add_prompt(1, 0, box=box)
     # the clicks go where the box's mask is wrong, as a user's corrections do
     missed, spilled = truth & ~box_mask, box_mask & ~truth
@@ -120,7 +121,7 @@ def test_a_click_after_a_box_changes_only_the_region_it_is_in():
     clicked = {labels[int(round(y)), int(round(x))] for x, y in positive + negative} - {0}
     assert set(np.unique(labels[changed])) <= clicked
     # decoded freely, the same clicks change the mask elsewhere too (the rule is not vacuous)
-    free = _session(load_model("samusa-lite", device="cpu"), image, False)
+    free = _session(model, image, False)
     free.add_prompt(1, 0, box=box)
     free_mask = free.add_prompt(1, 0, positive=positive, negative=negative)
     free_labels, _ = ndimage.label(free_mask != box_mask, structure=np.ones((3, 3), bool))

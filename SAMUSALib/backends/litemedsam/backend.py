@@ -257,9 +257,9 @@ class LiteMedSAMBackend:
         elif prompt.mask is not None and prompt.box is None and not clicks:
             decoded = encodings.Decoded(decoder.hard_logits(prompt.mask), 1.0, "mask")
         elif prompt.box is not None and not clicks:
-            logits, iou = decoder.decode(encodings.clip_boxes(np.asarray(prompt.box, dtype=float)[None], decoder.shape))
-            decoded = encodings.Decoded(logits[:1][None], float(iou[0]), "box")
-            self._keep_base(self._local_key(prompt), decoded.logits.float())  # what clicks after it correct
+            decoded = self._box_alone(decoder, prompt.box)
+            if self._local_case(prompt) == "seen":  # what clicks after the box will correct
+                self._keep_base(self._local_key(prompt), decoded.logits.float())
         else:
             start = prompt.mask if prompt.mask is not None else previous_mask
             decoded = encodings.encode_region(
@@ -418,21 +418,10 @@ class LiteMedSAMBackend:
         0.870 0.893 0.903 0.904 0.903. Every mask involved depends on the clicks alone,
         not their order. Costs the base's decoding when the box or the positive clicks
         change, unless the user saw that base first (kept for `LOCAL_BASES_KEPT` bases)."""
-        settles = int(getattr(self.net, "settle_passes", 0) or 0) > 0
-        if (
-            self.local_clicks and settles and prompt.box is None and len(prompt.positive)
-            and not len(prompt.negative) and not len(prompt.boundary) and prompt.mask is None
-        ):  # positive clicks alone: the base of the negative clicks that may follow
+        case = self._local_case(prompt)
+        if case == "seen":  # the mask the clicks that may follow will correct
             self._keep_base(self._local_key(prompt), decoded.logits.float())
-        if (
-            not self.local_clicks
-            or not settles
-            or len(prompt.boundary)
-            or prompt.mask is not None
-            or not len(prompt.negative) and (prompt.box is None or not len(prompt.positive))
-            or prompt.box is None and not len(prompt.positive)
-            or prompt.box is not None and not getattr(self.net, "pretrained_box", False)
-        ):
+        if case != "correct":
             return decoded
         from scipy import ndimage
 
@@ -452,6 +441,33 @@ class LiteMedSAMBackend:
             keep |= np.isin(labels, hit[hit > 0])
         merged = torch.where(torch.from_numpy(keep).to(new.device)[None, None], new, base.to(new.device))
         return encodings.Decoded(merged, decoded.iou, f"{decoded.how} (local)")
+
+    def _local_case(self, prompt: FramePrompt) -> str | None:
+        """What `_local_to_clicks` does with a prompt on a settling model: ``correct``
+        (clicks that correct a base: the box, or the positive clicks), ``seen`` (a base
+        shown alone, which later clicks may correct) or None (boundary points, a mask,
+        ``SAMUSA_LOCAL_CLICKS=free``)."""
+        if (
+            not self.local_clicks
+            or int(getattr(self.net, "settle_passes", 0) or 0) <= 0
+            or len(prompt.boundary)
+            or prompt.mask is not None
+        ):
+            return None
+        positives, negatives = len(prompt.positive), len(prompt.negative)
+        if prompt.box is not None:
+            if not getattr(self.net, "pretrained_box", False):
+                return None
+            return "correct" if positives or negatives else "seen"
+        if not positives:
+            return None
+        return "correct" if negatives else "seen"
+
+    @staticmethod
+    def _box_alone(decoder: encodings.FrameDecoder, box) -> encodings.Decoded:
+        """LiteMedSAM's own mask for a box."""
+        logits, iou = decoder.decode(encodings.clip_boxes(np.asarray(box, dtype=float)[None], decoder.shape))
+        return encodings.Decoded(logits[:1][None], float(iou[0]), "box")
 
     @staticmethod
     def _local_key(prompt: FramePrompt) -> tuple:
@@ -474,8 +490,7 @@ class LiteMedSAMBackend:
             self._local_bases.move_to_end(key)
             return base
         if prompt.box is not None:
-            logits, _ = decoder.decode(encodings.clip_boxes(np.asarray(prompt.box, dtype=float)[None], decoder.shape))
-            base = logits[:1][None].float()
+            base = self._box_alone(decoder, prompt.box).logits.float()
         else:
             base = self._native(FramePrompt(prompt.frame, positive=prompt.positive), None).logits.float()
         self._keep_base(key, base)

@@ -7,8 +7,9 @@ its 3x3 depthwise convolutions need), OpenVINO's per-layer counters show stage 0
 depthwise convolutions at about 0.6x and its 1x1 convolutions at about 0.85x of their
 time on the whole map, which fits intermediates that stay in cache. The OpenVINO encoder
 takes 0.95-0.96x the time (strips of 16, 32 and 64 rows were within noise of each other;
-one strip of 256 rows gained nothing), the PyTorch fallback 0.80x (docs/bench/README.md). The output is the encoder's own: each output row is computed from
-the same input rows by the same operations (`Testing/test_litemedsam_speed.py`).
+one strip of 256 rows gained nothing), the PyTorch fallback 0.80x (docs/bench/README.md).
+The output is the encoder's own: each output row is computed from the same input rows by
+the same operations (`Testing/test_litemedsam_speed.py`).
 """
 
 from __future__ import annotations
