@@ -34,8 +34,11 @@ IMAGES = slice(0, 16, 2)
 
 
 def _session(model, image: np.ndarray, local: bool) -> Session:
+    """The model's own masks, kept local or not; the region referee (its own test file)
+    left out, so that only the locality is compared."""
     session = Session(FrameSource(image[None]), model)
     session.backend.local_clicks = local
+    session.backend.region_referee = False
     return session
 
 
