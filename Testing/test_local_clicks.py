@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from scipy import ndimage
 
 from SAMUSALib.backends.litemedsam.backend import shared_embeddings
@@ -130,3 +131,36 @@ def test_a_click_after_a_box_changes_only_the_region_it_is_in():
     free_labels, _ = ndimage.label(free_mask != box_mask, structure=np.ones((3, 3), bool))
     free_clicked = {free_labels[int(round(y)), int(round(x))] for x, y in positive + negative} - {0}
     assert set(np.unique(free_labels[free_mask != box_mask])) - free_clicked
+
+
+def test_a_negative_click_removes_nothing_nearer_a_positive_one():
+    """The rule itself, on masks made up for it: the model removed the whole left half
+    of the box's mask, which holds the negative click at its far left; the positive
+    click sits just right of the middle of that half. Only what lies nearer the
+    negative click goes; the part nearer the positive click stays."""
+    from SAMUSALib.backends.litemedsam import encodings
+    from SAMUSALib.prompts import FramePrompt
+
+    array, _ = read_image(SAMPLES / "carotid_cine.nrrd")
+    model = load_model("samusa-lite", device="cpu")
+    session = _session(model, np.asarray(array)[0], True)
+    backend = session.backend
+    height, width = backend.letterbox.frame_shape
+    box = (0.2 * width, 0.2 * height, 0.8 * width, 0.8 * height)
+    negative = [[0.25 * width, 0.5 * height]]
+    positive = [[0.45 * width, 0.5 * height]]
+    prompt = FramePrompt(0, box=box, positive=positive, negative=negative)
+    corners = backend.letterbox.points(np.array([box[:2], box[2:]]))
+    (x0, y0), (x1, y1) = np.round(corners).astype(int)
+    base = torch.full((1, 1, 256, 256), -5.0)
+    base[..., y0:y1, x0:x1] = 5.0
+    decoded = base.clone()
+    decoded[..., y0:y1, x0 : (x0 + x1) // 2] = -5.0  # the model took out the left half
+    backend._keep_base(backend._local_key(prompt), base)
+    out = backend._local_to_clicks(prompt, encodings.Decoded(decoded, 0.9, "native"), backend._decoder(0))
+    kept = (out.logits[0, 0] > 0).numpy()
+    neg_x, pos_x = backend.letterbox.points(np.array(negative + positive))[:, 0]
+    middle = int(round((neg_x + pos_x) / 2))
+    row = (y0 + y1) // 2
+    assert not kept[row, x0 : middle - 1].any()  # the negative click's side went
+    assert kept[row, middle + 1 : x1].all()  # the positive click's side stayed, the right half too
