@@ -22,6 +22,10 @@ class ObjectState:
         self.cond: dict[int, dict] = {}
         self.noncond: dict[int, dict] = {}
         self.origin: dict[int, tuple[int, bool]] = {}
+        #: the propagated result a frame showed when its first clicks came: what those
+        #: clicks (and the frame's later ones) correct, for backends that correct the
+        #: shown mask (`Session._correcting`)
+        self.shown: dict[int, dict] = {}
 
     def output(self, frame: int) -> dict | None:
         return self.cond.get(frame, self.noncond.get(frame))

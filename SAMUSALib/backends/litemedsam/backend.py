@@ -193,6 +193,10 @@ def model_tracker(model) -> str | None:
 class LiteMedSAMBackend:
     """Computes one object's result on one frame with LiteMedSAM (a `LoadedModel`)."""
 
+    #: clicks on a propagated frame correct the mask shown there (`Session._correcting`
+    #: hands it over as the prompt's mask; `_local_to_clicks` keeps the change local)
+    clicks_correct_shown_mask = True
+
     #: the session computes a frame between two prompted frames from the nearer one
     #: (an image-only model has no memory that could hold both)
     @property
@@ -233,6 +237,7 @@ class LiteMedSAMBackend:
         self.local_clicks = os.environ.get(LOCAL_CLICKS_ENV, "local").lower() != "free"
         self.region_referee = os.environ.get(REGION_REFEREE_ENV, "on").lower() not in ("off", "0", "false", "no")
         self._local_bases: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
+        self._shown: dict | None = None  # the propagated result the prompt being decoded corrects
         self.decoder_steps = 0
         # ---- tracking hook (SAMUSALib.tracking): memory, motion and shape for propagation
         from ... import tracking
@@ -246,6 +251,7 @@ class LiteMedSAMBackend:
         `previous` is the frame's earlier result, used as the starting box for region
         clicks that come without one."""
         decoder = self._decoder(prompt.frame)
+        self._shown = obj.shown.get(prompt.frame) if prompt.mask is not None else None
         previous_mask = None
         if previous is not None and not previous.get("vanished"):
             previous_mask = self.logits_to_mask(self.low_res_logits(previous))
@@ -411,8 +417,10 @@ class LiteMedSAMBackend:
 
     def _local_to_clicks(self, prompt: FramePrompt, decoded: encodings.Decoded, decoder: encodings.FrameDecoder) -> encodings.Decoded:
         """Corrective region clicks on a settling model change the mask they correct only
-        where they are. The mask they correct (the base) is the box's own (LiteMedSAM's,
-        the one the box alone gives) when there is a box, else the mask of the positive
+        where they are. The mask they correct (the base) is the prompt's mask when there
+        is one (the user's, or the propagated mask the frame showed before its first click),
+        the box's own (LiteMedSAM's, the one the box alone gives) when there is a box, else
+        the mask of the positive
         clicks alone (refereed, `_referee_region`); the model's mask of all the clicks is
         taken only in each connected region it added around a positive click or removed
         around a negative one, within the click's own side of the clicks of the other
@@ -487,17 +495,14 @@ class LiteMedSAMBackend:
 
     def _local_case(self, prompt: FramePrompt) -> str | None:
         """What `_local_to_clicks` does with a prompt on a settling model: ``correct``
-        (clicks that correct a base: the box, or the positive clicks), ``seen`` (a base
-        shown alone, which later clicks may correct) or None (boundary points, a mask,
-        ``SAMUSA_LOCAL_CLICKS=free``)."""
-        if (
-            not self.local_clicks
-            or int(getattr(self.net, "settle_passes", 0) or 0) <= 0
-            or len(prompt.boundary)
-            or prompt.mask is not None
-        ):
+        (clicks that correct a base: a mask, the box, or the positive clicks), ``seen`` (a
+        base shown alone, which later clicks may correct) or None (boundary points, a mask
+        alone, ``SAMUSA_LOCAL_CLICKS=free``)."""
+        if not self.local_clicks or int(getattr(self.net, "settle_passes", 0) or 0) <= 0 or len(prompt.boundary):
             return None
         positives, negatives = len(prompt.positive), len(prompt.negative)
+        if prompt.mask is not None:  # the user's mask, or the propagated one clicks correct
+            return "correct" if prompt.box is None and (positives or negatives) else None
         if prompt.box is not None:
             if not getattr(self.net, "pretrained_box", False):
                 return None
@@ -527,6 +532,11 @@ class LiteMedSAMBackend:
 
     def _local_base(self, prompt: FramePrompt, decoder: encodings.FrameDecoder) -> torch.Tensor:
         """(1, 1, S, S) logits of the mask the clicks correct (see `_local_to_clicks`)."""
+        if prompt.mask is not None:
+            shown = self._shown  # the propagated result the mask came from
+            if shown is not None and np.array_equal(self.logits_to_mask(self.low_res_logits(shown)), prompt.mask):
+                return self.low_res_logits(shown).float().to(self.device)
+            return decoder.hard_logits(prompt.mask).float()
         key = self._local_key(prompt)
         base = self._local_bases.get(key)
         if base is not None:

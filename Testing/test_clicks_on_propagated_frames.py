@@ -1,0 +1,90 @@
+"""Clicks on a propagated frame correct the mask shown there (`Session._correcting`,
+`LiteMedSAMBackend._local_to_clicks`).
+
+The user's view: the loop was propagated, one frame's mask is a little off, a click
+there fixes that spot and keeps the rest. SAMUSA-Lite 2 decodes a frame from its clicks
+alone (it settles), so before this a single click on a propagated frame replaced the
+tracked mask by the mask of that one click.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from SAMUSALib.engine import Session
+from SAMUSALib.evaluation.metrics import dice
+from SAMUSALib.frames import FrameSource
+from SAMUSALib.io import read_image
+from SAMUSALib.models import load_model
+
+SAMPLES = Path(__file__).resolve().parent.parent / "Resources" / "Samples"
+#: an error smaller than this many pixels gets no click (a user would not see it)
+SMALLEST_ERROR = 20
+
+
+@pytest.fixture(scope="module")
+def loop():
+    array, _ = read_image(SAMPLES / "carotid_cine.nrrd")
+    masks, _ = read_image(SAMPLES / "carotid_cine_masks.nrrd")
+    return np.asarray(array), np.asarray(masks) > 0, load_model("samusa-lite", device="cpu")
+
+
+def _propagated(array, truth, model, correct_shown: bool) -> Session:
+    session = Session(FrameSource(array), model)
+    session.backend.clicks_correct_shown_mask = correct_shown
+    rows, cols = np.nonzero(truth[0])
+    session.add_prompt(1, 0, box=[cols.min() - 8.0, rows.min() - 8.0, cols.max() + 8.0, rows.max() + 8.0])
+    session.propagate()
+    return session
+
+
+def _click(shown: np.ndarray, truth: np.ndarray) -> dict | None:
+    """The user's correction: a negative click deep in the largest spill, else a
+    positive one deep in the largest miss."""
+    for kind, error in (("negative", shown & ~truth), ("positive", truth & ~shown)):
+        if error.sum() >= SMALLEST_ERROR:
+            depth = ndimage.distance_transform_edt(error)
+            y, x = np.unravel_index(depth.argmax(), depth.shape)
+            return {kind: [[float(x), float(y)]]}
+    return None
+
+
+def _correct_each_frame(session: Session, truth: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, dict]]:
+    """One click on each propagated frame, last frame first (a click invalidates only
+    the frames after it), the frame's prompts cleared again after it."""
+    done = []
+    for frame in range(len(truth) - 1, 0, -1):
+        shown = session.mask(1, frame)
+        click = _click(shown, truth[frame])
+        if click is None:
+            continue
+        done.append((shown, session.add_prompt(1, frame, **click), click, frame))
+        session.clear_prompts(1, frame)
+    return done
+
+
+def test_a_click_on_a_propagated_frame_keeps_the_tracked_mask_and_changes_only_its_region(loop):
+    """Bundled carotid loop, box on frame 0, propagated, then one click on each frame.
+    Baseline in the same test: the same clicks decoded from the clicks alone, as before.
+    Measured (mean over the 14 corrected frames): propagated 0.951, after the click 0.950
+    (the errors are slivers along the border, which one click barely moves), from the
+    click alone 0.802."""
+    array, truth, model = loop
+    corrected = _correct_each_frame(_propagated(array, truth, model, True), truth)
+    alone = _correct_each_frame(_propagated(array, truth, model, False), truth)
+    assert len(corrected) >= 10
+    before = np.mean([dice(shown, truth[f]) for shown, _, _, f in corrected])
+    after = np.mean([dice(mask, truth[f]) for _, mask, _, f in corrected])
+    from_click = np.mean([dice(mask, truth[f]) for _, mask, _, f in alone])
+    assert after >= before - 0.005, (before, after)
+    assert after > from_click + 0.05, (after, from_click)
+    for shown, mask, click, _ in corrected:  # every change lies in a region holding the click
+        changed = mask != shown
+        labels, _ = ndimage.label(changed, structure=np.ones((3, 3), bool))
+        (x, y), = next(iter(click.values()))
+        near = labels[max(int(round(y)) - 2, 0) : int(round(y)) + 3, max(int(round(x)) - 2, 0) : int(round(x)) + 3]
+        assert set(np.unique(labels[changed])) <= set(np.unique(near)) - {0}
