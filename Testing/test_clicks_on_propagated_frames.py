@@ -70,7 +70,7 @@ def _correct_each_frame(session: Session, truth: np.ndarray) -> list[tuple[np.nd
 def test_a_click_on_a_propagated_frame_keeps_the_tracked_mask_and_changes_only_its_region(loop):
     """Bundled carotid loop, box on frame 0, propagated, then one click on each frame.
     Baseline in the same test: the same clicks decoded from the clicks alone, as before.
-    Measured (mean over the 14 corrected frames): propagated 0.951, after the click 0.950
+    Measured (mean over the corrected frames): propagated 0.951, after the click 0.950
     (the errors are slivers along the border, which one click barely moves), from the
     click alone 0.802."""
     array, truth, model = loop
