@@ -53,7 +53,7 @@ def _click(shown: np.ndarray, truth: np.ndarray) -> dict | None:
     return None
 
 
-def _correct_each_frame(session: Session, truth: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, dict]]:
+def _correct_each_frame(session: Session, truth: np.ndarray) -> list[tuple]:
     """One click on each propagated frame, last frame first (a click invalidates only
     the frames after it), the frame's prompts cleared again after it."""
     done = []
@@ -62,13 +62,16 @@ def _correct_each_frame(session: Session, truth: np.ndarray) -> list[tuple[np.nd
         click = _click(shown, truth[frame])
         if click is None:
             continue
-        done.append((shown, session.add_prompt(1, frame, **click), click, frame))
+        mask = session.add_prompt(1, frame, **click)
+        done.append((shown, mask, click, frame, session.objects[1].output(frame)["how"]))
         session.clear_prompts(1, frame)
     return done
 
 
 def test_a_click_on_a_propagated_frame_keeps_the_tracked_mask_and_changes_only_its_region(loop):
     """Bundled carotid loop, box on frame 0, propagated, then one click on each frame.
+    Where the click corrects the shown mask (not where the click alone has the stronger
+    border), every change lies in the region that holds it.
     Baseline in the same test: the same clicks decoded from the clicks alone, as before.
     Measured (mean over the corrected frames): propagated 0.951, after the click 0.950
     (the errors are slivers along the border, which one click barely moves), from the
@@ -77,14 +80,41 @@ def test_a_click_on_a_propagated_frame_keeps_the_tracked_mask_and_changes_only_i
     corrected = _correct_each_frame(_propagated(array, truth, model, True), truth)
     alone = _correct_each_frame(_propagated(array, truth, model, False), truth)
     assert len(corrected) >= 10
-    before = np.mean([dice(shown, truth[f]) for shown, _, _, f in corrected])
-    after = np.mean([dice(mask, truth[f]) for _, mask, _, f in corrected])
-    from_click = np.mean([dice(mask, truth[f]) for _, mask, _, f in alone])
+    before = np.mean([dice(shown, truth[f]) for shown, _, _, f, _ in corrected])
+    after = np.mean([dice(mask, truth[f]) for _, mask, _, f, _ in corrected])
+    from_click = np.mean([dice(mask, truth[f]) for _, mask, _, f, _ in alone])
     assert after >= before - 0.005, (before, after)
     assert after > from_click + 0.05, (after, from_click)
-    for shown, mask, click, _ in corrected:  # every change lies in a region holding the click
+    local = [(shown, mask, click) for shown, mask, click, _, how in corrected if "clicks alone" not in how]
+    assert len(local) >= len(corrected) - 2  # the click alone wins only where its border is stronger
+    for shown, mask, click in local:  # every change lies in a region holding the click
         changed = mask != shown
         labels, _ = ndimage.label(changed, structure=np.ones((3, 3), bool))
         (x, y), = next(iter(click.values()))
         near = labels[max(int(round(y)) - 2, 0) : int(round(y)) + 3, max(int(round(x)) - 2, 0) : int(round(x)) + 3]
         assert set(np.unique(labels[changed])) <= set(np.unique(near)) - {0}
+
+
+def test_clicks_on_a_frame_tracked_on_the_wrong_structure_give_the_structure_they_mark(loop):
+    """A box one lumen-height off the lumen is propagated along the wrong structure;
+    on frame 4 a positive click on the lumen and a negative one on the wrong mask give
+    the lumen, not a patched-up wrong mask. Baseline in the same test: the copied
+    (propagated) mask. Measured: 0.942 from a box above and from a box below, the
+    propagated masks 0.000 (kept local alone: 0.000 and 0.732)."""
+    array, truth, model = loop
+    rows, cols = np.nonzero(truth[0])
+    height = rows.max() - rows.min()
+    for shift in (-1.2 * height, 1.2 * height):
+        session = Session(FrameSource(array[:6]), model)
+        session.add_prompt(1, 0, box=[cols.min() - 4.0, rows.min() + shift - 4.0, cols.max() + 4.0, rows.max() + shift + 4.0])
+        session.propagate()
+        frame = 4
+        shown = session.mask(1, frame)
+        assert shown.any() and dice(shown, truth[frame]) < 0.2  # tracked, but not the lumen
+        clicks = {}
+        for kind, error in (("positive", truth[frame] & ~shown), ("negative", shown & ~truth[frame])):
+            depth = ndimage.distance_transform_edt(error)
+            y, x = np.unravel_index(depth.argmax(), depth.shape)
+            clicks[kind] = [[float(x), float(y)]]
+        corrected = session.add_prompt(1, frame, **clicks)
+        assert dice(corrected, truth[frame]) > 0.85, shift

@@ -251,7 +251,9 @@ class LiteMedSAMBackend:
         `previous` is the frame's earlier result, used as the starting box for region
         clicks that come without one."""
         decoder = self._decoder(prompt.frame)
-        self._shown = obj.shown.get(prompt.frame) if prompt.mask is not None else None
+        shown = obj.shown.get(prompt.frame) if prompt.mask is not None else None
+        # the propagated result the prompt's mask came from (`Session._correcting`), not a user's mask
+        self._shown = shown if shown is not None and np.array_equal(self.logits_to_mask(self.low_res_logits(shown)), prompt.mask) else None
         previous_mask = None
         if previous is not None and not previous.get("vanished"):
             previous_mask = self.logits_to_mask(self.low_res_logits(previous))
@@ -259,9 +261,7 @@ class LiteMedSAMBackend:
         native = getattr(self.net, "boundary_native", False)
         box_by_pretrained = getattr(self.net, "pretrained_box", False)
         if native and (clicks or len(prompt.boundary) or (prompt.box is not None and not box_by_pretrained)):
-            decoded = self._arbitrate(prompt, self._native(prompt, previous), decoder)
-            decoded = self._referee_region(prompt, decoded, decoder)
-            decoded = self._local_to_clicks(prompt, decoded, decoder)
+            decoded = self._native_clicks(prompt, previous, decoder)
         elif len(prompt.boundary):
             decoded = encodings.encode_boundary(
                 decoder, prompt.boundary, self.boundary_encoding, box=prompt.box,
@@ -383,6 +383,34 @@ class LiteMedSAMBackend:
         decoded = self._native_pass(prompt, None)
         for _ in range(passes - 1):
             decoded = self._native_pass(prompt, {"logits": decoded.logits})
+        return decoded
+
+    def _native_clicks(self, prompt: FramePrompt, previous: dict | None, decoder: encodings.FrameDecoder) -> encodings.Decoded:
+        """Clicks, boundary points or a box the model reads natively: decoded, arbitrated
+        (boundary points), refereed (region clicks) and kept local (corrections).
+
+        Clicks on a propagated frame correct the mask it showed (`_local_to_clicks`), which
+        is what a click on a nearly right mask asks for. When the propagated mask is on the
+        wrong structure, though, the corrections would have to undo it piece by piece: so
+        the same clicks decoded alone compete, and the mask with the stronger border wins
+        (as in `_referee_region`). Bundled carotid loop, a box one lumen-height off the
+        lumen, propagated (Dice 0 on frame 4), then a positive click on the lumen and a
+        negative one on the wrong mask: 0.942 against 0.000 and 0.732 kept local; one
+        click on each correctly tracked frame: unchanged (docs/tracking.md)."""
+        decoded = self._arbitrate(prompt, self._native(prompt, previous), decoder)
+        decoded = self._referee_region(prompt, decoded, decoder)
+        decoded = self._local_to_clicks(prompt, decoded, decoder)
+        if self._shown is None or self._local_case(prompt) != "correct":
+            return decoded
+        shown, self._shown = self._shown, None
+        try:
+            alone = self._native_clicks(FramePrompt(prompt.frame, positive=prompt.positive, negative=prompt.negative), None, decoder)
+        finally:
+            self._shown = shown
+        grey = self._grey(prompt.frame)
+        masks = decoder.masks(torch.cat([decoded.logits[0].float(), alone.logits[0].float()]))
+        if edge_contrast(grey, masks[1]) > edge_contrast(grey, masks[0]):
+            return encodings.Decoded(alone.logits, alone.iou, f"{alone.how} (clicks alone: stronger border)")
         return decoded
 
     def _arbitrate(self, prompt: FramePrompt, decoded: encodings.Decoded, decoder: encodings.FrameDecoder) -> encodings.Decoded:
@@ -533,9 +561,8 @@ class LiteMedSAMBackend:
     def _local_base(self, prompt: FramePrompt, decoder: encodings.FrameDecoder) -> torch.Tensor:
         """(1, 1, S, S) logits of the mask the clicks correct (see `_local_to_clicks`)."""
         if prompt.mask is not None:
-            shown = self._shown  # the propagated result the mask came from
-            if shown is not None and np.array_equal(self.logits_to_mask(self.low_res_logits(shown)), prompt.mask):
-                return self.low_res_logits(shown).float().to(self.device)
+            if self._shown is not None:  # exactly the propagated mask, not its frame-pixel copy
+                return self.low_res_logits(self._shown).float().to(self.device)
             return decoder.hard_logits(prompt.mask).float()
         key = self._local_key(prompt)
         base = self._local_bases.get(key)
