@@ -298,3 +298,46 @@ def test_a_removed_or_undone_box_takes_its_mask_with_it(headless, segmenter):
     assert result.prompted_frames == [1] and result.frames_written == [1]  # its prompt went: rewritten
     assert 1 not in segmenter._session.objects[obj].prompts and 1 not in segmenter._session.computed_frames(obj)
     assert not target.read(segment, [1])[1].any()  # nothing made from a box that is gone
+
+
+def test_a_click_on_a_propagated_frame_in_the_scene_keeps_the_tracked_mask(headless):
+    """The refinement after propagation, through the scene as the Slicer panel drives it,
+    with the default model: box on frame 0 of the bundled carotid cine, propagated; a
+    negative click on frame 4 where the mask spills. The frame's written mask stays the
+    tracked one away from the click (before, the click alone replaced it)."""
+    from pathlib import Path
+
+    from scipy import ndimage
+
+    from SAMUSALib.io import read_image
+
+    samples = Path(__file__).resolve().parent.parent / "Resources" / "Samples"
+    array, _ = read_image(samples / "carotid_cine.nrrd")
+    truth, _ = read_image(samples / "carotid_cine_masks.nrrd")
+    frames, truth = np.asarray(array)[:6], np.asarray(truth)[:6] > 0
+    browser, _, proxy = mrml.sequence_from_array(headless.scene, frames, None, "cine")
+    segmenter = mrml.InteractiveSegmenter(write_interval=0.0)
+    source = segmenter.input(browser)
+    target = mrml.target_for(source)
+    segment = target.ensure_segment(name="lumen")
+    rows, cols = np.nonzero(truth[0])
+    roi = mrml.prompt_node(target, segment, "box")
+    roi.AddControlPointWorld(float(cols.min()) - 8.0, float(rows.min()) - 8.0, 0.0)
+    roi.AddControlPointWorld(float(cols.max()) + 8.0, float(rows.max()) + 8.0, 0.0)
+    assert mrml.place_box(source, roi, 0) == 0
+    lite = dict(model="samusa-lite", device="cpu")
+    segmenter.segment_frame(browser, target.node, segment, 0, **lite)
+    segmenter.propagate(browser, target.node, segment, **lite)
+    tracked = target.read(segment, [4])[4]
+    spill = ndimage.binary_dilation(tracked, iterations=4) & ~tracked & ~truth[4]  # just outside the mask
+    depth = ndimage.distance_transform_edt(spill)
+    y, x = np.unravel_index(depth.argmax(), depth.shape)
+    node = mrml.prompt_node(target, segment, "negative")
+    index = mrml.add_prompt_point(node, (float(x), float(y), 0.0), frame=4)
+    segmenter.segment_frame(browser, target.node, segment, 4, prompt_point=(node, node.GetNthControlPointID(index)), **lite)
+    corrected = target.read(segment, [4])[4]
+    assert corrected.any()
+    changed = corrected != tracked
+    labels, _ = ndimage.label(changed, structure=np.ones((3, 3), bool))
+    near = labels[max(y - 2, 0) : y + 3, max(x - 2, 0) : x + 3]
+    assert set(np.unique(labels[changed])) <= set(np.unique(near)) - {0}
