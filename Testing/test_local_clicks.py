@@ -164,3 +164,40 @@ def test_a_negative_click_removes_nothing_nearer_a_positive_one():
     row = (y0 + y1) // 2
     assert not kept[row, x0 : middle - 1].any()  # the negative click's side went
     assert kept[row, middle + 1 : x1].all()  # the positive click's side stayed, the right half too
+
+
+def test_negative_clicks_alone_leave_the_core_of_what_they_correct():
+    """After a box and negative clicks only, no positive click says where the structure
+    is: the box's mask's deepest point does. The model removed three quarters of the
+    box's mask around a negative click at its far left; what lies nearer the mask's
+    centre than the click stays (BUS-BRA bus_0483-l lost a quarter of its lesion so)."""
+    from SAMUSALib.backends.litemedsam import encodings
+    from SAMUSALib.prompts import FramePrompt
+
+    array, _ = read_image(SAMPLES / "carotid_cine.nrrd")
+    model = load_model("samusa-lite", device="cpu")
+    session = _session(model, np.asarray(array)[0], True)
+    backend = session.backend
+    height, width = backend.letterbox.frame_shape
+    box = (0.2 * width, 0.2 * height, 0.8 * width, 0.8 * height)
+    negative = [[0.25 * width, 0.5 * height]]
+    prompt = FramePrompt(0, box=box, negative=negative)
+    (x0, y0), (x1, y1) = np.round(backend.letterbox.points(np.array([box[:2], box[2:]]))).astype(int)
+    base = torch.full((1, 1, 256, 256), -5.0)
+    base[..., y0:y1, x0:x1] = 5.0
+    decoded = base.clone()
+    decoded[..., y0:y1, x0 : x0 + 3 * (x1 - x0) // 4] = -5.0
+    backend._keep_base(backend._local_key(prompt), base)
+    out = backend._local_to_clicks(prompt, encodings.Decoded(decoded, 0.9, "native"), backend._decoder(0))
+    kept = (out.logits[0, 0] > 0).numpy()
+    from SAMUSALib.backends.litemedsam.click_regions import core_of
+
+    click_x, click_y = backend.letterbox.points(np.array(negative))[0]
+    box_mask = (base[0, 0] > 0).numpy()
+    (core_x, core_y), = core_of(box_mask)
+    rows, cols = np.mgrid[0:256, 0:256]
+    to_click, to_core = np.hypot(cols - click_x, rows - click_y), np.hypot(cols - core_x, rows - core_y)
+    removed = box_mask & ~kept
+    assert removed.any()  # the click's side went
+    assert (to_click[removed] <= to_core[removed] + 1).all()  # and nothing nearer the core
+    assert kept[box_mask & (to_core < to_click - 1)].all()  # the core's side stayed

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from SAMUSALib.backends.litemedsam.backend import shared_embeddings
-from SAMUSALib.backends.litemedsam.click_regions import keep_clicked, nearer_to, regions_holding
+from SAMUSALib.backends.litemedsam.click_regions import core_of, keep_clicked, nearer_to, regions_holding
 from SAMUSALib.engine import Session
 from SAMUSALib.evaluation.clicks import SimulatedUser
 from SAMUSALib.evaluation.datasets import camus, load_cases
@@ -113,3 +113,12 @@ def test_region_clicks_on_breast_lesions_keep_the_model_s_lead_over_search(lite)
         search = _region_dice(load_model("litemedsam", device="cpu"), cases, 2)
     assert (refereed >= alone - 0.01).all(), (refereed, alone)
     assert (refereed > search + 0.03).all(), (refereed, search)
+
+
+def test_a_mask_s_core_is_its_deepest_pixel():
+    mask = np.zeros((20, 30), bool)
+    mask[2:18, 3:10] = True  # a 16 x 7 bar
+    mask[5:15, 15:29] = True  # a 10 x 14 block: deeper
+    (x, y), = core_of(mask)
+    assert mask[int(y), int(x)] and 15 <= x < 29 and 5 <= y < 15
+    assert core_of(np.zeros((4, 4), bool)).shape == (0, 2)

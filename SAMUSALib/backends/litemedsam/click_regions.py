@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-__all__ = ["regions_holding", "keep_clicked", "nearer_to"]
+__all__ = ["regions_holding", "keep_clicked", "nearer_to", "core_of"]
 
 #: 8-connectivity: a region joined only at a corner is one region.
 _EIGHT = np.ones((3, 3), bool)
@@ -52,6 +52,16 @@ def nearer_to(shape: tuple[int, int], points: np.ndarray, others: np.ndarray) ->
         return np.min([((pixels - q) ** 2).sum(axis=1) for q in np.asarray(p, dtype=np.float32)], axis=0)
 
     return (nearest(points) <= nearest(others)).reshape(shape)
+
+
+def core_of(mask: np.ndarray) -> np.ndarray:
+    """(1, 2) x, y of the mask's deepest pixel (farthest from its border), or (0, 2) for
+    an empty mask: where a mask corrected without any positive click has its structure."""
+    if not mask.any():
+        return np.zeros((0, 2))
+    depth = ndimage.distance_transform_edt(mask)
+    row, col = np.unravel_index(depth.argmax(), depth.shape)
+    return np.array([[float(col), float(row)]])
 
 
 def keep_clicked(logits: torch.Tensor, points: np.ndarray, floor: float) -> torch.Tensor:
