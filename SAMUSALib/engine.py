@@ -241,12 +241,13 @@ class Session:
         propagated mask gave a mask of that click alone (bundled carotid loop: Dice
         0.958 -> 0.689). The mask is the one from before the first click, so the result
         still depends on the clicks, not their order."""
-        clicks_only = prompt.box is None and prompt.mask is None and not len(prompt.boundary)
-        if not clicks_only or not getattr(self.backend, "clicks_correct_shown_mask", False):
-            return prompt
         frame = prompt.frame
-        if old is None and frame not in obj.cond and previous is not None and previous is not VANISHED \
-                and not previous.get("vanished"):
+        if prompt.box is not None or prompt.mask is not None or len(prompt.boundary):
+            obj.shown.pop(frame, None)  # a prompt of its own: no propagated mask behind it
+            return prompt
+        if not getattr(self.backend, "clicks_correct_shown_mask", False):
+            return prompt
+        if old is None and frame not in obj.cond and previous is not None and not previous.get("vanished"):
             obj.shown[frame] = previous
         shown = obj.shown.get(frame)
         if shown is None:

@@ -24,7 +24,8 @@ class ObjectState:
         self.origin: dict[int, tuple[int, bool]] = {}
         #: the propagated result a frame showed when its first clicks came: what those
         #: clicks (and the frame's later ones) correct, for backends that correct the
-        #: shown mask (`Session._correcting`)
+        #: shown mask (`Session._correcting`); only on frames prompted by clicks alone,
+        #: so a frame's mask prompt is this result's mask exactly when the frame is here
         self.shown: dict[int, dict] = {}
 
     def output(self, frame: int) -> dict | None:

@@ -133,33 +133,39 @@ def test_a_click_after_a_box_changes_only_the_region_it_is_in():
     assert set(np.unique(free_labels[free_mask != box_mask])) - free_clicked
 
 
+def _made_up_correction(positive: list, negative: list, removed: float):
+    """`_local_to_clicks` on masks made up for the rule: after a box at 20-80 % of the
+    frame, the box's mask is that rectangle and the model's mask of all the clicks is it
+    less the left `removed` fraction; clicks given as (x, y) fractions of the frame.
+    Returns the clicks in the model square (positive, negative), the box's mask, the
+    kept mask and the rectangle's corners there."""
+    from SAMUSALib.backends.litemedsam import encodings
+    from SAMUSALib.prompts import FramePrompt
+
+    array, _ = read_image(SAMPLES / "carotid_cine.nrrd")
+    backend = _session(load_model("samusa-lite", device="cpu"), np.asarray(array)[0], True).backend
+    height, width = backend.letterbox.frame_shape
+    box = (0.2 * width, 0.2 * height, 0.8 * width, 0.8 * height)
+    positive, negative = ([[fx * width, fy * height] for fx, fy in clicks] for clicks in (positive, negative))
+    prompt = FramePrompt(0, box=box, positive=positive, negative=negative)
+    (x0, y0), (x1, y1) = np.round(backend.letterbox.points(np.array([box[:2], box[2:]]))).astype(int)
+    base = torch.full((1, 1, 256, 256), -5.0)
+    base[..., y0:y1, x0:x1] = 5.0
+    decoded = base.clone()
+    decoded[..., y0:y1, x0 : x0 + int(removed * (x1 - x0))] = -5.0
+    backend._keep_base(backend._local_key(prompt), base)
+    out = backend._local_to_clicks(prompt, encodings.Decoded(decoded, 0.9, "native"), backend._decoder(0))
+    square = [backend.letterbox.points(np.asarray(c, dtype=float).reshape(-1, 2)) for c in (positive, negative)]
+    return square, (base[0, 0] > 0).numpy(), (out.logits[0, 0] > 0).numpy(), (x0, y0, x1, y1)
+
+
 def test_a_negative_click_removes_nothing_nearer_a_positive_one():
     """The rule itself, on masks made up for it: the model removed the whole left half
     of the box's mask, which holds the negative click at its far left; the positive
     click sits just right of the middle of that half. Only what lies nearer the
     negative click goes; the part nearer the positive click stays."""
-    from SAMUSALib.backends.litemedsam import encodings
-    from SAMUSALib.prompts import FramePrompt
-
-    array, _ = read_image(SAMPLES / "carotid_cine.nrrd")
-    model = load_model("samusa-lite", device="cpu")
-    session = _session(model, np.asarray(array)[0], True)
-    backend = session.backend
-    height, width = backend.letterbox.frame_shape
-    box = (0.2 * width, 0.2 * height, 0.8 * width, 0.8 * height)
-    negative = [[0.25 * width, 0.5 * height]]
-    positive = [[0.45 * width, 0.5 * height]]
-    prompt = FramePrompt(0, box=box, positive=positive, negative=negative)
-    corners = backend.letterbox.points(np.array([box[:2], box[2:]]))
-    (x0, y0), (x1, y1) = np.round(corners).astype(int)
-    base = torch.full((1, 1, 256, 256), -5.0)
-    base[..., y0:y1, x0:x1] = 5.0
-    decoded = base.clone()
-    decoded[..., y0:y1, x0 : (x0 + x1) // 2] = -5.0  # the model took out the left half
-    backend._keep_base(backend._local_key(prompt), base)
-    out = backend._local_to_clicks(prompt, encodings.Decoded(decoded, 0.9, "native"), backend._decoder(0))
-    kept = (out.logits[0, 0] > 0).numpy()
-    neg_x, pos_x = backend.letterbox.points(np.array(negative + positive))[:, 0]
+    (positive, negative), _, kept, (x0, y0, x1, y1) = _made_up_correction([(0.45, 0.5)], [(0.25, 0.5)], 0.5)
+    neg_x, pos_x = negative[0, 0], positive[0, 0]
     middle = int(round((neg_x + pos_x) / 2))
     row = (y0 + y1) // 2
     assert not kept[row, x0 : middle - 1].any()  # the negative click's side went
@@ -171,29 +177,10 @@ def test_negative_clicks_alone_leave_the_core_of_what_they_correct():
     is: the box's mask's deepest point does. The model removed three quarters of the
     box's mask around a negative click at its far left; what lies nearer the mask's
     centre than the click stays (BUS-BRA bus_0483-l lost a quarter of its lesion so)."""
-    from SAMUSALib.backends.litemedsam import encodings
-    from SAMUSALib.prompts import FramePrompt
-
-    array, _ = read_image(SAMPLES / "carotid_cine.nrrd")
-    model = load_model("samusa-lite", device="cpu")
-    session = _session(model, np.asarray(array)[0], True)
-    backend = session.backend
-    height, width = backend.letterbox.frame_shape
-    box = (0.2 * width, 0.2 * height, 0.8 * width, 0.8 * height)
-    negative = [[0.25 * width, 0.5 * height]]
-    prompt = FramePrompt(0, box=box, negative=negative)
-    (x0, y0), (x1, y1) = np.round(backend.letterbox.points(np.array([box[:2], box[2:]]))).astype(int)
-    base = torch.full((1, 1, 256, 256), -5.0)
-    base[..., y0:y1, x0:x1] = 5.0
-    decoded = base.clone()
-    decoded[..., y0:y1, x0 : x0 + 3 * (x1 - x0) // 4] = -5.0
-    backend._keep_base(backend._local_key(prompt), base)
-    out = backend._local_to_clicks(prompt, encodings.Decoded(decoded, 0.9, "native"), backend._decoder(0))
-    kept = (out.logits[0, 0] > 0).numpy()
     from SAMUSALib.backends.litemedsam.click_regions import core_of
 
-    click_x, click_y = backend.letterbox.points(np.array(negative))[0]
-    box_mask = (base[0, 0] > 0).numpy()
+    (_, negative), box_mask, kept, _ = _made_up_correction([], [(0.25, 0.5)], 0.75)
+    click_x, click_y = negative[0]
     (core_x, core_y), = core_of(box_mask)
     rows, cols = np.mgrid[0:256, 0:256]
     to_click, to_core = np.hypot(cols - click_x, rows - click_y), np.hypot(cols - core_x, rows - core_y)

@@ -251,9 +251,9 @@ class LiteMedSAMBackend:
         `previous` is the frame's earlier result, used as the starting box for region
         clicks that come without one."""
         decoder = self._decoder(prompt.frame)
-        shown = obj.shown.get(prompt.frame) if prompt.mask is not None else None
-        # the propagated result the prompt's mask came from (`Session._correcting`), not a user's mask
-        self._shown = shown if shown is not None and np.array_equal(self.logits_to_mask(self.low_res_logits(shown)), prompt.mask) else None
+        # the propagated result the prompt's mask came from (`Session._correcting`; a frame
+        # with a mask of the user's own has none)
+        self._shown = obj.shown.get(prompt.frame) if prompt.mask is not None else None
         previous_mask = None
         if previous is not None and not previous.get("vanished"):
             previous_mask = self.logits_to_mask(self.low_res_logits(previous))
@@ -400,13 +400,9 @@ class LiteMedSAMBackend:
         decoded = self._arbitrate(prompt, self._native(prompt, previous), decoder)
         decoded = self._referee_region(prompt, decoded, decoder)
         decoded = self._local_to_clicks(prompt, decoded, decoder)
-        if self._shown is None or self._local_case(prompt) != "correct":
+        if self._shown is None or prompt.mask is None or self._local_case(prompt) != "correct":
             return decoded
-        shown, self._shown = self._shown, None
-        try:
-            alone = self._native_clicks(FramePrompt(prompt.frame, positive=prompt.positive, negative=prompt.negative), None, decoder)
-        finally:
-            self._shown = shown
+        alone = self._native_clicks(FramePrompt(prompt.frame, positive=prompt.positive, negative=prompt.negative), None, decoder)
         grey = self._grey(prompt.frame)
         masks = decoder.masks(torch.cat([decoded.logits[0].float(), alone.logits[0].float()]))
         if edge_contrast(grey, masks[1]) > edge_contrast(grey, masks[0]):
