@@ -118,3 +118,22 @@ def test_clicks_on_a_frame_tracked_on_the_wrong_structure_give_the_structure_the
             clicks[kind] = [[float(x), float(y)]]
         corrected = session.add_prompt(1, frame, **clicks)
         assert dice(corrected, truth[frame]) > 0.85, shift
+
+
+def test_a_negative_click_on_a_propagated_frame_only_corrects_it(loop):
+    """Negative clicks mark no structure, so the clicks-alone candidate (which competes
+    when a positive click may mark another structure) is not decoded for them: a
+    negative click costs the model's settle passes once, not twice, and the mask keeps
+    the tracked one outside the click's region."""
+    array, truth, model = loop
+    session = _propagated(array[:6], truth[:6], model, True)
+    frame = 4
+    shown = session.mask(1, frame)
+    rows, cols = np.nonzero(shown)
+    click = [float(cols.max()) - 2.0, float(rows.mean())]  # just inside the mask's right edge
+    steps = session.backend.decoder_steps
+    mask = session.add_prompt(1, frame, negative=[click])
+    assert session.backend.decoder_steps - steps == model.sam.settle_passes
+    assert "clicks alone" not in session.objects[1].output(frame)["how"]
+    assert (mask <= shown).all()  # a negative click only removes
+    assert dice(mask, shown) > 0.9

@@ -396,11 +396,14 @@ class LiteMedSAMBackend:
         (as in `_referee_region`). Bundled carotid loop, a box one lumen-height off the
         lumen, propagated (Dice 0 on frame 4), then a positive click on the lumen and a
         negative one on the wrong mask: 0.942 against 0.000 and 0.732 kept local; one
-        click on each correctly tracked frame: unchanged (docs/tracking.md)."""
+        click on each correctly tracked frame: unchanged (docs/tracking.md). Negative
+        clicks alone mark no structure, so they only correct (half the decoder passes)."""
         decoded = self._arbitrate(prompt, self._native(prompt, previous), decoder)
         decoded = self._referee_region(prompt, decoded, decoder)
         decoded = self._local_to_clicks(prompt, decoded, decoder)
         if self._shown is None or prompt.mask is None or self._local_case(prompt) != "correct":
+            return decoded
+        if not len(prompt.positive):  # negative clicks alone mark no structure to compete with
             return decoded
         alone = self._native_clicks(FramePrompt(prompt.frame, positive=prompt.positive, negative=prompt.negative), None, decoder)
         grey = self._grey(prompt.frame)
