@@ -324,8 +324,8 @@ def test_lite_bench_worker_reports_encoder_floor_propagation_click_and_memory():
     assert len(run["encoder_s"]) == len(run["floor_s"]) == 1 and run["floor_min_s"] > 0
     assert run["propagation_s_per_frame"] > 0 and run["session_encoder_s_per_frame"] > 0
     assert len(run["click_all_s"]) == 5 and run["peak_rss_mb"] >= run["base_rss_mb"] > 0
-    assert 3 < run["decoder_gflop"] < 4  # one mask-decoder pass: 3.6 GFLOP at 64 x 64 tokens
-    assert run["click_passes"] >= 1 and run["click_floor_s"] > 0  # a click decodes at least once
+    # a click decodes at least once, and one mask-decoder pass is 3.6 GFLOP at 64 x 64 tokens
+    assert run["click_passes"] >= 1 and run["click_gflop"] > 3.5 and run["click_floor_s"] > 0
     run["ratios"] = {"encoder_vs_floor": 2.0, "encoder_vs_floor_median": 2.1, "frame_vs_encoder": 1.1, "click_s": 0.02}
     text = lite_markdown({"machine": {"cpu": "x", "cores": 2, "torch": "t"}, "frames": 3, "frame_size": [128, 160], "runs": [run]})
-    assert "| litemedsam | fast: " in text and "2.00, 2.10" in text and "GFLOP) |" in text and set(TARGETS) == {"encoder_vs_floor", "frame_vs_encoder", "click_s"}
+    assert "| litemedsam | fast: " in text and "2.00, 2.10" in text and "decoder calls) |" in text and set(TARGETS) == {"encoder_vs_floor", "frame_vs_encoder", "click_s"}
