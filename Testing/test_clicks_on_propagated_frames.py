@@ -87,9 +87,14 @@ def test_a_click_on_a_propagated_frame_keeps_the_tracked_mask_and_changes_only_i
     assert after > from_click + 0.05, (after, from_click)
     local = [(shown, mask, click) for shown, mask, click, _, how in corrected if "clicks alone" not in how]
     assert len(local) >= len(corrected) - 2  # the click alone wins only where its border is stronger
+    # regions are kept in the model's 256 x 256 square; upsampled to the frame, a thin one
+    # can break where it is one square pixel wide, so pieces within one square pixel of
+    # each other count as one region
+    square_pixel = int(np.ceil(max(array.shape[1:3]) / 256))
     for shown, mask, click in local:  # every change lies in a region holding the click
         changed = mask != shown
-        labels, _ = ndimage.label(changed, structure=np.ones((3, 3), bool))
+        joined = ndimage.binary_dilation(changed, iterations=square_pixel)
+        labels, _ = ndimage.label(joined, structure=np.ones((3, 3), bool))
         (x, y), = next(iter(click.values()))
         near = labels[max(int(round(y)) - 2, 0) : int(round(y)) + 3, max(int(round(x)) - 2, 0) : int(round(x)) + 3]
         assert set(np.unique(labels[changed])) <= set(np.unique(near)) - {0}
@@ -123,8 +128,7 @@ def test_clicks_on_a_frame_tracked_on_the_wrong_structure_give_the_structure_the
 def test_a_negative_click_on_a_propagated_frame_only_corrects_it(loop):
     """Negative clicks mark no structure, so the clicks-alone candidate (which competes
     when a positive click may mark another structure) is not decoded for them: a
-    negative click costs the model's settle passes once, not twice, and the mask keeps
-    the tracked one outside the click's region."""
+    negative click costs the model's settle passes once, not twice, and only removes."""
     array, truth, model = loop
     session = _propagated(array[:6], truth[:6], model, True)
     frame = 4
@@ -133,7 +137,9 @@ def test_a_negative_click_on_a_propagated_frame_only_corrects_it(loop):
     click = [float(cols.max()) - 2.0, float(rows.mean())]  # just inside the mask's right edge
     steps = session.backend.decoder_steps
     mask = session.add_prompt(1, frame, negative=[click])
-    assert session.backend.decoder_steps - steps == model.sam.settle_passes
+    # the settle passes (and one batch of search boxes if the model ignored the click,
+    # `_heed_clicks`), not the settle passes twice
+    assert session.backend.decoder_steps - steps < 2 * model.sam.settle_passes
     assert "clicks alone" not in session.objects[1].output(frame)["how"]
     assert (mask <= shown).all()  # a negative click only removes
     assert dice(mask, shown) > 0.9

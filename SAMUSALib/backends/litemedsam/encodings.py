@@ -291,11 +291,11 @@ def encode_boundary(
     boxes = fit_boxes(points, shape) if box is None else np.concatenate([base, clip_boxes(grown(base[0], (0.05, 0.12)), shape)])
     logits, iou = decoder.decode(boxes)
     masks = decoder.masks(logits)
-    scores = contour_distances(masks, points) + _disagreements(masks, positive, negative) * 1e3
+    scores = contour_distances(masks, points) + contradicted(masks, positive, negative) * 1e3
     how = [f"fit box {i}" for i in range(len(boxes))]
     if encoding == "fit+curve" and curve is not None:
         logits = torch.cat([logits, decoder.hard_logits(curve)[0]])
-        penalty = _disagreements(curve[None], positive, negative)[0] * 1e3
+        penalty = contradicted(curve[None], positive, negative)[0] * 1e3
         scores = np.append(scores, boundary_geometry.contour_distance(curve, points) + penalty)
         iou = np.append(iou, float(np.max(iou)))
         how.append("curve")
@@ -308,7 +308,7 @@ def encode_boundary(
         hi = np.maximum([cols.max() + 0.5, rows.max() + 0.5], points.max(axis=0))
         logits2, iou2 = decoder.decode(clip_boxes(np.array([[*lo, *hi]]), shape))
         mask2 = decoder.masks(logits2)[0]
-        score2 = boundary_geometry.contour_distance(mask2, points) + _disagreements(mask2[None], positive, negative)[0] * 1e3
+        score2 = boundary_geometry.contour_distance(mask2, points) + contradicted(mask2[None], positive, negative)[0] * 1e3
         if score2 <= scores[index]:
             return Decoded(logits2[:1][None], float(iou2[0]), "fit refined")
     return Decoded(logits[index : index + 1][None], float(iou[index]), how[index])
@@ -349,7 +349,7 @@ def _inside(masks: np.ndarray, points: np.ndarray) -> np.ndarray:
     return masks[:, rows, cols]
 
 
-def _disagreements(masks: np.ndarray, positive, negative) -> np.ndarray:
+def contradicted(masks: np.ndarray, positive, negative) -> np.ndarray:
     """(K,) how many region clicks each mask contradicts (positive outside, negative inside)."""
     positive = np.zeros((0, 2)) if positive is None else np.asarray(positive, dtype=float).reshape(-1, 2)
     negative = np.zeros((0, 2)) if negative is None else np.asarray(negative, dtype=float).reshape(-1, 2)
@@ -387,6 +387,6 @@ def encode_region(
     boxes = search_boxes(positive, shape, base)
     logits, iou = decoder.decode(boxes)
     masks = decoder.masks(logits)
-    scores = _disagreements(masks, positive, negative).astype(float)
+    scores = contradicted(masks, positive, negative).astype(float)
     index = _pick(scores, iou, 0.0)
     return Decoded(logits[index : index + 1][None], float(iou[index]), f"search box {index}")
