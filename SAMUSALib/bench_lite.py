@@ -125,8 +125,8 @@ def _worker_lite(config: dict) -> dict:
         session.add_prompt(1, mid, negative=[point])
         clicks.append(time.perf_counter() - start)
     out["click_s"], out["click_all_s"] = float(np.median(clicks)), clicks
+    out["base_rss_mb"], out["peak_rss_mb"] = base_rss, _peak_mb()  # before the counted click, in PyTorch
     out.update(_click_floor(session, mid, CLICKS[-1] + np.array([3.0, 3.0])))
-    out["base_rss_mb"], out["peak_rss_mb"] = base_rss, _peak_mb()
     return out
 
 

@@ -58,4 +58,5 @@ def test_a_heeded_correction_is_the_same_from_a_prompts_file(atrium):
     _, _, one_by_one = _atrium_then_ventricle(array, model, heeding=True)
     session = Session(FrameSource(array), model)
     at_once = session.add_prompt(1, 0, positive=[[118.0, 181.0]], negative=[[116.0, 120.0]])
+    assert "heeds the clicks" in session.objects[1].output(0)["how"]
     assert dice(at_once, one_by_one) > 0.98

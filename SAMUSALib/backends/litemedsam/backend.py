@@ -500,7 +500,8 @@ class LiteMedSAMBackend:
                      decoder: encodings.FrameDecoder) -> encodings.Decoded:
         """Region clicks without a box that the corrected mask still contradicts (a
         negative click inside it, a positive one outside): LiteMedSAM's ``search`` encoding
-        of all the clicks, started from the base's box, is taken where the clicks are (the
+        of all the clicks (with boxes around the base's box when the base holds a positive
+        click or there is none, `encodings.encode_region`) is taken where the clicks are (the
         same regions as `_clicked_changes`), if that contradicts fewer clicks and its border
         is no weaker (`edge_contrast`).
 
@@ -511,7 +512,7 @@ class LiteMedSAMBackend:
         the border there. Its whole mask is worse on breast lesions (region@1 0.79 against
         0.88), so it is taken only around the clicks, and only where the image's contrast
         does not drop. Mean Dice at 1..5 clicks (docs/samusa_lite2.md, "Clicks the model
-        ignores"): CAMUS 0.568 0.576 0.573 0.583 0.579 -> 0.568 0.588 0.581 0.594 0.592;
+        ignores are heeded"): CAMUS 0.568 0.576 0.573 0.583 0.579 -> 0.568 0.588 0.589 0.602 0.599;
         BUS-BRA 0.883 0.891 0.907 0.910 0.917 -> 0.883 0.893 0.912 0.915 0.922; carotid
         0.938 0.940 0.951 0.954 0.955 -> 0.938 0.942 0.953 0.956 0.957. Everything involved
         depends on the clicks, not their order. Costs a batch of box decodings only when a
