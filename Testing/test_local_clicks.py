@@ -133,10 +133,11 @@ def test_a_click_after_a_box_changes_only_the_region_it_is_in():
     assert set(np.unique(free_labels[free_mask != box_mask])) - free_clicked
 
 
-def _made_up_correction(positive: list, negative: list, removed: float):
+def _made_up_correction(positive: list, negative: list, removed: float, added: float = 0.0):
     """`_local_to_clicks` on masks made up for the rule: after a box at 20-80 % of the
     frame, the box's mask is that rectangle and the model's mask of all the clicks is it
-    less the left `removed` fraction; clicks given as (x, y) fractions of the frame.
+    less the left `removed` fraction, plus `added` (a fraction of the square) to its
+    right; clicks given as (x, y) fractions of the frame.
     Returns the clicks in the model square (positive, negative), the box's mask, the
     kept mask and the rectangle's corners there."""
     from SAMUSALib.backends.litemedsam import encodings
@@ -153,6 +154,7 @@ def _made_up_correction(positive: list, negative: list, removed: float):
     base[..., y0:y1, x0:x1] = 5.0
     decoded = base.clone()
     decoded[..., y0:y1, x0 : x0 + int(removed * (x1 - x0))] = -5.0
+    decoded[..., y0:y1, x1 : x1 + int(added * 256)] = 5.0
     backend._keep_base(backend._local_key(prompt), base)
     out = backend._local_to_clicks(prompt, encodings.Decoded(decoded, 0.9, "native"), backend._decoder(0))
     square = [backend.letterbox.points(np.asarray(c, dtype=float).reshape(-1, 2)) for c in (positive, negative)]
@@ -188,3 +190,19 @@ def test_negative_clicks_alone_leave_the_core_of_what_they_correct():
     assert removed.any()  # the click's side went
     assert (to_click[removed] <= to_core[removed] + 1).all()  # and nothing nearer the core
     assert kept[box_mask & (to_core < to_click - 1)].all()  # the core's side stayed
+
+
+def test_after_a_box_a_positive_click_adds_nothing_far_outside_the_box():
+    """The box says where the structure is: the model added a strip reaching far to the
+    right of the box, holding a positive click just outside it; only the part within the
+    box grown by a tenth of its size is added (CAMUS: a click in the atrium had the model
+    add the ventricle, outside the atrium's box)."""
+    from SAMUSALib.backends.litemedsam.backend import BOX_ADDITION_MARGIN
+
+    (positive, _), box_mask, kept, (x0, y0, x1, y1) = _made_up_correction([(0.82, 0.5)], [], 0.0, added=0.15)
+    assert positive[0, 0] > x1  # the click is outside the box
+    reach = x1 + BOX_ADDITION_MARGIN * max(x1 - x0, y1 - y0)
+    row = (y0 + y1) // 2
+    assert kept[row, x1 : int(reach) - 1].all()  # added up to the margin
+    assert not kept[:, int(reach) + 2 :].any()  # nothing beyond it
+    assert (kept >= box_mask).all()  # a positive click removes nothing
