@@ -410,14 +410,12 @@ class LiteMedSAMBackend:
         decoded = self._arbitrate(prompt, self._native(prompt, previous), decoder)
         decoded = self._referee_region(prompt, decoded, decoder)
         decoded = self._local_to_clicks(prompt, decoded, decoder)
-        if self._shown is None or prompt.mask is None or self._local_case(prompt) != "correct":
-            return decoded
-        if not len(prompt.positive):  # negative clicks alone mark no structure to compete with
+        # negative clicks alone mark no structure to compete with
+        if self._shown is None or prompt.mask is None or not len(prompt.positive) or self._local_case(prompt) != "correct":
             return decoded
         alone = self._native_clicks(FramePrompt(prompt.frame, positive=prompt.positive, negative=prompt.negative), None, decoder)
-        grey = self._grey(prompt.frame)
-        masks = decoder.masks(torch.cat([decoded.logits[0].float(), alone.logits[0].float()]))
-        if edge_contrast(grey, masks[1]) > edge_contrast(grey, masks[0]):
+        corrected, own = self._contrasts(prompt.frame, decoder.masks(torch.cat([decoded.logits[0].float(), alone.logits[0].float()])))
+        if own > corrected:
             return encodings.Decoded(alone.logits, alone.iou, f"{alone.how} (clicks alone: stronger border)")
         return decoded
 
@@ -536,8 +534,8 @@ class LiteMedSAMBackend:
         click is still contradicted."""
         if not self.click_heeding or prompt.box is not None:
             return local
-        masks = decoder.masks(local.logits[0].float())
-        wrong = int(encodings.contradicted(masks, prompt.positive, prompt.negative)[0])
+        local_mask = decoder.masks(local.logits[0].float())
+        wrong = int(encodings.contradicted(local_mask, prompt.positive, prompt.negative)[0])
         if wrong == 0:
             return local
         search = encodings.encode_region(decoder, prompt.positive, prompt.negative, "search",
@@ -545,11 +543,11 @@ class LiteMedSAMBackend:
         new = search.logits.float().to(local.logits.device)
         keep = torch.from_numpy(self._clicked_changes(prompt, new, base)).to(new.device)
         heeded = torch.where(keep[None, None], new, local.logits.float())
-        both = decoder.masks(torch.cat([local.logits[0].float(), heeded[0]]))
-        if int(encodings.contradicted(both[1:], prompt.positive, prompt.negative)[0]) >= wrong:
+        heeded_mask = decoder.masks(heeded[0])
+        if int(encodings.contradicted(heeded_mask, prompt.positive, prompt.negative)[0]) >= wrong:
             return local
-        grey = self._grey(prompt.frame)
-        if edge_contrast(grey, both[1]) < edge_contrast(grey, both[0]):
+        before, after = self._contrasts(prompt.frame, np.concatenate([local_mask, heeded_mask]))
+        if after < before:
             return local
         return encodings.Decoded(heeded, local.iou, f"{local.how} + {search.how} (heeds the clicks)")
 
@@ -587,9 +585,8 @@ class LiteMedSAMBackend:
         negative = np.asarray(prompt.negative, dtype=float).reshape(-1, 2)
         own = keep_clicked(decoded.logits.float(), self.letterbox.points(positive), -encodings.HARD_LOGIT)
         search = encodings.encode_region(decoder, positive, negative, "search")
-        grey = self._grey(prompt.frame)
-        masks = decoder.masks(torch.cat([own[0], search.logits[0].float()]))
-        if edge_contrast(grey, masks[1]) > edge_contrast(grey, masks[0]):
+        own_contrast, search_contrast = self._contrasts(prompt.frame, decoder.masks(torch.cat([own[0], search.logits[0].float()])))
+        if search_contrast > own_contrast:
             return encodings.Decoded(search.logits, search.iou, f"{search.how} (stronger border)")
         return encodings.Decoded(own, decoded.iou, decoded.how)
 
@@ -673,6 +670,12 @@ class LiteMedSAMBackend:
     def _grey(self, frame: int) -> np.ndarray:
         image = self.frames.frame(frame)
         return image.mean(axis=-1) if image.ndim == 3 else image
+
+    def _contrasts(self, frame: int, masks: np.ndarray) -> list[float]:
+        """Each candidate mask's border contrast on `frame` (`edge_contrast`): how the
+        image referees candidates (region clicks, clicks on a propagated frame, heeding)."""
+        grey = self._grey(frame)
+        return [edge_contrast(grey, mask) for mask in masks]
 
     def _decoder(self, frame: int) -> encodings.FrameDecoder:
         return encodings.FrameDecoder(self.net, self.features.get(frame), self.letterbox, self.model.autocast)
