@@ -197,7 +197,7 @@ def test_after_a_box_a_positive_click_adds_nothing_far_outside_the_box():
     right of the box, holding a positive click just outside it; only the part within the
     box grown by a tenth of its size is added (CAMUS: a click in the atrium had the model
     add the ventricle, outside the atrium's box)."""
-    from SAMUSALib.backends.litemedsam.backend import BOX_ADDITION_MARGIN
+    from SAMUSALib.backends.litemedsam.click_regions import BOX_ADDITION_MARGIN
 
     (positive, _), box_mask, kept, (x0, y0, x1, y1) = _made_up_correction([(0.82, 0.5)], [], 0.0, added=0.15)
     assert positive[0, 0] > x1  # the click is outside the box

@@ -42,7 +42,7 @@ from ...frames import FrameSource
 from ...prompts import FramePrompt
 from ...tracking.shape import edge_contrast as shape_edge_contrast
 from . import encodings
-from .click_regions import core_of, keep_clicked, nearer_to, regions_holding
+from .click_regions import clicked_changes, keep_clicked
 from .network import IMAGE_SIZE, Letterbox
 from .square import LetterboxSquare
 
@@ -71,10 +71,6 @@ REGION_REFEREE_ENV = "SAMUSA_REGION_REFEREE"
 #: mask, a positive one outside) is tried again with LiteMedSAM's ``search`` encoding,
 #: kept where the clicks are (`LiteMedSAMBackend._heed_clicks`); ``off``: left as it is.
 CLICK_HEEDING_ENV = "SAMUSA_CLICK_HEEDING"
-#: After a box, what corrective clicks add stays within the box grown by this fraction of
-#: its longer side (`LiteMedSAMBackend._clicked_changes`): the box says where the
-#: structure is.
-BOX_ADDITION_MARGIN = 0.1
 #: Base masks of `_local_to_clicks` kept per backend (box, or positive clicks, per frame).
 LOCAL_BASES_KEPT = 8
 #: When the two candidates' contours lie within this many pixels of each other (mean
@@ -484,32 +480,11 @@ class LiteMedSAMBackend:
         return self._heed_clicks(prompt, encodings.Decoded(merged, decoded.iou, how), base, decoder)
 
     def _clicked_changes(self, prompt: FramePrompt, new: torch.Tensor, base: torch.Tensor) -> np.ndarray:
-        """Where `new` may replace `base` (model-square pixels): each connected region it
-        added around a positive click or removed around a negative one, within the click's
-        own side of the clicks of the other kind (`click_regions.nearer_to`), and after a
-        box, additions within the box grown by `BOX_ADDITION_MARGIN`.
-
-        Why the box: on echocardiography a second positive click in the left atrium had
-        the model add the ventricle, outside the atrium's box, as a region holding the
-        click (patient0052_4CH_ES 0.945 -> 0.577). CAMUS box + clicks at 1..5 clicks 0.677
-        0.684 0.677 0.683 0.684 -> 0.677 0.684 0.683 0.683 0.684; BUS-BRA and carotid
-        identical (margins 0.05-0.2 within 0.001 of each other; docs/samusa_lite2.md)."""
-        inside, before = (new[0, 0] > 0).cpu().numpy(), (base[0, 0] > 0).cpu().numpy()
-        keep = np.zeros_like(inside)
+        """Where `new` may replace `base` (model-square pixels): `click_regions.clicked_changes`
+        of the prompt's clicks and box in the square."""
         positive, negative = (self.letterbox.points(np.asarray(c, dtype=float).reshape(-1, 2)) for c in (prompt.positive, prompt.negative))
-        # without a positive click, the base's core (its deepest point) says where the
-        # structure is, and a negative click does not remove what lies nearer that
-        anchors = positive if len(positive) else core_of(before)
-        added = inside & ~before
-        if prompt.box is not None:
-            x0, y0, x1, y1 = self.letterbox.box(prompt.box)
-            margin = BOX_ADDITION_MARGIN * max(x1 - x0, y1 - y0)
-            rows, cols = np.ogrid[0 : added.shape[0], 0 : added.shape[1]]
-            added &= (cols >= x0 - margin) & (cols <= x1 + margin) & (rows >= y0 - margin) & (rows <= y1 + margin)
-        for clicks, others, change in ((positive, negative, added), (negative, anchors, before & ~inside)):
-            if len(clicks):  # within the clicks' own side of the others (`nearer_to`)
-                keep |= regions_holding(change & nearer_to(change.shape, clicks, others), clicks)
-        return keep
+        box = self.letterbox.box(prompt.box) if prompt.box is not None else None
+        return clicked_changes((new[0, 0] > 0).cpu().numpy(), (base[0, 0] > 0).cpu().numpy(), positive, negative, box)
 
     def _heed_clicks(self, prompt: FramePrompt, local: encodings.Decoded, base: torch.Tensor,
                      decoder: encodings.FrameDecoder) -> encodings.Decoded:
