@@ -1,4 +1,5 @@
-"""Shape and size: how much a propagated mask may change, and whether the image backs it.
+"""Shape and size: how much a propagated mask may change, whether the image backs it, and
+whether a mask looks like two structures joined (`leaks`).
 
 A box-prompted decoder fills whatever box it is given, so a mask that grows a little on
 every frame balloons. A candidate may change its area by at most a factor against its
@@ -11,8 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
+from skimage.morphology import convex_hull_image
 
-__all__ = ["edge_contrast", "area_verdict"]
+__all__ = ["edge_contrast", "area_verdict", "leaks", "solidity", "LEAK_SOLIDITY"]
 
 
 def edge_contrast(image: np.ndarray, mask: np.ndarray, min_width: int = 2, view: np.ndarray | None = None) -> float:
@@ -40,3 +42,22 @@ def area_verdict(ratio: float, max_growth: float, contrast: float, source_contra
     if source_contrast > 0 and contrast >= support * source_contrast:
         return None
     return f"area x{ratio:.2f} of the neighbour's, edge contrast {contrast:.3f} < {support} x {source_contrast:.3f}"
+
+
+#: A mask less solid than this (its area over its convex hull's) looks like two structures
+#: joined through a gap: a click in the left atrium whose mask runs through the open
+#: mitral valve into the ventricle.
+LEAK_SOLIDITY = 0.75
+
+
+def leaks(own: np.ndarray, other: np.ndarray, threshold: float = LEAK_SOLIDITY) -> bool:
+    """Whether the model's mask `own` looks like two structures joined through a gap: less
+    solid than `threshold` where the `other` candidate is more solid."""
+    own_solidity = solidity(own)
+    return own_solidity < threshold and solidity(other) > own_solidity
+
+
+def solidity(mask: np.ndarray) -> float:
+    """A mask's area over its convex hull's (1 for an empty mask)."""
+    area = int(mask.sum())
+    return area / max(1, int(convex_hull_image(mask).sum())) if area else 1.0

@@ -41,6 +41,7 @@ from ...features import FrameLRU, cache_budget_bytes
 from ...frames import FrameSource
 from ...prompts import FramePrompt
 from ...tracking.shape import edge_contrast as shape_edge_contrast
+from ...tracking.shape import LEAK_SOLIDITY, leaks
 from . import encodings
 from .click_regions import clicked_changes, keep_clicked
 from .network import IMAGE_SIZE, Letterbox
@@ -77,6 +78,9 @@ LOCAL_BASES_KEPT = 8
 #: distance to the points), neither is clearly nearer: their mean logits are kept, a
 #: two-model ensemble (docs/samusa_lite2.md, "Blending close candidates").
 ARBITRATION_BLEND_PX = 2.0
+#: A region-click mask less solid than this (its area over its convex hull's) looks like
+#: two structures joined through a gap (`tracking.shape.leaks`); 0 turns the test off.
+LEAK_SOLIDITY_ENV = "SAMUSA_LEAK_SOLIDITY"
 
 #: Propagation: the neighbour's bounding box grows by this fraction of its size on each
 #: side (motion); 0.25 followed the carotid sequence best (0.15: chained Dice 0.58, 0.25:
@@ -240,6 +244,7 @@ class LiteMedSAMBackend:
         self.arbitration = os.environ.get(ARBITRATION_ENV, "on").lower() not in ("off", "0", "false", "no")
         self.local_clicks = os.environ.get(LOCAL_CLICKS_ENV, "local").lower() != "free"
         self.region_referee = os.environ.get(REGION_REFEREE_ENV, "on").lower() not in ("off", "0", "false", "no")
+        self.leak_solidity = float(os.environ.get(LEAK_SOLIDITY_ENV, LEAK_SOLIDITY))
         self.click_heeding = os.environ.get(CLICK_HEEDING_ENV, "on").lower() not in ("off", "0", "false", "no")
         self._local_bases: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
         self._shown: dict | None = None  # the propagated result the prompt being decoded corrects
@@ -537,7 +542,11 @@ class LiteMedSAMBackend:
         model, given boxes around the click, keeps to one chamber. Neither predicted IoU
         tells which is right (docs/samusa_lite2.md); the image does: the mask whose
         inside differs more from the tissue around it. On breast lesions and the carotid
-        lumen the model's own mask usually wins that test. Negative clicks then correct
+        lumen the model's own mask usually wins that test. Search also wins where the
+        model's mask is less solid than `tracking.shape.LEAK_SOLIDITY` and search's is more
+        solid (`leaks`): two chambers joined through the valve can have the stronger border
+        of the two (CAMUS 0.568 0.588 0.589 0.602 0.599 -> 0.588 0.615 0.609 0.625 0.622;
+        BUS-BRA and carotid unchanged). Negative clicks then correct
         the refereed mask of the positive clicks locally (`_local_to_clicks`). Mean Dice
         at 1..5 clicks, model alone (kept local) -> refereed (docs/samusa_lite2.md,
         "Region clicks refereed by the image"): CAMUS 0.470 0.479 0.487 0.504 0.501 ->
@@ -560,8 +569,9 @@ class LiteMedSAMBackend:
         negative = np.asarray(prompt.negative, dtype=float).reshape(-1, 2)
         own = keep_clicked(decoded.logits.float(), self.letterbox.points(positive), -encodings.HARD_LOGIT)
         search = encodings.encode_region(decoder, positive, negative, "search")
-        own_contrast, search_contrast = self._contrasts(prompt.frame, decoder.masks(torch.cat([own[0], search.logits[0].float()])))
-        if search_contrast > own_contrast:
+        masks = decoder.masks(torch.cat([own[0], search.logits[0].float()]))
+        own_contrast, search_contrast = self._contrasts(prompt.frame, masks)
+        if search_contrast > own_contrast or leaks(masks[0], masks[1], self.leak_solidity):
             return encodings.Decoded(search.logits, search.iou, f"{search.how} (stronger border)")
         return encodings.Decoded(own, decoded.iou, decoded.how)
 
@@ -674,3 +684,4 @@ class LiteMedSAMBackend:
             if not out.get("vanished"):
                 return g, out
             g += step
+
