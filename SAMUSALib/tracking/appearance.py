@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-__all__ = ["Prototype", "prototype", "similarity_map", "appearance_score"]
+__all__ = ["Prototype", "prototype", "similarity_map", "appearance_score", "match"]
 
 
 @dataclass
@@ -79,8 +79,12 @@ def appearance_score(embedding: torch.Tensor, mask: np.ndarray, protos: list[Pro
     + cos(ring, background) - cos(ring, object), in [-4, 4]; 0 without memory."""
     if not protos or not mask.any():
         return 0.0
-    here = prototype(embedding, mask, valid)
-    if here is None:
+    return match(prototype(embedding, mask, valid), protos)
+
+
+def match(here: Prototype | None, protos: list[Prototype]) -> float:
+    """`appearance_score` of a prototype already computed (0 for none, or without memory)."""
+    if here is None or not protos:
         return 0.0
     scores = []
     for p in protos:

@@ -143,7 +143,7 @@ class ImageOnlyTracker:
         proto = appearance.prototype(embedding, mask, model.valid)
         out["prototype"] = proto
         if proto is not None:  # how well the object matches itself: the scale for re-entry
-            out["appearance_self"] = appearance.appearance_score(embedding, mask, [proto], model.valid)
+            out["appearance_self"] = appearance.match(proto, [proto])
 
     def redetect(self, model: SquareModel, frame: int, memory: Sequence[dict]) -> dict | None:
         """After the object left the view: look for it by appearance alone. The best matching

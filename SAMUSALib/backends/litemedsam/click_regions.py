@@ -48,13 +48,16 @@ def nearer_to(shape: tuple[int, int], points: np.ndarray, others: np.ndarray) ->
     a negative click does not remove what lies nearer a positive one, and the reverse."""
     if not len(others) or not len(points):
         return np.ones(shape, dtype=bool)
-    rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]]
-    pixels = np.stack([cols.ravel(), rows.ravel()], axis=1).astype(np.float32)
+    rows = np.arange(shape[0], dtype=np.float32)[:, None]
+    cols = np.arange(shape[1], dtype=np.float32)[None, :]
 
-    def nearest(p: np.ndarray) -> np.ndarray:
-        return np.min([((pixels - q) ** 2).sum(axis=1) for q in np.asarray(p, dtype=np.float32)], axis=0)
+    def nearest(p: np.ndarray) -> np.ndarray:  # squared distance to the nearest point, by broadcasting
+        best = np.full(shape, np.inf, dtype=np.float32)
+        for x, y in np.asarray(p, dtype=np.float32).reshape(-1, 2):
+            np.minimum(best, (cols - x) ** 2 + (rows - y) ** 2, out=best)
+        return best
 
-    return (nearest(points) <= nearest(others)).reshape(shape)
+    return nearest(points) <= nearest(others)
 
 
 def core_of(mask: np.ndarray) -> np.ndarray:
