@@ -22,7 +22,7 @@ from SAMUSALib.evaluation.datasets import camus, load_cases
 from SAMUSALib.evaluation.metrics import dice
 from SAMUSALib.frames import FrameSource
 from SAMUSALib.models import load_model
-from SAMUSALib.tracking.shape import leaks, solidity
+from SAMUSALib.tracking.shape import LEAK_SOLIDITY, leak_solidity_setting, leaks, solidity
 
 from conftest import require_shared_data
 
@@ -129,6 +129,17 @@ def test_two_blobs_joined_by_a_thin_bridge_leak_and_a_disc_does_not():
     assert not leaks(joined, joined)  # no more solid alternative: nothing to give way to
     assert not leaks(joined, disc, threshold=0.0)  # the test turned off
     assert solidity(np.zeros((8, 8), bool)) == 1.0
+
+
+def test_a_leak_threshold_outside_0_to_1_is_named_in_the_error(monkeypatch):
+    monkeypatch.setenv("SAMUSA_LEAK_SOLIDITY", "0.8")
+    assert leak_solidity_setting() == 0.8
+    monkeypatch.setenv("SAMUSA_LEAK_SOLIDITY", "")
+    assert leak_solidity_setting() == LEAK_SOLIDITY
+    for bad in ("75%", "1.5"):
+        monkeypatch.setenv("SAMUSA_LEAK_SOLIDITY", bad)
+        with pytest.raises(ValueError, match="SAMUSA_LEAK_SOLIDITY.*0 to 1"):
+            leak_solidity_setting()
 
 
 def test_region_clicks_that_run_into_the_next_chamber_give_way_to_the_solid_mask(lite):

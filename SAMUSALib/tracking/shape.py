@@ -10,11 +10,13 @@ object entering the view grows fast, and its border is real; a balloon's border 
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from scipy import ndimage
 from skimage.morphology import convex_hull_image
 
-__all__ = ["edge_contrast", "area_verdict", "leaks", "solidity", "LEAK_SOLIDITY"]
+__all__ = ["edge_contrast", "area_verdict", "leaks", "solidity", "LEAK_SOLIDITY", "leak_solidity_setting"]
 
 
 def edge_contrast(image: np.ndarray, mask: np.ndarray, min_width: int = 2, view: np.ndarray | None = None) -> float:
@@ -48,6 +50,22 @@ def area_verdict(ratio: float, max_growth: float, contrast: float, source_contra
 #: joined through a gap: a click in the left atrium whose mask runs through the open
 #: mitral valve into the ventricle.
 LEAK_SOLIDITY = 0.75
+#: Sets that threshold for region clicks' referee (`LiteMedSAMBackend._referee_region`); 0: off.
+LEAK_SOLIDITY_ENV = "SAMUSA_LEAK_SOLIDITY"
+
+
+def leak_solidity_setting() -> float:
+    """`LEAK_SOLIDITY`, or the number in ``SAMUSA_LEAK_SOLIDITY`` (0 to 1; a clear error else)."""
+    text = os.environ.get(LEAK_SOLIDITY_ENV, "").strip()
+    if not text:
+        return LEAK_SOLIDITY
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{LEAK_SOLIDITY_ENV}={text!r}: expected a number from 0 to 1 (0 turns the test off; default {LEAK_SOLIDITY})")
+    return value
 
 
 def leaks(own: np.ndarray, other: np.ndarray, threshold: float = LEAK_SOLIDITY) -> bool:

@@ -41,7 +41,7 @@ from ...features import FrameLRU, cache_budget_bytes
 from ...frames import FrameSource
 from ...prompts import FramePrompt
 from ...tracking.shape import edge_contrast as shape_edge_contrast
-from ...tracking.shape import LEAK_SOLIDITY, leaks
+from ...tracking.shape import leak_solidity_setting, leaks
 from . import encodings
 from .click_regions import clicked_changes, keep_clicked
 from .network import IMAGE_SIZE, Letterbox
@@ -78,9 +78,6 @@ LOCAL_BASES_KEPT = 8
 #: distance to the points), neither is clearly nearer: their mean logits are kept, a
 #: two-model ensemble (docs/samusa_lite2.md, "Blending close candidates").
 ARBITRATION_BLEND_PX = 2.0
-#: A region-click mask less solid than this (its area over its convex hull's) looks like
-#: two structures joined through a gap (`tracking.shape.leaks`); 0 turns the test off.
-LEAK_SOLIDITY_ENV = "SAMUSA_LEAK_SOLIDITY"
 
 #: Propagation: the neighbour's bounding box grows by this fraction of its size on each
 #: side (motion); 0.25 followed the carotid sequence best (0.15: chained Dice 0.58, 0.25:
@@ -244,7 +241,7 @@ class LiteMedSAMBackend:
         self.arbitration = os.environ.get(ARBITRATION_ENV, "on").lower() not in ("off", "0", "false", "no")
         self.local_clicks = os.environ.get(LOCAL_CLICKS_ENV, "local").lower() != "free"
         self.region_referee = os.environ.get(REGION_REFEREE_ENV, "on").lower() not in ("off", "0", "false", "no")
-        self.leak_solidity = float(os.environ.get(LEAK_SOLIDITY_ENV, LEAK_SOLIDITY))
+        self.leak_solidity = leak_solidity_setting()
         self.click_heeding = os.environ.get(CLICK_HEEDING_ENV, "on").lower() not in ("off", "0", "false", "no")
         self._local_bases: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
         self._shown: dict | None = None  # the propagated result the prompt being decoded corrects
@@ -571,8 +568,10 @@ class LiteMedSAMBackend:
         search = encodings.encode_region(decoder, positive, negative, "search")
         masks = decoder.masks(torch.cat([own[0], search.logits[0].float()]))
         own_contrast, search_contrast = self._contrasts(prompt.frame, masks)
-        if search_contrast > own_contrast or leaks(masks[0], masks[1], self.leak_solidity):
+        if search_contrast > own_contrast:
             return encodings.Decoded(search.logits, search.iou, f"{search.how} (stronger border)")
+        if leaks(masks[0], masks[1], self.leak_solidity):
+            return encodings.Decoded(search.logits, search.iou, f"{search.how} (more solid)")
         return encodings.Decoded(own, decoded.iou, decoded.how)
 
     def _local_case(self, prompt: FramePrompt) -> str | None:
