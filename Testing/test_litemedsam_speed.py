@@ -5,6 +5,7 @@ speed-up must leave the results as they were.
   full-resolution stage in row strips, and channels-last: the same encoder output;
 - the OpenVINO encoder: the same embedding, exported once into the model cache and read
   back from it; a failing export warns and falls back to PyTorch, never stops;
+- OpenVINO's arithmetic: float32 unless bfloat16 is asked for (`SAMUSA_LITE_PRECISION`);
 - the default model as loaded (all of the above) against today's float32 eager network
   on real validation frames (../shared/data), with a box, boundary points and region
   clicks: masks within Dice 0.995.
@@ -228,6 +229,54 @@ def test_eager_runtime_and_a_missing_openvino_keep_pytorch(small_encoder, monkey
         assert runtime.speed_up(net, torch.device("cpu"), "openvino")["runtime"] == "eager"
     with pytest.raises(ValueError, match="SAMUSA_LITE_RUNTIME"):
         runtime.runtime_choice("onnx")
+
+
+def test_openvino_arithmetic_is_float32_unless_bf16_is_asked_for(monkeypatch):
+    """bfloat16 moved the default model's masks beyond Dice 0.995 even on CPUs with AMX
+    (runtime.BF16_STAGES), so ``auto`` keeps every stage in float32 there too; the
+    variable opts in, and a bad value is named in the error."""
+    from SAMUSALib.models import device
+
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.delenv(runtime.PRECISION_ENV, raising=False)
+    assert runtime.stage_precision("encoder") == runtime.stage_precision("decoder") == "f32"
+    monkeypatch.setattr(runtime, "BF16_STAGES", frozenset({"encoder"}))  # how a stage would opt in
+    assert (runtime.stage_precision("encoder"), runtime.stage_precision("decoder")) == ("bf16", "f32")
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
+    assert runtime.stage_precision("encoder") == "f32"
+    monkeypatch.setenv(runtime.PRECISION_ENV, "bf16")
+    assert runtime.stage_precision("decoder") == "bf16"
+    monkeypatch.setenv(runtime.PRECISION_ENV, "fp32")
+    assert runtime.stage_precision("encoder") == "f32"
+    monkeypatch.setenv(runtime.PRECISION_ENV, "half")
+    with pytest.raises(ValueError, match="SAMUSA_LITE_PRECISION.*auto, fp32, bf16"):
+        runtime.stage_precision("encoder")
+    with pytest.raises(ValueError, match="f32 or bf16"):
+        runtime.OpenVINOModule(torch.nn.Identity(), "x", [(1,)], [torch.zeros(1)], "fp16")
+
+
+def test_a_bf16_encoder_is_compiled_beside_the_float32_one():
+    """Opting in compiles the same cached export a second time at bfloat16: the float32
+    graph stays as it was, and the bfloat16 embedding is near it, not equal."""
+    pytest.importorskip("openvino")
+    from SAMUSALib.backends.litemedsam.network import build_litemedsam
+
+    net, _ = build_litemedsam()
+    prepared, _ = runtime.prepare_encoder(net.image_encoder, torch.device("cpu"))
+    image = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(1))
+    full, half = runtime.OpenVINOEncoder(prepared), runtime.OpenVINOEncoder(prepared, "bf16")
+    a = full(image)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        b = half(image)
+    if b is None:  # an OpenVINO that refuses bfloat16 on this CPU: it says so, PyTorch runs
+        assert half.failed and torch.equal(full(image), a)
+        return
+    assert full.key == half.key and full.compiled is not half.compiled
+    assert (full.key, "f32") in runtime._compiled and (full.key, "bf16") in runtime._compiled
+    scale = a.abs().max().item()
+    assert b.dtype == torch.float32 and (a - b).abs().max().item() < 0.2 * scale
+    assert torch.equal(runtime.OpenVINOEncoder(prepared)(image), a)  # float32 unchanged
 
 
 VALIDATION = (("busbra", "bus_0031-s.png"), ("carotid", "000.png"))

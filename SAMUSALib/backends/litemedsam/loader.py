@@ -69,6 +69,7 @@ def load(spec, device: torch.device, checkpoint: str | os.PathLike[str] | None =
         "config": None,
         "hydra_overrides": [],
         "encoder_runtime": speed["runtime"],
+        "runtime_precision": speed.get("precision"),  # OpenVINO's, per stage (runtime.stage_precision)
         "tracker": spec.tracker,
     }
     if lite_meta:

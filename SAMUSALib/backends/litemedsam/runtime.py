@@ -10,7 +10,8 @@ figure a ratio of minima taken in one process, interleaved; docs/bench/README.md
   the OpenVINO version, and read back on later loads (about a second). Conversion or
   inference that fails warns once and falls back to PyTorch, never stops a session.
   OpenVINO's own bfloat16 (`INFERENCE_PRECISION_HINT`) was 1.2x slower than its float32
-  here and moved embeddings by 0.03: float32 is pinned.
+  here and moved embeddings by 0.03; on a CPU with AMX it is 2.5x faster but moves the
+  masks beyond Dice 0.995 (`BF16_STAGES`): float32 unless `SAMUSA_LITE_PRECISION=bf16`.
 - **Batch norm folded** into each convolution (`fold_batch_norms`): exact to 4e-6, a
   pass over the full-resolution maps less for the PyTorch fallback.
 - **Attention's query, key and value projections split** into three linear layers
@@ -57,10 +58,36 @@ from .row_strips import StripedEncoder
 
 RUNTIME_ENV = "SAMUSA_LITE_RUNTIME"
 RUNTIMES = ("auto", "openvino", "eager")
+#: OpenVINO's arithmetic: ``auto`` (default) bfloat16 for `BF16_STAGES` where the CPU has
+#: bfloat16 matrix units (`models.device.cpu_has_native_bf16`: AMX, or a faster bf16
+#: matmul measured once per machine), float32 elsewhere; ``fp32`` or ``bf16`` for every stage.
+PRECISION_ENV = "SAMUSA_LITE_PRECISION"
+PRECISIONS = ("auto", "fp32", "bf16")
+#: Stages that run in bfloat16 under ``auto`` on such a CPU: none. On a 2-core Xeon with
+#: AMX (2026-12-04) OpenVINO's bfloat16 encoder took 0.115 s against 0.283 s in float32
+#: (0.6x the float32 matmul floor) and its decoder 16 against 27 ms a pass, but the masks
+#: left the issue's bound of Dice 0.995 to float32 eager: over 36 objects of BUS-BRA,
+#: carotid and CAMUS frames, box masks 0.994 on average (23 below 0.995), region clicks
+#: down to 0.42 (a referee decision flipped); with stage 0 and 1 alone in bfloat16
+#: (0.9x the time) still 17 of 36 box masks below 0.995. ``SAMUSA_LITE_PRECISION=bf16``
+#: opts in on such a CPU (docs/bench/README.md).
+BF16_STAGES: frozenset[str] = frozenset()
 #: Bump when the exported graph changes for the same weights (invalidates cached IR).
 EXPORT_FORMAT = 9
 
-_compiled: dict[str, object] = {}  # compiled OpenVINO encoders of this process, by cache key
+_compiled: dict[tuple[str, str], object] = {}  # compiled OpenVINO graphs of this process, by (cache key, precision)
+
+
+def stage_precision(stage: str) -> str:
+    """OpenVINO's inference precision ("f32" or "bf16") for a stage ("encoder", "decoder")."""
+    choice = (os.environ.get(PRECISION_ENV) or "auto").strip().lower()
+    if choice not in PRECISIONS:
+        raise ValueError(f"{PRECISION_ENV}={choice!r}: expected one of {', '.join(PRECISIONS)}")
+    if choice != "auto":
+        return "f32" if choice == "fp32" else "bf16"
+    from ...models.device import cpu_has_native_bf16
+
+    return "bf16" if stage in BF16_STAGES and cpu_has_native_bf16() else "f32"
 
 
 def runtime_choice(value: str | None = None) -> str:
@@ -177,7 +204,11 @@ class OpenVINOModule:
     read from the cache, keyed by `name`, the weights' SHA256 and the input shapes); any
     failure warns once, and the caller's PyTorch module runs from then on (`failed`)."""
 
-    def __init__(self, module: nn.Module, name: str, shapes: list[tuple[int, ...]], examples: list[torch.Tensor]) -> None:
+    def __init__(self, module: nn.Module, name: str, shapes: list[tuple[int, ...]], examples: list[torch.Tensor],
+                 precision: str = "f32") -> None:
+        if precision not in ("f32", "bf16"):
+            raise ValueError(f"OpenVINO precision must be f32 or bf16; got {precision!r}")
+        self.precision = precision
         self.module = module
         self.name = name
         self.shapes = shapes  # -1: any size
@@ -205,22 +236,24 @@ class OpenVINOModule:
         shapes = "_".join("x".join(str(d) for d in shape) for shape in self.shapes).replace("-1", "n")
         version = ov.__version__.split("-")[0]
         self.key = f"{self.name}-{weights_key(self.module)[:24]}-{shapes}-f{EXPORT_FORMAT}-ov{version}"
-        if self.key in _compiled:
-            return _compiled[self.key]
-        path = export_folder() / self.key / f"{self.name}.xml"
+        compiled = _compiled.get((self.key, self.precision))
+        if compiled is not None:
+            return compiled
+        path = export_folder() / self.key / f"{self.name}.xml"  # the IR holds float32 weights either way
         if not path.is_file():
             export_module(self.module, path, self.examples, self.shapes)
-        compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"})
-        _compiled[self.key] = compiled
+        config = {"INFERENCE_PRECISION_HINT": self.precision, "PERFORMANCE_HINT": "LATENCY"}
+        compiled = ov.Core().compile_model(str(path), "CPU", config)
+        _compiled[(self.key, self.precision)] = compiled
         return compiled
 
 
 class OpenVINOEncoder(OpenVINOModule):
     """The TinyViT image encoder: one float32 frame (1, 3, S, S) -> (1, 256, S/4, S/4)."""
 
-    def __init__(self, encoder: nn.Module) -> None:
+    def __init__(self, encoder: nn.Module, precision: str = "f32") -> None:
         self.shape = (1, 3, encoder.img_size, encoder.img_size)
-        super().__init__(encoder, "encoder", [self.shape], [torch.zeros(self.shape)])
+        super().__init__(encoder, "encoder", [self.shape], [torch.zeros(self.shape)], precision)
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor | None:
         """The embedding, or None where this runtime cannot run it (shape, failure)."""
@@ -236,7 +269,8 @@ class OpenVINODecoder:
     dense prompt kind (a map per prompt, or one vector shared by all: no mask prompt),
     made when first used."""
 
-    def __init__(self, mask_decoder: nn.Module) -> None:
+    def __init__(self, mask_decoder: nn.Module, precision: str = "f32") -> None:
+        self.precision = precision
         self.mask_decoder = mask_decoder
         self.graphs: dict[tuple[bool, bool], OpenVINOModule] = {}  # by (multimask, shared image)
         self.image_pe: torch.Tensor | None = None
@@ -259,7 +293,7 @@ class OpenVINODecoder:
             shapes = [(1, c, h, w), (-1, -1, c), third]
             name = ("decoder-multimask" if multimask else "decoder") + ("-shared" if shared else "")
             module = ExportDecoder(self.mask_decoder, multimask, image_pe).eval()
-            graph = self.graphs[(multimask, shared)] = OpenVINOModule(module, name, shapes, examples)
+            graph = self.graphs[(multimask, shared)] = OpenVINOModule(module, name, shapes, examples, self.precision)
         third = vector if shared else dense.expand(sparse.shape[0], -1, -1, -1)
         out = graph.run(embedding, sparse, third)
         return None if out is None else (out[0], out[1])
@@ -311,10 +345,11 @@ def speed_up(net: nn.Module, device: torch.device, runtime: str | None = None) -
                 warnings.warn(f"{RUNTIME_ENV}=openvino but OpenVINO cannot be imported ({exc}); using PyTorch.",
                               RuntimeWarning, stacklevel=2)
         else:
-            net.encoder_runtime = OpenVINOEncoder(encoder)
+            done["precision"] = {stage: stage_precision(stage) for stage in ("encoder", "decoder")}
+            net.encoder_runtime = OpenVINOEncoder(encoder, done["precision"]["encoder"])
             for module in net.modules():
                 if type(module).__name__ == "MaskDecoder":
-                    module.samusa_runtime = OpenVINODecoder(module)
+                    module.samusa_runtime = OpenVINODecoder(module, done["precision"]["decoder"])
             done["runtime"] = "openvino"
     return done
 
