@@ -17,6 +17,7 @@ import torch
 from SAMUSALib.backends.litemedsam.backend import shared_embeddings
 from SAMUSALib.backends.litemedsam.click_regions import core_of, keep_clicked, nearer_to, regions_holding
 from SAMUSALib.engine import Session
+from SAMUSALib.errors import InputError
 from SAMUSALib.evaluation.clicks import SimulatedUser
 from SAMUSALib.evaluation.datasets import camus, load_cases
 from SAMUSALib.evaluation.metrics import dice
@@ -128,6 +129,7 @@ def test_two_blobs_joined_by_a_thin_bridge_leak_and_a_disc_does_not():
     assert leaks(joined, disc) and not leaks(disc, joined)
     assert not leaks(joined, joined)  # no more solid alternative: nothing to give way to
     assert not leaks(joined, disc, threshold=0.0)  # the test turned off
+    assert not leaks(joined, np.zeros_like(joined))  # an empty alternative never wins
     assert solidity(np.zeros((8, 8), bool)) == 1.0
 
 
@@ -138,7 +140,7 @@ def test_a_leak_threshold_outside_0_to_1_is_named_in_the_error(monkeypatch):
     assert leak_solidity_setting() == LEAK_SOLIDITY
     for bad in ("75%", "1.5"):
         monkeypatch.setenv("SAMUSA_LEAK_SOLIDITY", bad)
-        with pytest.raises(ValueError, match="SAMUSA_LEAK_SOLIDITY.*0 to 1"):
+        with pytest.raises(InputError, match="SAMUSA_LEAK_SOLIDITY.*0 to 1"):
             leak_solidity_setting()
 
 

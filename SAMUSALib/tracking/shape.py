@@ -16,6 +16,8 @@ import numpy as np
 from scipy import ndimage
 from skimage.morphology import convex_hull_image
 
+from ..errors import InputError
+
 __all__ = ["edge_contrast", "area_verdict", "leaks", "solidity", "LEAK_SOLIDITY", "leak_solidity_setting"]
 
 
@@ -64,18 +66,27 @@ def leak_solidity_setting() -> float:
     except ValueError:
         value = -1.0
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{LEAK_SOLIDITY_ENV}={text!r}: expected a number from 0 to 1 (0 turns the test off; default {LEAK_SOLIDITY})")
+        raise InputError(f"{LEAK_SOLIDITY_ENV}={text!r}: expected a number from 0 to 1 (0 turns the test off; default {LEAK_SOLIDITY})")
     return value
 
 
 def leaks(own: np.ndarray, other: np.ndarray, threshold: float = LEAK_SOLIDITY) -> bool:
-    """Whether the model's mask `own` looks like two structures joined through a gap: less
-    solid than `threshold` where the `other` candidate is more solid."""
+    """Whether `own` should give way to `other` as a mask that looks like two structures
+    joined through a gap: `own` is less solid than `threshold` and `other` is a mask (not
+    empty) and more solid. Low solidity also flags a mask of separate pieces (clicks in two
+    places) and a naturally concave one (a ring): it asks for a more solid alternative,
+    not proof of a leak. `threshold` 0 turns the test off."""
+    if threshold <= 0 or not other.any():
+        return False
     own_solidity = solidity(own)
     return own_solidity < threshold and solidity(other) > own_solidity
 
 
 def solidity(mask: np.ndarray) -> float:
-    """A mask's area over its convex hull's (1 for an empty mask)."""
-    area = int(mask.sum())
-    return area / max(1, int(convex_hull_image(mask).sum())) if area else 1.0
+    """A mask's area over its convex hull's (1 for an empty mask). The hull lies inside the
+    mask's bounding box, so it is computed there."""
+    rows, cols = np.nonzero(mask)
+    if not len(rows):
+        return 1.0
+    crop = mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    return len(rows) / max(1, int(convex_hull_image(crop).sum()))

@@ -53,6 +53,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ...errors import InputError
 from .decoder_graph import ExportDecoder, shared_dense
 from .row_strips import StripedEncoder
 
@@ -60,7 +61,8 @@ RUNTIME_ENV = "SAMUSA_LITE_RUNTIME"
 RUNTIMES = ("auto", "openvino", "eager")
 #: OpenVINO's arithmetic: ``auto`` (default) bfloat16 for `BF16_STAGES` where the CPU has
 #: bfloat16 matrix units (`models.device.cpu_has_native_bf16`: AMX, or a faster bf16
-#: matmul measured once per machine), float32 elsewhere; ``fp32`` or ``bf16`` for every stage.
+#: matmul measured once per machine), float32 elsewhere; ``fp32`` or ``bf16`` for every
+#: stage on any CPU (OpenVINO's own bfloat16 emulation where the CPU has no bf16 units).
 PRECISION_ENV = "SAMUSA_LITE_PRECISION"
 PRECISIONS = ("auto", "fp32", "bf16")
 #: Stages that run in bfloat16 under ``auto`` on such a CPU: none. On a 2-core Xeon with
@@ -70,7 +72,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 #: carotid and CAMUS frames, box masks 0.994 on average (23 below 0.995), region clicks
 #: down to 0.42 (a referee decision flipped); with stage 0 and 1 alone in bfloat16
 #: (0.9x the time) still 17 of 36 box masks below 0.995. ``SAMUSA_LITE_PRECISION=bf16``
-#: opts in on such a CPU (docs/bench/README.md).
+#: opts in (docs/bench/README.md).
 BF16_STAGES: frozenset[str] = frozenset()
 #: Bump when the exported graph changes for the same weights (invalidates cached IR).
 EXPORT_FORMAT = 9
@@ -82,7 +84,7 @@ def stage_precision(stage: str) -> str:
     """OpenVINO's inference precision ("f32" or "bf16") for a stage ("encoder", "decoder")."""
     choice = (os.environ.get(PRECISION_ENV) or "auto").strip().lower()
     if choice not in PRECISIONS:
-        raise ValueError(f"{PRECISION_ENV}={choice!r}: expected one of {', '.join(PRECISIONS)}")
+        raise InputError(f"{PRECISION_ENV}={choice!r}: expected one of {', '.join(PRECISIONS)}")
     if choice != "auto":
         return "f32" if choice == "fp32" else "bf16"
     from ...models.device import cpu_has_native_bf16
@@ -200,9 +202,10 @@ def export_folder() -> Path:
 
 
 class OpenVINOModule:
-    """A module as OpenVINO IR compiled for the CPU, float32. Converted on first use (or
-    read from the cache, keyed by `name`, the weights' SHA256 and the input shapes); any
-    failure warns once, and the caller's PyTorch module runs from then on (`failed`)."""
+    """A module as OpenVINO IR compiled for the CPU at `precision` ("f32" or "bf16").
+    Converted on first use (or read from the cache, keyed by `name`, the weights' SHA256
+    and the input shapes; one export serves both precisions); any failure warns once, and
+    the caller's PyTorch module runs from then on (`failed`)."""
 
     def __init__(self, module: nn.Module, name: str, shapes: list[tuple[int, ...]], examples: list[torch.Tensor],
                  precision: str = "f32") -> None:
@@ -270,6 +273,8 @@ class OpenVINODecoder:
     made when first used."""
 
     def __init__(self, mask_decoder: nn.Module, precision: str = "f32") -> None:
+        if precision not in ("f32", "bf16"):
+            raise ValueError(f"OpenVINO precision must be f32 or bf16; got {precision!r}")
         self.precision = precision
         self.mask_decoder = mask_decoder
         self.graphs: dict[tuple[bool, bool], OpenVINOModule] = {}  # by (multimask, shared image)
@@ -333,6 +338,7 @@ def speed_up(net: nn.Module, device: torch.device, runtime: str | None = None) -
     encoder and mask decoders on CPUs (`runtime_choice`). The network's parameters and
     state dict are left as loaded. Returns what was done, for metadata."""
     choice = runtime_choice(runtime)
+    precision = {stage: stage_precision(stage) for stage in ("encoder", "decoder")}  # a bad setting fails here, any device
     encoder, done = prepare_encoder(net.image_encoder, device)
     done["runtime"] = "eager"
     net.__dict__["fast_encoder"] = encoder  # not a submodule: not saved, not moved by .to()
@@ -345,7 +351,7 @@ def speed_up(net: nn.Module, device: torch.device, runtime: str | None = None) -
                 warnings.warn(f"{RUNTIME_ENV}=openvino but OpenVINO cannot be imported ({exc}); using PyTorch.",
                               RuntimeWarning, stacklevel=2)
         else:
-            done["precision"] = {stage: stage_precision(stage) for stage in ("encoder", "decoder")}
+            done["precision"] = precision
             net.encoder_runtime = OpenVINOEncoder(encoder, done["precision"]["encoder"])
             for module in net.modules():
                 if type(module).__name__ == "MaskDecoder":
