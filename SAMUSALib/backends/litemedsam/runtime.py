@@ -71,8 +71,10 @@ PRECISIONS = ("auto", "fp32", "bf16")
 #: left the issue's bound of Dice 0.995 to float32 eager: over 36 objects of BUS-BRA,
 #: carotid and CAMUS frames, box masks 0.994 on average (23 below 0.995), region clicks
 #: down to 0.42 (a referee decision flipped); with stage 0 and 1 alone in bfloat16
-#: (0.9x the time) still 17 of 36 box masks below 0.995. ``SAMUSA_LITE_PRECISION=bf16``
-#: opts in (docs/bench/README.md).
+#: (0.9x the time) still 17 of 36 box masks below 0.995; with the decoders alone in
+#: bfloat16, box masks stay (0.9992, none below) but boundary points (6 below, worst 0.90)
+#: and region clicks (3 below, worst 0.33) do not. ``SAMUSA_LITE_PRECISION=bf16`` opts in
+#: (docs/bench/README.md).
 BF16_STAGES: frozenset[str] = frozenset()
 #: Bump when the exported graph changes for the same weights (invalidates cached IR).
 EXPORT_FORMAT = 9
