@@ -179,34 +179,6 @@ def test_openvino_encoder_gives_the_same_embedding_exported_once(monkeypatch):
     assert again(image.bfloat16()) is None
 
 
-def test_a_compiled_graph_is_kept_for_the_next_process(tmp_path, monkeypatch):
-    """The first process compiles and leaves the compiled graph in the cache folder; a
-    later one (no graphs or cores in memory) reads it: the blob count stays, the output is
-    the same. An unwritable folder still gives the result, compiled each time."""
-    pytest.importorskip("openvino")
-    monkeypatch.setenv("SAMUSA_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(runtime, "_compiled", {})
-    monkeypatch.setattr(runtime, "_cores", {})
-    layer = torch.nn.Linear(8, 4).eval()
-    x = torch.rand(1, 8, generator=torch.Generator().manual_seed(4))
-    first = runtime.OpenVINOModule(layer, "tiny", [(1, 8)], [torch.zeros(1, 8)]).run(x)
-    blobs = sorted((tmp_path / "openvino" / "compiled").glob("*.blob"))
-    assert first is not None and len(blobs) == 1
-    monkeypatch.setattr(runtime, "_compiled", {})
-    monkeypatch.setattr(runtime, "_cores", {})
-    again = runtime.OpenVINOModule(layer, "tiny", [(1, 8)], [torch.zeros(1, 8)]).run(x)
-    assert torch.equal(again[0], first[0]) and sorted((tmp_path / "openvino" / "compiled").glob("*.blob")) == blobs
-    assert torch.allclose(first[0], layer(x).detach(), atol=1e-5)
-    monkeypatch.setattr(runtime, "_compiled", {})
-    monkeypatch.setattr(runtime, "_cores", {})
-    (tmp_path / "openvino" / "compiled").rename(tmp_path / "elsewhere")
-    (tmp_path / "openvino" / "compiled").write_text("a file where the folder should be")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", RuntimeWarning)
-        still = runtime.OpenVINOModule(layer, "tiny", [(1, 8)], [torch.zeros(1, 8)]).run(x)
-    assert torch.equal(still[0], first[0])
-
-
 def test_a_failing_export_falls_back_to_pytorch_with_a_warning(small_encoder, monkeypatch):
     pytest.importorskip("openvino")
     from SAMUSALib.backends.litemedsam.network import LiteMedSAM

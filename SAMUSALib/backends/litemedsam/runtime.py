@@ -7,8 +7,7 @@ figure a ratio of minima taken in one process, interleaved; docs/bench/README.md
   (2.1x its matmul floor against 6.5x), with the same embedding (max |diff| 4e-6). Chosen
   on CPUs when the `openvino` package is present: the encoder is converted once, saved
   as OpenVINO IR in the model cache folder under a key made of its weights' SHA256 and
-  the OpenVINO version, and read back on later loads (about a second); the compiled
-  graphs are kept there too (`_core`), so a later process does not compile them again. Conversion or
+  the OpenVINO version, and read back on later loads (about a second). Conversion or
   inference that fails warns once and falls back to PyTorch, never stops a session.
   OpenVINO's own bfloat16 (`INFERENCE_PRECISION_HINT`) was 1.2x slower than its float32
   here and moved embeddings by 0.03; on a CPU with AMX it is 2.5x faster but moves the
@@ -81,7 +80,6 @@ BF16_STAGES: frozenset[str] = frozenset()
 EXPORT_FORMAT = 9
 
 _compiled: dict[tuple[str, str], object] = {}  # compiled OpenVINO graphs of this process, by (cache key, precision)
-_cores: dict[str, object] = {}  # OpenVINO cores of this process, by compiled-graph cache folder
 
 
 def stage_precision(stage: str) -> str:
@@ -205,23 +203,6 @@ def export_folder() -> Path:
     return cache_dir() / "openvino"
 
 
-def _core(folder: Path):
-    """An OpenVINO core whose compiled graphs are kept in `folder`, so that a later process
-    reads them instead of compiling (2026-12-04: encoder 0.62 -> 0.25 s, a decoder graph
-    0.13 -> 0.05 s; about 0.8 s off each `samusa segment` run). A folder it cannot write
-    means compiling each time."""
-    core = _cores.get(str(folder))
-    if core is None:
-        core = _openvino().Core()
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            core.set_property({"CACHE_DIR": str(folder)})
-        except Exception:  # noqa: BLE001 - unwritable or refused: no compiled cache, still correct
-            pass
-        _cores[str(folder)] = core
-    return core
-
-
 class OpenVINOModule:
     """A module as OpenVINO IR compiled for the CPU at `precision` ("f32" or "bf16").
     Converted on first use (or read from the cache, keyed by `name`, the weights' SHA256
@@ -267,7 +248,7 @@ class OpenVINOModule:
         if not path.is_file():
             export_module(self.module, path, self.examples, self.shapes)
         config = {"INFERENCE_PRECISION_HINT": self.precision, "PERFORMANCE_HINT": "LATENCY"}
-        compiled = _core(export_folder() / "compiled").compile_model(str(path), "CPU", config)
+        compiled = ov.Core().compile_model(str(path), "CPU", config)
         _compiled[(self.key, self.precision)] = compiled
         return compiled
 
