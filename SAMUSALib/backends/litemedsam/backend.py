@@ -550,8 +550,8 @@ class LiteMedSAMBackend:
         0.568 0.576 0.573 0.583 0.579; BUS-BRA 0.870 0.893 0.903 0.904 0.903 -> 0.883
         0.891 0.907 0.910 0.917; carotid 0.927 0.938 0.947 0.948 0.950 -> 0.938 0.940
         0.951 0.954 0.955. Costs a batch of five box decodings whenever the positive
-        clicks change (0.12 s here), and the solidity test a few ms. Both candidates depend on the clicks alone, so the
-        result stays independent of their order."""
+        clicks change (0.12 s here), and the solidity test a few ms. Both candidates
+        depend on the clicks alone, so the result stays independent of their order."""
         if (
             not self.region_referee
             or int(getattr(self.net, "settle_passes", 0) or 0) <= 0

@@ -79,6 +79,9 @@ BF16_STAGES: frozenset[str] = frozenset()
 #: Bump when the exported graph changes for the same weights (invalidates cached IR).
 EXPORT_FORMAT = 9
 
+#: OpenVINO's names for the arithmetic a compiled graph runs in.
+OV_PRECISIONS = ("f32", "bf16")
+
 _compiled: dict[tuple[str, str], object] = {}  # compiled OpenVINO graphs of this process, by (cache key, precision)
 
 
@@ -92,6 +95,12 @@ def stage_precision(stage: str) -> str:
     from ...models.device import cpu_has_native_bf16
 
     return "bf16" if stage in BF16_STAGES and cpu_has_native_bf16() else "f32"
+
+
+def _checked(precision: str) -> str:
+    if precision not in OV_PRECISIONS:
+        raise ValueError(f"OpenVINO precision must be f32 or bf16; got {precision!r}")
+    return precision
 
 
 def runtime_choice(value: str | None = None) -> str:
@@ -211,9 +220,7 @@ class OpenVINOModule:
 
     def __init__(self, module: nn.Module, name: str, shapes: list[tuple[int, ...]], examples: list[torch.Tensor],
                  precision: str = "f32") -> None:
-        if precision not in ("f32", "bf16"):
-            raise ValueError(f"OpenVINO precision must be f32 or bf16; got {precision!r}")
-        self.precision = precision
+        self.precision = _checked(precision)
         self.module = module
         self.name = name
         self.shapes = shapes  # -1: any size
@@ -275,9 +282,7 @@ class OpenVINODecoder:
     made when first used."""
 
     def __init__(self, mask_decoder: nn.Module, precision: str = "f32") -> None:
-        if precision not in ("f32", "bf16"):
-            raise ValueError(f"OpenVINO precision must be f32 or bf16; got {precision!r}")
-        self.precision = precision
+        self.precision = _checked(precision)
         self.mask_decoder = mask_decoder
         self.graphs: dict[tuple[bool, bool], OpenVINOModule] = {}  # by (multimask, shared image)
         self.image_pe: torch.Tensor | None = None
@@ -354,10 +359,10 @@ def speed_up(net: nn.Module, device: torch.device, runtime: str | None = None) -
                               RuntimeWarning, stacklevel=2)
         else:
             done["precision"] = precision
-            net.encoder_runtime = OpenVINOEncoder(encoder, done["precision"]["encoder"])
+            net.encoder_runtime = OpenVINOEncoder(encoder, precision["encoder"])
             for module in net.modules():
                 if type(module).__name__ == "MaskDecoder":
-                    module.samusa_runtime = OpenVINODecoder(module, done["precision"]["decoder"])
+                    module.samusa_runtime = OpenVINODecoder(module, precision["decoder"])
             done["runtime"] = "openvino"
     return done
 
