@@ -43,7 +43,7 @@ from ...prompts import FramePrompt
 from ...tracking.shape import edge_contrast as shape_edge_contrast
 from ...tracking.shape import leak_solidity_setting, leaks
 from . import encodings
-from .click_regions import clicked_changes, keep_clicked
+from .click_regions import clicked_changes, cut_ignored, keep_clicked
 from .network import IMAGE_SIZE, Letterbox
 from .square import LetterboxSquare
 
@@ -70,7 +70,8 @@ LOCAL_CLICKS_ENV = "SAMUSA_LOCAL_CLICKS"
 REGION_REFEREE_ENV = "SAMUSA_REGION_REFEREE"
 #: ``on`` (default): a correction the model ignores (a negative click left inside the
 #: mask, a positive one outside) is tried again with LiteMedSAM's ``search`` encoding,
-#: kept where the clicks are (`LiteMedSAMBackend._heed_clicks`); ``off``: left as it is.
+#: kept where the clicks are (`LiteMedSAMBackend._heed_clicks`), then a negative click
+#: still inside cuts off the mask on its side (`_cut_ignored`); ``search``: no cut; ``off``.
 CLICK_HEEDING_ENV = "SAMUSA_CLICK_HEEDING"
 #: Base masks of `_local_to_clicks` kept per backend (box, or positive clicks, per frame).
 LOCAL_BASES_KEPT = 8
@@ -242,7 +243,8 @@ class LiteMedSAMBackend:
         self.local_clicks = os.environ.get(LOCAL_CLICKS_ENV, "local").lower() != "free"
         self.region_referee = os.environ.get(REGION_REFEREE_ENV, "on").lower() not in ("off", "0", "false", "no")
         self.leak_solidity = leak_solidity_setting()
-        self.click_heeding = os.environ.get(CLICK_HEEDING_ENV, "on").lower() not in ("off", "0", "false", "no")
+        heeding = os.environ.get(CLICK_HEEDING_ENV, "on").lower()
+        self.click_heeding = "off" if heeding in ("off", "0", "false", "no") else "search" if heeding == "search" else "on"
         self._local_bases: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
         self._shown: dict | None = None  # the propagated result the prompt being decoded corrects
         self.decoder_steps = 0
@@ -479,7 +481,17 @@ class LiteMedSAMBackend:
         keep = self._clicked_changes(prompt, new, base)
         merged = torch.where(torch.from_numpy(keep).to(new.device)[None, None], new, base.to(new.device))
         how = f"{decoded.how} (local)" if keep.any() else f"{decoded.how} (base)"
-        return self._heed_clicks(prompt, encodings.Decoded(merged, decoded.iou, how), base, decoder)
+        return self._cut_ignored(prompt, self._heed_clicks(prompt, encodings.Decoded(merged, decoded.iou, how), base, decoder), base)
+
+    def _cut_ignored(self, prompt: FramePrompt, decoded: encodings.Decoded, base: torch.Tensor) -> encodings.Decoded:
+        """Negative clicks the corrected mask still holds cut off the mask on their side of
+        the positive clicks (`click_regions.cut_ignored`): a click the user sees ignored
+        is the worst answer, and both models can ignore one."""
+        if self.click_heeding != "on" or not len(prompt.negative) or prompt.box is not None:
+            return decoded
+        positive, negative = (self.letterbox.points(np.asarray(c, dtype=float).reshape(-1, 2)) for c in (prompt.positive, prompt.negative))
+        cut = cut_ignored(decoded.logits.float(), positive, negative, (base[0, 0] > 0).cpu().numpy(), -encodings.HARD_LOGIT)
+        return decoded if cut is None else encodings.Decoded(cut, decoded.iou, f"{decoded.how} (cut at the click)")
 
     def _clicked_changes(self, prompt: FramePrompt, new: torch.Tensor, base: torch.Tensor) -> np.ndarray:
         """Where `new` may replace `base` (model-square pixels): `click_regions.clicked_changes`
@@ -509,7 +521,7 @@ class LiteMedSAMBackend:
         0.938 0.940 0.951 0.954 0.955 -> 0.938 0.942 0.953 0.956 0.957. Everything involved
         depends on the clicks, not their order. Costs a batch of box decodings only when a
         click is still contradicted."""
-        if not self.click_heeding or prompt.box is not None:
+        if self.click_heeding == "off" or prompt.box is not None:
             return local
         local_mask = decoder.masks(local.logits[0].float())
         wrong = int(encodings.contradicted(local_mask, prompt.positive, prompt.negative)[0])
