@@ -23,7 +23,7 @@ from SAMUSALib.evaluation.datasets import camus, load_cases
 from SAMUSALib.evaluation.metrics import dice
 from SAMUSALib.frames import FrameSource
 from SAMUSALib.models import load_model
-from SAMUSALib.tracking.shape import LEAK_SOLIDITY, leak_solidity_setting, leaks, solidity
+from SAMUSALib.tracking.shape import leak_solidity_setting, leaks, solidity
 
 from conftest import require_shared_data
 
@@ -64,7 +64,7 @@ def test_a_click_speaks_only_for_its_own_side_of_the_other_clicks():
 ECHO_IMAGES = slice(0, 16, 2)
 
 
-def _region_dice(model, cases, clicks: int, referee: bool = True, leak_solidity: float | None = None) -> np.ndarray:
+def _region_dice(model, cases, clicks: int, referee: bool = True) -> np.ndarray:
     """Mean Dice after each of `clicks` region clicks of the simulated user (one at a
     time, each from the mask shown), over every structure."""
     scores = []
@@ -74,8 +74,6 @@ def _region_dice(model, cases, clicks: int, referee: bool = True, leak_solidity:
             session = Session(FrameSource(case.array[0][None]), model)
             if hasattr(session.backend, "region_referee"):
                 session.backend.region_referee = referee
-                if leak_solidity is not None:
-                    session.backend.leak_solidity = leak_solidity
             user = SimulatedUser("region", reference, np.random.default_rng(0))
             mask, run = None, []
             for _ in range(clicks):
@@ -137,23 +135,11 @@ def test_a_leak_threshold_outside_0_to_1_is_named_in_the_error(monkeypatch):
     monkeypatch.setenv("SAMUSA_LEAK_SOLIDITY", "0.8")
     assert leak_solidity_setting() == 0.8
     monkeypatch.setenv("SAMUSA_LEAK_SOLIDITY", "")
-    assert leak_solidity_setting() == LEAK_SOLIDITY
+    assert leak_solidity_setting() == 0.0  # off unless asked for
     for bad in ("75%", "1.5"):
         monkeypatch.setenv("SAMUSA_LEAK_SOLIDITY", bad)
         with pytest.raises(InputError, match="SAMUSA_LEAK_SOLIDITY.*0 to 1"):
             leak_solidity_setting()
-
-
-def test_region_clicks_that_run_into_the_next_chamber_give_way_to_the_solid_mask(lite):
-    """CAMUS, the 8 end-diastole images (24 structures): where the model's mask is two
-    chambers joined through the valve (solidity < 0.75) and search's mask is more solid,
-    search's is kept even when the joined mask has the stronger border. Measured after
-    1, 2 and 3 clicks: 0.596 0.621 0.606 with the test, 0.567 0.579 0.570 without."""
-    cases = camus(require_shared_data("camus"))[ECHO_IMAGES]
-    with shared_embeddings():
-        with_test = _region_dice(lite, cases, 3)
-        without = _region_dice(lite, cases, 3, leak_solidity=0.0)
-    assert (with_test > without + 0.015).all(), (with_test, without)
 
 
 def test_a_mask_s_core_is_its_deepest_pixel():
@@ -163,3 +149,28 @@ def test_a_mask_s_core_is_its_deepest_pixel():
     (x, y), = core_of(mask)
     assert mask[int(y), int(x)] and 15 <= x < 29 and 5 <= y < 15
     assert core_of(np.zeros((4, 4), bool)).shape == (0, 2)
+
+
+MYOCARDIUM = 2  # CAMUS label: the LV wall, a ring around the cavity
+
+
+def test_a_click_on_the_heart_wall_gets_a_mask_that_holds_it(lite):
+    """CAMUS, the myocardium of the 8 end-diastole images: the model's mask of a click in
+    the wall is often the cavity, missing the click; a mask that holds a click beats one
+    missing every click, whatever the border contrast. The baseline is the model alone
+    in the same test. Measured: 8 of 8 masks hold the click; Dice 0.179 against 0.079."""
+    cases = camus(require_shared_data("camus"))[ECHO_IMAGES]
+    held, refereed, alone = [], [], []
+    with shared_embeddings():
+        for case in cases:
+            reference = case.references[MYOCARDIUM][0]
+            click = SimulatedUser("region", reference, np.random.default_rng(0)).next(None)
+            for referee, scores in ((True, refereed), (False, alone)):
+                session = Session(FrameSource(case.array[0][None]), lite)
+                session.backend.region_referee = referee
+                mask = session.add_prompt(1, 0, **click.prompt_kwargs())
+                scores.append(dice(mask, reference))
+                if referee:
+                    held.append(bool(mask[int(round(click.y)), int(round(click.x))]))
+    assert all(held), held
+    assert np.mean(refereed) > np.mean(alone) + 0.03, (np.mean(refereed), np.mean(alone))

@@ -543,27 +543,26 @@ class LiteMedSAMBackend:
     def _referee_region(self, prompt: FramePrompt, decoded: encodings.Decoded, decoder: encodings.FrameDecoder) -> encodings.Decoded:
         """Region clicks without a box on a settling model: the model's mask, less the
         pieces no positive click is in, against LiteMedSAM's ``search`` encoding of the
-        same clicks; the one whose border has the stronger contrast (mean inside against
-        a ring around it, `tracking.shape.edge_contrast`) is kept.
+        same clicks. A mask missing every click loses to one holding a click (CAMUS
+        myocardium, a ring: region@1 0.125 -> 0.184); else the one whose border has the
+        stronger contrast (mean inside against a ring, `shape.edge_contrast`) is kept.
 
         Why: SAMUSA-Lite 2 never saw echocardiography, and a click in the left atrium
         gives the atrium and the ventricle through the open valve; the pretrained box
         model, given boxes around the click, keeps to one chamber. Neither predicted IoU
         tells which is right (docs/samusa_lite2.md); the image does: the mask whose
         inside differs more from the tissue around it. On breast lesions and the carotid
-        lumen the model's own mask usually wins that test. Search also wins where the
-        model's mask is less solid than `tracking.shape.LEAK_SOLIDITY` and search's is more
-        solid (`leaks`): two chambers joined through the valve can have the stronger border
-        of the two (CAMUS 0.568 0.588 0.589 0.602 0.599 -> 0.588 0.615 0.609 0.625 0.622;
-        BUS-BRA and carotid unchanged). Negative clicks then correct
+        lumen the model's own mask usually wins that test. Opt-in (`SAMUSA_LEAK_SOLIDITY`),
+        search also wins where the model's mask is less solid (`leaks`): two chambers
+        joined through the valve (off by default: `tracking.shape.LEAK_SOLIDITY_ENV`).
+        Negative clicks then correct
         the refereed mask of the positive clicks locally (`_local_to_clicks`). Mean Dice
         at 1..5 clicks, model alone (kept local) -> refereed (docs/samusa_lite2.md,
         "Region clicks refereed by the image"): CAMUS 0.470 0.479 0.487 0.504 0.501 ->
         0.568 0.576 0.573 0.583 0.579; BUS-BRA 0.870 0.893 0.903 0.904 0.903 -> 0.883
         0.891 0.907 0.910 0.917; carotid 0.927 0.938 0.947 0.948 0.950 -> 0.938 0.940
         0.951 0.954 0.955. Costs a batch of five box decodings whenever the positive
-        clicks change (0.12 s here), and the solidity test a few ms. Both candidates
-        depend on the clicks alone, so the result stays independent of their order."""
+        clicks change (0.12 s here). Both candidates depend on the clicks alone."""
         if (
             not self.region_referee
             or int(getattr(self.net, "settle_passes", 0) or 0) <= 0
@@ -579,6 +578,9 @@ class LiteMedSAMBackend:
         own = keep_clicked(decoded.logits.float(), self.letterbox.points(positive), -encodings.HARD_LOGIT)
         search = encodings.encode_region(decoder, positive, negative, "search")
         masks = decoder.masks(torch.cat([own[0], search.logits[0].float()]))
+        missed = encodings.contradicted(masks, positive, np.zeros((0, 2)))  # a mask missing every click
+        if (missed == len(positive)).tolist() == [True, False]:  # is not what they asked for
+            return encodings.Decoded(search.logits, search.iou, f"{search.how} (holds a click)")
         own_contrast, search_contrast = self._contrasts(prompt.frame, masks)
         if search_contrast > own_contrast:
             return encodings.Decoded(search.logits, search.iou, f"{search.how} (stronger border)")
