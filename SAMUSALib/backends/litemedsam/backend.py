@@ -41,9 +41,8 @@ from ...features import FrameLRU, cache_budget_bytes
 from ...frames import FrameSource
 from ...prompts import FramePrompt
 from ...tracking.shape import edge_contrast as shape_edge_contrast
-from ...tracking.shape import leak_solidity_setting, leaks
 from . import encodings
-from .click_regions import clicked_changes, cut_ignored, keep_clicked
+from .click_rules import ClickRules
 from .network import IMAGE_SIZE, Letterbox
 from .square import LetterboxSquare
 
@@ -56,29 +55,6 @@ REGION_ENV = "SAMUSA_LITEMEDSAM_REGION"
 #: `SAMUSALib.tracking.DESIGNS`; overrides the model's own (`ModelSpec.tracker`, else
 #: `tracking.DEFAULT_DESIGN`; docs/tracking.md).
 TRACKER_ENV = "SAMUSA_TRACKER"
-#: "off" turns boundary arbitration off (`LiteMedSAMBackend._arbitrate`).
-ARBITRATION_ENV = "SAMUSA_BOUNDARY_ARBITRATION"
-#: Boundary arbitration needs this many boundary points: with fewer, LiteMedSAM's fit
-#: encoding has nothing to fit but the points' extent.
-ARBITRATION_MIN_POINTS = 3
-#: ``local`` (default): corrective clicks change the mask they correct only where they
-#: are (`LiteMedSAMBackend._local_to_clicks`); ``free``: the model's mask as decoded.
-LOCAL_CLICKS_ENV = "SAMUSA_LOCAL_CLICKS"
-#: ``on`` (default): region clicks without a box get a second candidate, LiteMedSAM's
-#: ``search`` encoding, and the mask with the stronger border contrast is kept
-#: (`LiteMedSAMBackend._referee_region`); ``off``: the model's mask alone.
-REGION_REFEREE_ENV = "SAMUSA_REGION_REFEREE"
-#: ``on`` (default): a correction the model ignores (a negative click left inside the
-#: mask, a positive one outside) is tried again with LiteMedSAM's ``search`` encoding,
-#: kept where the clicks are (`LiteMedSAMBackend._heed_clicks`), then a negative click
-#: still inside cuts off the mask on its side (`_cut_ignored`); ``search``: no cut; ``off``.
-CLICK_HEEDING_ENV = "SAMUSA_CLICK_HEEDING"
-#: Base masks of `_local_to_clicks` kept per backend (box, or positive clicks, per frame).
-LOCAL_BASES_KEPT = 8
-#: When the two candidates' contours lie within this many pixels of each other (mean
-#: distance to the points), neither is clearly nearer: their mean logits are kept, a
-#: two-model ensemble (docs/samusa_lite2.md, "Blending close candidates").
-ARBITRATION_BLEND_PX = 2.0
 
 #: Propagation: the neighbour's bounding box grows by this fraction of its size on each
 #: side (motion); 0.25 followed the carotid sequence best (0.15: chained Dice 0.58, 0.25:
@@ -196,7 +172,7 @@ def model_tracker(model) -> str | None:
     return named or getattr(getattr(model, "spec", None), "tracker", None)
 
 
-class LiteMedSAMBackend:
+class LiteMedSAMBackend(ClickRules):
     """Computes one object's result on one frame with LiteMedSAM (a `LoadedModel`)."""
 
     #: clicks on a propagated frame correct the mask shown there (`Session._correcting`
@@ -239,13 +215,7 @@ class LiteMedSAMBackend:
                 f"LiteMedSAM region encoding must be one of {', '.join(encodings.REGION_ENCODINGS)}; "
                 f"got {self.region_encoding!r}"
             )
-        self.arbitration = os.environ.get(ARBITRATION_ENV, "on").lower() not in ("off", "0", "false", "no")
-        self.local_clicks = os.environ.get(LOCAL_CLICKS_ENV, "local").lower() != "free"
-        self.region_referee = os.environ.get(REGION_REFEREE_ENV, "on").lower() not in ("off", "0", "false", "no")
-        self.leak_solidity = leak_solidity_setting()
-        heeding = os.environ.get(CLICK_HEEDING_ENV, "on").lower()
-        self.click_heeding = "off" if heeding in ("off", "0", "false", "no") else "search" if heeding == "search" else "on"
-        self._local_bases: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
+        self._read_click_settings()
         self._shown: dict | None = None  # the propagated result the prompt being decoded corrects
         self.decoder_steps = 0
         # ---- tracking hook (SAMUSALib.tracking): memory, motion and shape for propagation
@@ -418,231 +388,6 @@ class LiteMedSAMBackend:
         if own > corrected:
             return encodings.Decoded(alone.logits, alone.iou, f"{alone.how} (clicks alone: stronger border)")
         return decoded
-
-    def _arbitrate(self, prompt: FramePrompt, decoded: encodings.Decoded, decoder: encodings.FrameDecoder) -> encodings.Decoded:
-        """Boundary points alone on a settling model: LiteMedSAM's ``fit`` encoding of the
-        same points competes, and the mask whose contour passes nearer the points wins;
-        when neither is nearer by `ARBITRATION_BLEND_PX`, their logits are averaged.
-
-        Why: SAMUSA-Lite 2 reads boundary points well on the breast and carotid data it was
-        trained on, but on echocardiography (CAMUS, never trained on) its mask can miss
-        the clicked border where the pretrained box model, fitted to the points, follows it
-        (boundary@5 0.64 alone, 0.71 arbitrated; docs/samusa_lite2.md). Both candidates
-        depend on the points alone, so the result stays independent of click order.
-        """
-        if (
-            not self.arbitration
-            or int(getattr(self.net, "settle_passes", 0) or 0) <= 0
-            or len(prompt.boundary) < ARBITRATION_MIN_POINTS
-            or len(prompt.positive)
-            or len(prompt.negative)
-            or prompt.mask is not None
-        ):
-            return decoded
-        fit = encodings.encode_boundary(decoder, prompt.boundary, "fit", box=prompt.box)
-        masks = decoder.masks(torch.cat([decoded.logits[0], fit.logits[0]]))
-        own, fitted = encodings.contour_distances(masks, np.asarray(prompt.boundary, dtype=float))
-        if abs(fitted - own) < ARBITRATION_BLEND_PX:
-            logits = (decoded.logits.float() + fit.logits.float()) / 2
-            return encodings.Decoded(logits, (decoded.iou + fit.iou) / 2, f"{decoded.how} + {fit.how} (blended)")
-        if fitted < own:  # a margin favouring the model lost on CAMUS, gained nothing elsewhere
-            return encodings.Decoded(fit.logits, fit.iou, f"{fit.how} (arbitrated)")
-        return decoded
-
-    def _local_to_clicks(self, prompt: FramePrompt, decoded: encodings.Decoded, decoder: encodings.FrameDecoder) -> encodings.Decoded:
-        """Corrective region clicks on a settling model change the mask they correct only
-        where they are. The mask they correct (the base) is the prompt's mask when there
-        is one (the user's, or the propagated mask the frame showed before its first click),
-        the box's own (LiteMedSAM's, the one the box alone gives) when there is a box, else
-        the mask of the positive
-        clicks alone (refereed, `_referee_region`); the model's mask of all the clicks is
-        taken only in each connected region it added around a positive click or removed
-        around a negative one, within the click's own side of the clicks of the other
-        kind (`click_regions.nearer_to`: a negative click does not remove what lies
-        nearer a positive one, or, without any positive click, nearer the base's deepest
-        point: BUS-BRA box + clicks at 5 clicks 0.934 -> 0.940, now rising at every click).
-
-        Why: a settling model re-decodes the whole structure from all the clicks, so a
-        click could change the mask far from where it was given; on echocardiography
-        (never trained on) every click after a box made the mask worse than the box
-        alone. Mean Dice at 1..5 clicks, decoded freely -> kept local
-        (docs/samusa_lite2.md): CAMUS box + clicks 0.677 0.646 0.623 0.611 0.605 -> 0.677
-        0.681 0.682 0.681 0.681; region clicks on BUS-BRA 0.870 0.882 0.894 0.898 0.898 ->
-        0.870 0.893 0.903 0.904 0.903. Every mask involved depends on the clicks alone,
-        not their order. Costs the base's decoding when the box or the positive clicks
-        change, unless the user saw that base first (kept for `LOCAL_BASES_KEPT` bases)."""
-        case = self._local_case(prompt)
-        if case == "seen":  # the mask the clicks that may follow will correct
-            self._keep_base(self._local_key(prompt), decoded.logits.float())
-        if case != "correct":
-            return decoded
-        base = self._local_base(prompt, decoder)
-        new = decoded.logits.float()
-        keep = self._clicked_changes(prompt, new, base)
-        merged = torch.where(torch.from_numpy(keep).to(new.device)[None, None], new, base.to(new.device))
-        how = f"{decoded.how} (local)" if keep.any() else f"{decoded.how} (base)"
-        return self._cut_ignored(prompt, self._heed_clicks(prompt, encodings.Decoded(merged, decoded.iou, how), base, decoder), base)
-
-    def _cut_ignored(self, prompt: FramePrompt, decoded: encodings.Decoded, base: torch.Tensor) -> encodings.Decoded:
-        """Negative clicks the corrected mask still holds cut off the mask on their side of
-        the positive clicks (`click_regions.cut_ignored`): a click the user sees ignored
-        is the worst answer, and both models can ignore one."""
-        if self.click_heeding != "on" or not len(prompt.negative) or prompt.box is not None:
-            return decoded
-        positive, negative = (self.letterbox.points(np.asarray(c, dtype=float).reshape(-1, 2)) for c in (prompt.positive, prompt.negative))
-        cut = cut_ignored(decoded.logits.float(), positive, negative, (base[0, 0] > 0).cpu().numpy(), -encodings.HARD_LOGIT)
-        return decoded if cut is None else encodings.Decoded(cut, decoded.iou, f"{decoded.how} (cut at the click)")
-
-    def _clicked_changes(self, prompt: FramePrompt, new: torch.Tensor, base: torch.Tensor) -> np.ndarray:
-        """Where `new` may replace `base` (model-square pixels): `click_regions.clicked_changes`
-        of the prompt's clicks and box in the square."""
-        positive, negative = (self.letterbox.points(np.asarray(c, dtype=float).reshape(-1, 2)) for c in (prompt.positive, prompt.negative))
-        box = self.letterbox.box(prompt.box) if prompt.box is not None else None
-        return clicked_changes((new[0, 0] > 0).cpu().numpy(), (base[0, 0] > 0).cpu().numpy(), positive, negative, box)
-
-    def _heed_clicks(self, prompt: FramePrompt, local: encodings.Decoded, base: torch.Tensor,
-                     decoder: encodings.FrameDecoder) -> encodings.Decoded:
-        """Region clicks without a box that the corrected mask still contradicts (a
-        negative click inside it, a positive one outside): LiteMedSAM's ``search`` encoding
-        of all the clicks (with boxes around the base's box when the base holds a positive
-        click or there is none, `encodings.encode_region`) is taken where the clicks are (the
-        same regions as `_clicked_changes`), if that contradicts fewer clicks and its border
-        is no weaker (`edge_contrast`).
-
-        Why: SAMUSA-Lite 2 often ignores a correction, on echocardiography (never trained
-        on) as on slivers along a breast lesion's border: 88 of CAMUS's 192 corrective
-        clicks changed nothing, and the same negative click stayed inside the mask click
-        after click. The pretrained box model, given boxes that respect the clicks, moves
-        the border there. Its whole mask is worse on breast lesions (region@1 0.79 against
-        0.88), so it is taken only around the clicks, and only where the image's contrast
-        does not drop. Mean Dice at 1..5 clicks (docs/samusa_lite2.md, "Clicks the model
-        ignores are heeded"): CAMUS 0.568 0.576 0.573 0.583 0.579 -> 0.568 0.588 0.589 0.602 0.599;
-        BUS-BRA 0.883 0.891 0.907 0.910 0.917 -> 0.883 0.893 0.912 0.915 0.922; carotid
-        0.938 0.940 0.951 0.954 0.955 -> 0.938 0.942 0.953 0.956 0.957. Everything involved
-        depends on the clicks, not their order. Costs a batch of box decodings only when a
-        click is still contradicted."""
-        if self.click_heeding == "off" or prompt.box is not None:
-            return local
-        local_mask = decoder.masks(local.logits[0].float())
-        wrong = int(encodings.contradicted(local_mask, prompt.positive, prompt.negative)[0])
-        if wrong == 0:
-            return local
-        search = encodings.encode_region(decoder, prompt.positive, prompt.negative, "search",
-                                         previous=self.logits_to_mask(base))
-        new = search.logits.float().to(local.logits.device)
-        keep = torch.from_numpy(self._clicked_changes(prompt, new, base)).to(new.device)
-        heeded = torch.where(keep[None, None], new, local.logits.float())
-        heeded_mask = decoder.masks(heeded[0])
-        if int(encodings.contradicted(heeded_mask, prompt.positive, prompt.negative)[0]) >= wrong:
-            return local
-        before, after = self._contrasts(prompt.frame, np.concatenate([local_mask, heeded_mask]))
-        if after < before:
-            return local
-        return encodings.Decoded(heeded, local.iou, f"{local.how} + {search.how} (heeds the clicks)")
-
-    def _referee_region(self, prompt: FramePrompt, decoded: encodings.Decoded, decoder: encodings.FrameDecoder) -> encodings.Decoded:
-        """Region clicks without a box on a settling model: the model's mask, less the
-        pieces no positive click is in, against LiteMedSAM's ``search`` encoding of the
-        same clicks. A mask missing every click loses to one holding a click (CAMUS
-        myocardium, a ring: region@1 0.125 -> 0.184); else the one whose border has the
-        stronger contrast (mean inside against a ring, `shape.edge_contrast`) is kept.
-
-        Why: SAMUSA-Lite 2 never saw echocardiography, and a click in the left atrium
-        gives the atrium and the ventricle through the open valve; the pretrained box
-        model, given boxes around the click, keeps to one chamber. Neither predicted IoU
-        tells which is right (docs/samusa_lite2.md); the image does: the mask whose
-        inside differs more from the tissue around it. On breast lesions and the carotid
-        lumen the model's own mask usually wins that test. Opt-in (`SAMUSA_LEAK_SOLIDITY`),
-        search also wins where the model's mask is less solid (`leaks`): two chambers
-        joined through the valve (off by default: `tracking.shape.LEAK_SOLIDITY_ENV`).
-        Negative clicks then correct
-        the refereed mask of the positive clicks locally (`_local_to_clicks`). Mean Dice
-        at 1..5 clicks, model alone (kept local) -> refereed (docs/samusa_lite2.md,
-        "Region clicks refereed by the image"): CAMUS 0.470 0.479 0.487 0.504 0.501 ->
-        0.568 0.576 0.573 0.583 0.579; BUS-BRA 0.870 0.893 0.903 0.904 0.903 -> 0.883
-        0.891 0.907 0.910 0.917; carotid 0.927 0.938 0.947 0.948 0.950 -> 0.938 0.940
-        0.951 0.954 0.955. Costs a batch of five box decodings whenever the positive
-        clicks change (0.12 s here). Both candidates depend on the clicks alone."""
-        if (
-            not self.region_referee
-            or int(getattr(self.net, "settle_passes", 0) or 0) <= 0
-            or not len(prompt.positive)
-            or len(prompt.boundary)
-            or prompt.box is not None
-            or prompt.mask is not None
-            or self._local_case(prompt) == "correct"  # negatives correct the refereed base locally
-        ):
-            return decoded
-        positive = np.asarray(prompt.positive, dtype=float).reshape(-1, 2)
-        negative = np.asarray(prompt.negative, dtype=float).reshape(-1, 2)
-        own = keep_clicked(decoded.logits.float(), self.letterbox.points(positive), -encodings.HARD_LOGIT)
-        search = encodings.encode_region(decoder, positive, negative, "search")
-        masks = decoder.masks(torch.cat([own[0], search.logits[0].float()]))
-        missed = encodings.contradicted(masks, positive, np.zeros((0, 2)))  # a mask missing every click
-        if (missed == len(positive)).tolist() == [True, False]:  # is not what they asked for
-            return encodings.Decoded(search.logits, search.iou, f"{search.how} (holds a click)")
-        own_contrast, search_contrast = self._contrasts(prompt.frame, masks)
-        if search_contrast > own_contrast:
-            return encodings.Decoded(search.logits, search.iou, f"{search.how} (stronger border)")
-        if leaks(masks[0], masks[1], self.leak_solidity):
-            return encodings.Decoded(search.logits, search.iou, f"{search.how} (more solid)")
-        return encodings.Decoded(own, decoded.iou, decoded.how)
-
-    def _local_case(self, prompt: FramePrompt) -> str | None:
-        """What `_local_to_clicks` does with a prompt on a settling model: ``correct``
-        (clicks that correct a base: a mask, the box, or the positive clicks), ``seen`` (a
-        base shown alone, which later clicks may correct) or None (boundary points, a mask
-        alone, ``SAMUSA_LOCAL_CLICKS=free``)."""
-        if not self.local_clicks or int(getattr(self.net, "settle_passes", 0) or 0) <= 0 or len(prompt.boundary):
-            return None
-        positives, negatives = len(prompt.positive), len(prompt.negative)
-        if prompt.mask is not None:  # the user's mask, or the propagated one clicks correct
-            return "correct" if prompt.box is None and (positives or negatives) else None
-        if prompt.box is not None:
-            if not getattr(self.net, "pretrained_box", False):
-                return None
-            return "correct" if positives or negatives else "seen"
-        if not positives:
-            return None
-        return "correct" if negatives else "seen"
-
-    @staticmethod
-    def _box_alone(decoder: encodings.FrameDecoder, box) -> encodings.Decoded:
-        """LiteMedSAM's own mask for a box."""
-        logits, iou = decoder.decode(encodings.clip_boxes(np.asarray(box, dtype=float)[None], decoder.shape))
-        return encodings.Decoded(logits[:1][None], float(iou[0]), "box")
-
-    @staticmethod
-    def _local_key(prompt: FramePrompt) -> tuple:
-        if prompt.box is not None:
-            return (prompt.frame, "box", tuple(prompt.box))
-        points = np.asarray(prompt.positive, dtype=float).reshape(-1, 2)
-        return (prompt.frame, "positive", points[np.lexsort(points.T[::-1])].tobytes())  # the set, not the order
-
-    def _keep_base(self, key: tuple, logits: torch.Tensor) -> None:
-        self._local_bases[key] = logits
-        self._local_bases.move_to_end(key)
-        while len(self._local_bases) > LOCAL_BASES_KEPT:
-            self._local_bases.popitem(last=False)
-
-    def _local_base(self, prompt: FramePrompt, decoder: encodings.FrameDecoder) -> torch.Tensor:
-        """(1, 1, S, S) logits of the mask the clicks correct (see `_local_to_clicks`)."""
-        if prompt.mask is not None:
-            if self._shown is not None:  # exactly the propagated mask, not its frame-pixel copy
-                return self.low_res_logits(self._shown).float().to(self.device)
-            return decoder.hard_logits(prompt.mask).float()
-        key = self._local_key(prompt)
-        base = self._local_bases.get(key)
-        if base is not None:
-            self._local_bases.move_to_end(key)
-            return base
-        if prompt.box is not None:
-            base = self._box_alone(decoder, prompt.box).logits.float()
-        else:
-            positives = FramePrompt(prompt.frame, positive=prompt.positive)
-            base = self._referee_region(positives, self._native(positives, None), decoder).logits.float()
-        self._keep_base(key, base)
-        return base
 
     def _native_pass(self, prompt: FramePrompt, previous: dict | None) -> encodings.Decoded:
         from .lite import BOUNDARY_LABEL, batch_tokens, boundary_box, prompt_tokens
