@@ -27,21 +27,6 @@ DEMO_INPUT = SAMPLE_DIR / "carotid_cine.nrrd"
 DEMO_PROMPTS = SAMPLE_DIR / "carotid_cine_prompts.json"
 
 
-def default_model_id() -> str:
-    """The best model usable without a download: a cached SAM2.1 checkpoint, else the
-    shipped SAMUSA-Lite (LiteMedSAM trained for boundary points, CPU-sized), else the
-    installed LiteMedSAM, else the untrained test-tiny."""
-    from .models import cached_path, get_spec
-
-    for model_id in ("sam2.1-base-plus", "sam2.1-small", "sam2.1-tiny", "sam2.1-large", "samusa-lite", "litemedsam"):
-        try:
-            if cached_path(get_spec(model_id)) is not None:
-                return model_id
-        except SamusaError:
-            continue
-    return "test-tiny"
-
-
 DICOM_SEG_SUFFIXES = (".dcm", ".dicom")
 
 
@@ -99,7 +84,7 @@ def run_segment(
 ) -> dict:
     """The work behind `samusa segment`; returns a summary for printing and tests."""
     from .batch.job import read_job_source
-    from .models import load_model
+    from .models import default_model_id, load_model
     from .pipeline import segment
 
     _check_output_path(out)
@@ -220,6 +205,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
     if is_batch(args.input, args.out):
         from .batch.segment import cmd_batch
+        from .models import default_model_id
 
         return cmd_batch(args, model=args.model or default_model_id())
     if not args.prompts or not args.out:

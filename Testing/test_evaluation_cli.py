@@ -39,7 +39,7 @@ def test_eval_video_protocol_on_one_phantom_object(tmp_path):
     out = tmp_path / "video"
     status = main(
         [
-            "eval", "--protocol", "video", "--data", "phantom:1", "--objects", "2", "--prompt", "box",
+            "eval", "--protocol", "video", "--data", "phantom:1", "--objects", "2", "--prompt", "box", "--model", "test-tiny",
             "--max-interventions", "0", "--window", "on", "--out", str(out), "--quiet", "--no-plots",
         ]
     )
@@ -50,6 +50,20 @@ def test_eval_video_protocol_on_one_phantom_object(tmp_path):
     assert record["frames_computed"] == record["window"][1] - record["window"][0]
     assert "box +window" in (out / "summary.md").read_text()
     assert not (out / "iou_per_frame.png").exists()
+
+
+def test_eval_without_a_model_scores_the_default_model_not_an_untrained_one(tmp_path, capsys):
+    """`samusa eval` without --model runs what `samusa segment` runs (the shipped
+    SAMUSA-Lite here), so a first evaluation does not score random weights by accident."""
+    from SAMUSALib.models import default_model_id
+
+    out = tmp_path / "default"
+    args = ["eval", "--protocol", "image", "--data", "phantom:1", "--objects", "1", "--prompt", "box",
+            "--out", str(out), "--quiet", "--no-plots"]
+    assert main(args) == 0
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["model"]["id"] == default_model_id() == "samusa-lite"
+    assert "UNTRAINED" not in (out / "summary.md").read_text()
 
 
 @pytest.mark.parametrize(

@@ -118,7 +118,7 @@ def test_a_local_weights_file_loads_as_litemedsam():
 
 
 def test_default_model_is_litemedsam_without_sam2_checkpoints_or_samusa_lite(tmp_path, monkeypatch):
-    from SAMUSALib.cli import default_model_id
+    from SAMUSALib.models import default_model_id
 
     monkeypatch.setenv("SAMUSA_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr("SAMUSALib.backends.litemedsam.lite.WEIGHTS_DIR", tmp_path / "no-weights")

@@ -66,7 +66,7 @@ def test_shipped_weights_load_and_verify_their_sha256(tmp_path, monkeypatch):
 
 
 def test_samusa_lite_is_the_default_cpu_model(monkeypatch, tmp_path):
-    from SAMUSALib.cli import default_model_id
+    from SAMUSALib.models import default_model_id
 
     monkeypatch.setenv("SAMUSA_CACHE_DIR", str(tmp_path))  # no SAM2 weights cached
     assert default_model_id() == "samusa-lite"

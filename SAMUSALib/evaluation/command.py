@@ -28,7 +28,7 @@ PROMPT_ALIASES = {"box+clicks": "box+region", "points": "region", "region-points
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--protocol", required=True, choices=PROTOCOLS, help="image: clicks on single frames; video: propagate and correct; volume: prompt the middle slice, propagate both ways")
     parser.add_argument("--data", required=True, help="dataset folder (images/+masks/, images/+labels/, a sequence folder, volumes with labels) or 'phantom[:N]', or for the video protocol 'pseudo-cine:[N:]FOLDER' (loops made from N real images with masks)")
-    parser.add_argument("--model", action="append", default=None, metavar="MODEL", help="model id (see `samusa models`) or a checkpoint path (default: test-tiny, UNTRAINED); repeat to compare models side by side")
+    parser.add_argument("--model", action="append", default=None, metavar="MODEL", help="model id (see `samusa models`) or a checkpoint path (default: the best model here without a download, as for `samusa segment`: SAMUSA-Lite unless a SAM2.1 checkpoint is cached); repeat to compare models side by side")
     parser.add_argument("--boundary-encoding", action="append", default=None, metavar="E", help="compare these encodings of boundary clicks, for models that need one (LiteMedSAM: extent-box, curve-mask, curve, fit, fit+curve); repeat or comma-separate")
     parser.add_argument("--region-encoding", action="append", default=None, metavar="E", help="compare these encodings of region clicks (LiteMedSAM: points, search); repeat or comma-separate")
     parser.add_argument("--prompt", action="append", default=None, metavar="TYPE", help="prompt type(s): boundary, region, box, box+region, box+boundary; repeat or comma-separate (default per protocol: image %s; video %s; volume %s)" % tuple(DEFAULT_PROMPTS[p] for p in PROTOCOLS))
@@ -111,11 +111,12 @@ def _run_protocol(args: argparse.Namespace, cases, factory, prompt_types: list[s
 
 def run_eval(args: argparse.Namespace) -> dict:
     """The work behind `samusa eval`; returns the written paths and the summary."""
+    from ..models import default_model_id
     from .datasets import load_cases
     from .report import write_report
 
     protocol = args.protocol
-    models = _names(args.model) or ["test-tiny"]
+    models = _names(args.model) or [default_model_id()]
     prompt_types = _prompt_types(args.prompt, protocol)
     for name in ("max_clicks", "clicks", "max_interventions"):
         value = getattr(args, name)

@@ -30,7 +30,7 @@ from .device import (
     stage_precision,
 )
 from .loaded import LoadedModel
-from .loading import list_models, load_model
+from .loading import default_model_id, list_models, load_model
 from .registry import PROMPT_TYPES, REGISTRY, Family, ModelSpec, get_spec, register_family
 from .weights import (
     ALLOW_UNVERIFIED_ENV,
@@ -70,6 +70,7 @@ __all__ = [
     "cache_dtype",
     "LoadedModel",
     "load_model",
+    "default_model_id",
     "save_checkpoint",
     "list_models",
 ]

@@ -102,3 +102,19 @@ def list_models() -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def default_model_id() -> str:
+    """The best model usable without a download: a cached SAM2.1 checkpoint, else the
+    shipped SAMUSA-Lite (LiteMedSAM trained for boundary points, CPU-sized), else the
+    installed LiteMedSAM, else the untrained test-tiny. What `samusa segment`, `batch`
+    and `eval` run when no ``--model`` is given."""
+    from ..errors import SamusaError
+
+    for model_id in ("sam2.1-base-plus", "sam2.1-small", "sam2.1-tiny", "sam2.1-large", "samusa-lite", "litemedsam"):
+        try:
+            if cached_path(get_spec(model_id)) is not None:
+                return model_id
+        except SamusaError:
+            continue
+    return "test-tiny"
