@@ -72,6 +72,7 @@ def test_eval_without_a_model_scores_the_default_model_not_an_untrained_one(tmp_
         (["--prompt", "lasso"], "unknown prompt type"),
         (["--data", "/nonexistent/folder"], "no such data folder"),
         (["--max-clicks", "0"], "--max-clicks"),
+        (["--boundary-jitter", "-1"], "--boundary-jitter"),
     ],
 )
 def test_eval_input_errors_are_one_line_with_status_2(tmp_path, capsys, extra, message):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from SAMUSALib.evaluation.clicks import contour_points
 from SAMUSALib.evaluation.datasets import (
     Case,
     camus,
@@ -205,6 +206,45 @@ def test_image_protocol_can_give_the_clicks_all_at_once():
     one_by_one = [c for c in calls if c[0] == slots["region"]]
     assert all(not c[1] for c in one_by_one)
     assert all(len(c[2].get("positive", [])) + len(c[2].get("negative", [])) == 1 for c in one_by_one)
+
+
+def test_boundary_clicks_can_be_bunched_and_land_off_the_border_as_a_hand_gives_them():
+    """`--boundary-layout clustered --boundary-jitter 3`: at once, the points bunch on one
+    arc of the border; either way every boundary click lands within 3 px of the border
+    and most not on it; the same seed gives the same clicks. The settings say so."""
+    case = square_video(1, (0, 0))
+    case = Case("square", "image", case.array, case.references)
+    reference = case.reference_frames(1)[0]
+    border = contour_points(reference)
+
+    def given(**options):
+        calls = []
+
+        class Recording(ScriptedSession):
+            def add_prompt(self, obj_id, frame, replace=False, **prompt):
+                calls.append((obj_id, np.asarray(prompt["boundary"], float)))
+                return super().add_prompt(obj_id, frame, **prompt)
+
+        result = run_image_protocol([case], lambda frames: Recording(frames, case.reference_frames(1)), prompt_types=("boundary",),
+                                    max_clicks=4, at_once="both", **options)
+        slots = {r["group"]: i + 1 for i, r in enumerate(result.records)}
+        return result, [points for obj, points in calls if obj == slots["boundary"]], \
+            [points for obj, points in calls if obj == slots["boundary at once"]]
+
+    result, one_by_one, at_once = given(boundary_layout="clustered", boundary_jitter=3.0)
+    assert result.settings["boundary_layout"] == "clustered" and result.settings["boundary_jitter"] == 3.0
+    points = np.concatenate(one_by_one + at_once)
+    off = np.hypot(*(points[:, None] - border[None]).transpose(2, 0, 1)).min(axis=1)
+    assert off.max() <= 3.0 + 1e-6 and (off > 0.25).mean() > 0.5, off  # off the border, but near it
+    four = at_once[-1]
+    spread = np.hypot(*(four[:, None] - four[None]).transpose(2, 0, 1)).max()
+    _, _, even = given()
+    even_spread = np.hypot(*(even[-1][:, None] - even[-1][None]).transpose(2, 0, 1)).max()
+    assert spread < even_spread, (spread, even_spread)  # bunched on one arc, not around the square
+    again = given(boundary_layout="clustered", boundary_jitter=3.0)
+    assert all(np.array_equal(a, b) for a, b in zip(at_once + one_by_one, again[2] + again[1]))
+    with pytest.raises(ValueError, match="boundary_jitter"):
+        given(boundary_jitter=-1.0)
 
 
 def test_video_protocol_corrects_each_frame_where_tracking_breaks():

@@ -37,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.85, 0.90], help="image protocol: IoU targets for clicks-to-reach (default 0.85 0.90)")
     parser.add_argument("--clicks", type=int, default=5, help="video/volume protocols: clicks per prompted frame (default 5; a box is one)")
     parser.add_argument("--clicks-at-once", choices=["off", "on", "both"], default="off", help="image and video protocols: give a frame's clicks in one prompt with no earlier prediction on it, as a prompts file or markups node does (on), one at a time with the previous mask fed back (off, default), or both")
+    parser.add_argument("--boundary-layout", choices=["even", "clustered", "furthest"], default="even", help="image protocol, boundary points given at once: spread evenly along the border (default), bunched on one arc of it, or each furthest from the others")
+    parser.add_argument("--boundary-jitter", type=float, default=0.0, metavar="PX", help="image protocol: every boundary click lands up to PX pixels off the border point it aims at, as a hand does (default 0)")
     parser.add_argument("--iou-threshold", type=float, default=0.75, help="video protocol: IoU below which a frame is corrected (default 0.75)")
     parser.add_argument("--max-interventions", type=int, default=7, help="video protocol: corrections per loop (default 7)")
     parser.add_argument("--window", choices=["off", "on", "both"], default=None, help="temporal window from the reference's visible frames (default: both for video, off for volume)")
@@ -122,6 +124,8 @@ def run_eval(args: argparse.Namespace) -> dict:
         value = getattr(args, name)
         if value < (0 if name == "max_interventions" else 1):
             raise InputError(f"--{name.replace('_', '-')} must be at least {0 if name == 'max_interventions' else 1}; got {value}")
+    if not getattr(args, "boundary_jitter", 0.0) >= 0:
+        raise InputError(f"--boundary-jitter must be 0 or more pixels; got {args.boundary_jitter}")
     if not 0.0 < args.iou_threshold <= 1.0 or not all(0.0 < t <= 1.0 for t in args.thresholds):
         raise InputError("IoU thresholds must lie in (0, 1]")
     out = Path(args.out)
@@ -181,7 +185,8 @@ def _protocol_arguments(args: argparse.Namespace, protocol: str, prompt_types: l
     at_once = {"off": False, "on": True, "both": "both"}[getattr(args, "clicks_at_once", None) or "off"]
     if protocol == "image":
         return {"prompt_types": prompt_types, "max_clicks": args.max_clicks, "thresholds": args.thresholds, "seed": args.seed,
-                "at_once": at_once}
+                "at_once": at_once, "boundary_layout": getattr(args, "boundary_layout", None) or "even",
+                "boundary_jitter": float(getattr(args, "boundary_jitter", 0.0) or 0.0)}
     if protocol == "video":
         return {"prompt_types": prompt_types, "clicks": args.clicks, "iou_threshold": args.iou_threshold,
                 "max_interventions": args.max_interventions, "window": window, "direction": args.direction, "seed": args.seed,

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .clicks import Click, SimulatedUser, boundary_layout
+from .clicks import Click, SimulatedUser, boundary_layout, jitter_points
 from .metrics import dice, iou
 
 
@@ -20,18 +20,33 @@ def rounded(value: float | None, digits: int = 4) -> float | None:
 
 
 def clicks_at_once(prompt_type: str, user: SimulatedUser, reference: np.ndarray, k: int, prediction: np.ndarray,
-                    rng: np.random.Generator) -> list[Click]:
+                    rng: np.random.Generator, layout: str = "even") -> list[Click]:
     """The k clicks of the at-once user, chosen without the model's history on the frame:
-    boundary points spread evenly along the border from a start fixed per case (k + 1
-    points are not k points plus one: a user re-placing the set spreads them anew);
+    boundary points placed along the border as ``layout`` says (`clicks.LAYOUTS`: spread
+    evenly, bunched on one arc, or furthest-first) from a start fixed per case (k + 1
+    points are not k points plus one: a user re-placing the set places them anew);
     region clicks (after the box, for box+region) chosen as the one-at-a-time user does,
     from the previous at-once run's mask, and all given again together."""
     if prompt_type == "boundary":
-        points = boundary_layout(reference, k, "even", np.random.default_rng(rng.integers(2**32)))
+        points = boundary_layout(reference, k, layout, np.random.default_rng(rng.integers(2**32)))
         return [Click("boundary", float(x), float(y)) for x, y in points]
     if user.next(prediction if user.clicks else None) is None:
         return []
     return list(user.clicks)
+
+
+def off_the_border(clicks: Sequence[Click], radius: float, rng: np.random.Generator) -> list[Click]:
+    """Boundary clicks as a hand gives them: each up to ``radius`` pixels off the border
+    point it aims at (`clicks.jitter_points`); other clicks unchanged."""
+    if radius <= 0:
+        return list(clicks)
+    out = []
+    for click in clicks:
+        if click.kind == "boundary":
+            (x, y), = jitter_points(np.array([[click.x, click.y]]), radius, rng)
+            click = Click("boundary", float(x), float(y))
+        out.append(click)
+    return out
 
 
 def merged_kwargs(clicks: Sequence[Click]) -> dict:

@@ -43,8 +43,8 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ..frames import AXES, FrameSource
-from .clicks import PROMPT_TYPES, SimulatedUser, case_rng
-from .giving import clicks_at_once, give_clicks, give_clicks_at_once, merged_kwargs
+from .clicks import LAYOUTS, PROMPT_TYPES, SimulatedUser, case_rng
+from .giving import clicks_at_once, give_clicks, give_clicks_at_once, merged_kwargs, off_the_border
 from .giving import rounded as _r
 from .datasets import Case
 from .metrics import all_metrics, dice, iou
@@ -139,11 +139,20 @@ def image_case(
     distances: bool = True,
     result: EvaluationResult | None = None,
     at_once: bool | str = False,
+    boundary_layout: str = "even",
+    boundary_jitter: float = 0.0,
 ) -> list[dict]:
     """Run every prompt type on one frame of a case; one record per (object, prompt type,
     way of giving the clicks). ``at_once`` (True, or "both" for both ways): the k clicks
     go in one prompt with no earlier prediction on the frame, as from a prompts file or a
-    markups node (`giving.clicks_at_once`); the group is then "<prompt> at once"."""
+    markups node (`giving.clicks_at_once`, boundary points placed as ``boundary_layout``
+    says); the group is then "<prompt> at once". ``boundary_jitter``: every boundary
+    click, either way, lands up to that many pixels off the border point it aims at
+    (`giving.off_the_border`)."""
+    if boundary_layout not in LAYOUTS:
+        raise ValueError(f"boundary_layout must be one of {', '.join(LAYOUTS)}; got {boundary_layout!r}")
+    if not boundary_jitter >= 0:
+        raise ValueError(f"boundary_jitter must be 0 or more pixels; got {boundary_jitter}")
     prompt_types = [_prompt_type(p) for p in prompt_types]
     ways = [False, True] if at_once == "both" else [bool(at_once)]
     variants = [(p, together) for p in prompt_types for together in ways if not (together and p == "box")]
@@ -184,10 +193,13 @@ def image_case(
             stopped = None
             for k in range(1, limit + 1):
                 if together:
-                    clicks = clicks_at_once(prompt_type, user, reference, k, prediction, case_rng(seed, key))
+                    clicks = clicks_at_once(prompt_type, user, reference, k, prediction, case_rng(seed, key), boundary_layout)
+                    clicks = off_the_border(clicks, boundary_jitter, case_rng(seed, key, "jitter", k))
                     click = clicks[-1] if clicks else None
                 else:
                     click = user.next(prediction if user.clicks else None)
+                    if click is not None:
+                        click, = off_the_border([click], boundary_jitter, case_rng(seed, key, "jitter", k))
                 if click is None:
                     stopped = k
                     break
@@ -254,9 +266,11 @@ def run_image_protocol(
     box_noise: float = 0.0,
     progress: Progress | None = None,
     at_once: bool | str = False,
+    boundary_layout: str = "even",
+    boundary_jitter: float = 0.0,
 ) -> EvaluationResult:
-    """The image protocol over cases (every frame-0 object of every case); ``at_once`` as
-    in `image_case`."""
+    """The image protocol over cases (every frame-0 object of every case); ``at_once``,
+    ``boundary_layout`` and ``boundary_jitter`` as in `image_case`."""
     settings = {
         "prompt_types": list(prompt_types),
         "max_clicks": max_clicks,
@@ -265,6 +279,8 @@ def run_image_protocol(
         "criterion": criterion,
         "box_noise": box_noise,
         "clicks_at_once": at_once if isinstance(at_once, str) else bool(at_once),
+        "boundary_layout": boundary_layout,
+        "boundary_jitter": float(boundary_jitter),
     }
     result = EvaluationResult("image", settings)
     if progress is not None and cases:
@@ -282,6 +298,8 @@ def run_image_protocol(
             box_noise=box_noise,
             result=result,
             at_once=at_once,
+            boundary_layout=boundary_layout,
+            boundary_jitter=boundary_jitter,
         )
         if progress is not None:
             progress(index + 1, len(cases), cases[index + 1].id if index + 1 < len(cases) else "done")
