@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from SAMUSALib.evaluation.clicks import contour_points
+from SAMUSALib.evaluation.clicks import Click, contour_points
+from SAMUSALib.evaluation.giving import off_the_border
 from SAMUSALib.evaluation.datasets import (
     Case,
     camus,
@@ -245,6 +246,8 @@ def test_boundary_clicks_can_be_bunched_and_land_off_the_border_as_a_hand_gives_
     assert all(np.array_equal(a, b) for a, b in zip(at_once + one_by_one, again[2] + again[1]))
     with pytest.raises(ValueError, match="boundary_jitter"):
         given(boundary_jitter=-1.0)
+    corner = off_the_border([Click("boundary", 0.0, 39.0)] * 20, 3.0, np.random.default_rng(0), (40, 48))
+    assert all(0 <= c.x <= 47 and 0 <= c.y <= 39 for c in corner)  # a click cannot land outside the picture
 
 
 def test_video_protocol_corrects_each_frame_where_tracking_breaks():

@@ -35,16 +35,17 @@ def clicks_at_once(prompt_type: str, user: SimulatedUser, reference: np.ndarray,
     return list(user.clicks)
 
 
-def off_the_border(clicks: Sequence[Click], radius: float, rng: np.random.Generator) -> list[Click]:
+def off_the_border(clicks: Sequence[Click], radius: float, rng: np.random.Generator, shape: tuple[int, int]) -> list[Click]:
     """Boundary clicks as a hand gives them: each up to ``radius`` pixels off the border
-    point it aims at (`clicks.jitter_points`); other clicks unchanged."""
+    point it aims at (`clicks.jitter_points`), within the (H, W) frame (a click cannot
+    land outside the picture); other clicks unchanged."""
     if radius <= 0:
         return list(clicks)
     out = []
     for click in clicks:
         if click.kind == "boundary":
             (x, y), = jitter_points(np.array([[click.x, click.y]]), radius, rng)
-            click = Click("boundary", float(x), float(y))
+            click = Click("boundary", float(np.clip(x, 0, shape[1] - 1)), float(np.clip(y, 0, shape[0] - 1)))
         out.append(click)
     return out
 

@@ -194,12 +194,12 @@ def image_case(
             for k in range(1, limit + 1):
                 if together:
                     clicks = clicks_at_once(prompt_type, user, reference, k, prediction, case_rng(seed, key), boundary_layout)
-                    clicks = off_the_border(clicks, boundary_jitter, case_rng(seed, key, "jitter", k))
+                    clicks = off_the_border(clicks, boundary_jitter, case_rng(seed, key, "jitter", k), frames.frame_shape)
                     click = clicks[-1] if clicks else None
                 else:
                     click = user.next(prediction if user.clicks else None)
                     if click is not None:
-                        click, = off_the_border([click], boundary_jitter, case_rng(seed, key, "jitter", k))
+                        click, = off_the_border([click], boundary_jitter, case_rng(seed, key, "jitter", k), frames.frame_shape)
                 if click is None:
                     stopped = k
                     break
