@@ -346,7 +346,7 @@ class LiteMedSAMBackend(ClickRules):
             lost = edge_contrast(self._grey(frame), mask, view) < VANISH_CONTRAST * before
         return self._vanished() if lost else out
 
-    def _native(self, prompt: FramePrompt, previous: dict | None) -> encodings.Decoded:
+    def _native(self, prompt: FramePrompt, previous: dict | None, derive_box: bool = True) -> encodings.Decoded:
         """SAMUSA-Lite: every point with its own label (boundary 4, positive 1, negative 0),
         the box, and a mask prompt, as it was trained (`SAMUSALib.training.lite`).
 
@@ -358,10 +358,10 @@ class LiteMedSAMBackend(ClickRules):
         same from a prompts file, a markups node or the same clicks one by one in any order."""
         passes = int(getattr(self.net, "settle_passes", 0) or 0)
         if passes <= 0:
-            return self._native_pass(prompt, previous)
-        decoded = self._native_pass(prompt, None)
+            return self._native_pass(prompt, previous, derive_box)
+        decoded = self._native_pass(prompt, None, derive_box)
         for _ in range(passes - 1):
-            decoded = self._native_pass(prompt, {"logits": decoded.logits})
+            decoded = self._native_pass(prompt, {"logits": decoded.logits}, derive_box)
         return decoded
 
     def _native_clicks(self, prompt: FramePrompt, previous: dict | None, decoder: encodings.FrameDecoder) -> encodings.Decoded:
@@ -377,7 +377,9 @@ class LiteMedSAMBackend(ClickRules):
         negative one on the wrong mask: 0.942 against 0.000 and 0.732 kept local; one
         click on each correctly tracked frame: unchanged (docs/tracking.md). Negative
         clicks alone mark no structure, so they only correct (half the decoder passes)."""
-        decoded = self._arbitrate(prompt, self._native(prompt, previous), decoder)
+        decoded = self._uncut_by_points_box(prompt, self._native(prompt, previous))
+        if not decoded.how.endswith("(points' box cut it)"):
+            decoded = self._arbitrate(prompt, decoded, decoder)
         decoded = self._referee_region(prompt, decoded, decoder)
         decoded = self._local_to_clicks(prompt, decoded, decoder)
         # negative clicks alone mark no structure to compete with
@@ -389,14 +391,14 @@ class LiteMedSAMBackend(ClickRules):
             return encodings.Decoded(alone.logits, alone.iou, f"{alone.how} (clicks alone: stronger border)")
         return decoded
 
-    def _native_pass(self, prompt: FramePrompt, previous: dict | None) -> encodings.Decoded:
+    def _native_pass(self, prompt: FramePrompt, previous: dict | None, derive_box: bool = True) -> encodings.Decoded:
         from .lite import BOUNDARY_LABEL, batch_tokens, boundary_box, prompt_tokens
 
         xy = np.concatenate([prompt.boundary, prompt.positive, prompt.negative]).reshape(-1, 2)
         labels = [BOUNDARY_LABEL] * len(prompt.boundary) + [1] * len(prompt.positive) + [0] * len(prompt.negative)
         box = self.letterbox.box(prompt.box) if prompt.box is not None else None
         points = self.letterbox.points(xy)
-        if getattr(self.net, "boundary_box", False):
+        if derive_box and getattr(self.net, "boundary_box", False):
             box = boundary_box(points, labels, box)
         coords, kinds = batch_tokens([prompt_tokens(points, labels, box)], self.device)
         masks = None
