@@ -5,6 +5,8 @@ between decoding the clicks and showing the mask.
 masks that depend on the clicks alone (never their order), so a prompts file gives
 the same mask as the same clicks one by one:
 
+- `_uncut_by_points_box` (opt-in): boundary points bunched on one side, decoded without
+  the box their extent gives when that box cuts the object off;
 - `_arbitrate`: boundary points, the model against LiteMedSAM's ``fit`` encoding;
 - `_referee_region`: region clicks, the model against LiteMedSAM's ``search`` encoding;
 - `_local_to_clicks`: corrective clicks change the mask they correct only where they are,
