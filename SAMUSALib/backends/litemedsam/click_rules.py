@@ -93,27 +93,29 @@ class ClickRules:
         self.local_clicks = os.environ.get(LOCAL_CLICKS_ENV, "local").lower() != "free"
         self.region_referee = os.environ.get(REGION_REFEREE_ENV, "on").lower() not in ("off", "0", "false", "no")
         self.leak_solidity = leak_solidity_setting()
+        self.box_cut = box_cut_setting()
         heeding = os.environ.get(CLICK_HEEDING_ENV, "on").lower()
         self.click_heeding = "off" if heeding in ("off", "0", "false", "no") else "search" if heeding == "search" else "on"
         self._local_bases: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
 
-    def _uncut_by_points_box(self, prompt: FramePrompt, decoded: encodings.Decoded) -> encodings.Decoded:
+    def _uncut_by_points_box(self, prompt: FramePrompt) -> encodings.Decoded | None:
         """Boundary points alone whose box (`lite.boundary_box`, their extent) cuts the
-        object off: the mask decoded without that box is kept, not arbitrated.
+        object off: the mask decoded without that box, to be kept as it is (not
+        arbitrated); None where the box does not cut it (or the rule is off).
 
         Why: boundary points bound the object only if they surround it. Bunched on one arc
         of the border, their extent is a sliver of the object and the mask stops at it
         (BUS-BRA, 2, 3 and 5 points bunched on 15-50 % of the border, at once: Dice 0.64
         0.48 0.54, below the 0.82 of one point). The same points decoded without the box
-        show it: that mask then lies mostly outside the box (median 0.79-0.93 of it),
-        while around spread points it lies mostly inside (90th percentile 0.21-0.62 on
-        BUS-BRA and CAMUS). Measured on those prompts, the rule gives 0.80 0.77 0.78 there,
+        show it: that mask then lies mostly outside the box (median 0.79-0.95 of it),
+        while around spread points it lies mostly inside (90th percentile 0.20-0.43 on
+        BUS-BRA, up to 0.80 on CAMUS). Measured on those prompts, the rule gives 0.80 0.77 0.78 there,
         and changes no spread prompt on BUS-BRA (docs/samusa_lite2.md, "Bunched boundary
         points"). Opt-in (`BOX_CUT_ENV`): on echocardiography the unboxed mask of spread
         points often runs past the structure, and the rule cost 5 even points there
         0.686 -> 0.658 at once, 0.712 -> 0.669 one at a time. Costs the settle passes
         once more per boundary prompt; depends on the points alone, not their order."""
-        limit = box_cut_setting()
+        limit = self.box_cut
         if (
             limit is None
             or not getattr(self.net, "boundary_box", False)
@@ -123,14 +125,14 @@ class ClickRules:
             or prompt.box is not None
             or prompt.mask is not None
         ):
-            return decoded
+            return None
         from .lite import BOUNDARY_LABEL, boundary_box
 
         points = self.letterbox.points(np.asarray(prompt.boundary, dtype=float).reshape(-1, 2))
         box = boundary_box(points, [BOUNDARY_LABEL] * len(points), None)
         uncut = self._native(prompt, None, derive_box=False)
         if outside_share((uncut.logits[0, 0] > 0).cpu().numpy(), box) < limit:
-            return decoded
+            return None
         return encodings.Decoded(uncut.logits, uncut.iou, f"{uncut.how} (points' box cut it)")
 
     def _arbitrate(self, prompt: FramePrompt, decoded: encodings.Decoded, decoder: encodings.FrameDecoder) -> encodings.Decoded:
