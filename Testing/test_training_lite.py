@@ -234,6 +234,45 @@ def test_prompt_regimes_give_clicks_the_ways_users_do(base):
     assert not once_mask.any() and min(sizes) >= 1 and max(sizes) <= 10 and len(set(sizes)) > 2
 
 
+def test_bunched_boundary_points_can_be_trained_without_their_extent_as_box(base):
+    """Points bunched on one arc have an extent that cuts the object off; `box_drop`
+    decodes that share of boundary prompts without the derived box, so the model learns
+    to read the points alone. Region prompts are never affected, and 0 draws nothing."""
+    from SAMUSALib.training.lite import PromptRegimes, _decode, simulate
+
+    net = from_litemedsam(base)
+    net.boundary_box = True
+    count = 8
+    embeddings = torch.zeros((count, 256, 64, 64))
+    references = [_ellipse((100 + 5 * i, 110)) for i in range(count)]
+    regimes = PromptRegimes(layouts={"clustered": 1.0}, box_drop=0.5)
+    modes = ["boundary"] * 6 + ["region"] * 2
+    states, _, _ = simulate(net, embeddings, references, modes, [np.random.default_rng([3, i]) for i in range(count)],
+                            corrected=np.array([], int), budgets={}, regimes=regimes)
+    unboxed = [s.unboxed for s in states]
+    assert any(unboxed[:6]) and not all(unboxed[:6]) and not any(unboxed[6:]), unboxed
+
+    seen = []
+
+    class Recorder:
+        boundary_box = True
+
+        def decode_tokens(self, embeddings, coords, labels, masks, use_mask):
+            seen.extend(labels.tolist())
+            return torch.zeros((len(labels), 1, 256, 256)), torch.zeros(len(labels), 1)
+
+    for state in states[:6]:
+        seen.clear()
+        _decode(Recorder(), embeddings[:1], [state], torch.zeros((1, 1, 256, 256)), torch.zeros(1, dtype=torch.bool))
+        has_box = 2 in seen[0] and 3 in seen[0]
+        assert has_box == (not state.unboxed and len(state.boundary_points) > 1), (state.unboxed, seen[0])
+
+    plain = PromptRegimes(layouts={"clustered": 1.0})
+    again, _, _ = simulate(net, embeddings, references, modes, [np.random.default_rng([3, i]) for i in range(count)],
+                           corrected=np.array([], int), budgets={}, regimes=plain)
+    assert not any(s.unboxed for s in again)
+
+
 def test_a_settling_model_decodes_its_own_mask_back_and_says_so_in_its_weights(base, folder, tmp_path):
     """`settle` > 0: the loss is taken on the last of `settle_passes` decodes (the earlier
     ones without gradient, the first without a mask prompt), as the backend decodes a

@@ -48,6 +48,7 @@ class LiteTrainConfig:
     max_points: int = 10
     box_noise: float = 0.1
     boundary_box: bool = False  # give boundary points (from two on) their extent as a box too
+    boundary_box_drop: float = 0.0  # share of boundary prompts decoded without that box (bunched points)
     pretrained_box: bool = False  # the saved model decodes box-only prompts and tracks with LiteMedSAM's heads
     # How users give clicks (SAMUSA-Lite 2; the defaults are SAMUSA-Lite 1's training):
     no_history: float = 0.0  # share of corrected images whose clicks are decoded without earlier logits
@@ -74,7 +75,8 @@ class LiteTrainConfig:
         return BoundaryLossConfig(**self.boundary_loss)
 
     def regimes(self) -> "PromptRegimes":
-        return PromptRegimes(self.no_history, self.sequence, dict(self.layouts), self.jitter, self.max_points)
+        return PromptRegimes(self.no_history, self.sequence, dict(self.layouts), self.jitter, self.max_points,
+                             self.boundary_box_drop)
 
     @classmethod
     def from_dict(cls, values: dict) -> "LiteTrainConfig":
@@ -96,7 +98,9 @@ class PromptRegimes:
       random order, previous logits fed back (users click in any order and spacing);
     - ``layouts``: the other boundary images get 1 to ``max_points`` points placed by one
       of these layouts, in one prompt (empty: 1 or 2 points, SAMUSA-Lite 1's start);
-    - ``jitter``: every boundary point lands up to this many pixels off the border.
+    - ``jitter``: every boundary point lands up to this many pixels off the border;
+    - ``box_drop``: boundary prompts decoded without their points' extent as a box, so the
+      model learns to read points bunched on one arc, whose extent cuts the object off.
     """
 
     no_history: float = 0.0
@@ -104,6 +108,7 @@ class PromptRegimes:
     layouts: dict = field(default_factory=dict)
     jitter: float = 0.0
     max_points: int = 10
+    box_drop: float = 0.0
 
 
 # ------------------------------------------------------------------ one batch
@@ -126,7 +131,7 @@ def _decode(net, embeddings: torch.Tensor, states: list[PromptState], masks: tor
     from ..backends.litemedsam.lite import batch_tokens
 
     derive = bool(getattr(net, "boundary_box", False))
-    tokens = [tokens_of(s, derive) for s in states]
+    tokens = [tokens_of(s, derive and not s.unboxed) for s in states]
     groups: dict[int, list[int]] = {}
     for index, (_, labels) in enumerate(tokens):
         groups.setdefault(len(labels), []).append(index)
@@ -188,6 +193,8 @@ def simulate(net, embeddings: torch.Tensor, references: list[np.ndarray], modes:
             # get one or two boundary points.
             initial = 1 if i in budgets or mode != "boundary" else int(rngs[i].integers(1, 3))
             state = start_prompt(reference, mode, rngs[i], box_noise=box_noise, initial=initial, jitter=regimes.jitter)
+        if mode == "boundary" and regimes.box_drop > 0:
+            state.unboxed = bool(rngs[i].random() < regimes.box_drop)
         states.append(state)
     masks = torch.zeros((count, 1, 256, 256), device=embeddings.device)
     use_mask = torch.zeros(count, dtype=torch.bool, device=embeddings.device)

@@ -37,6 +37,7 @@ class PromptState:
     box: tuple[float, float, float, float] | None = None
     jitter: float = 0.0  # boundary points land up to this many pixels off the border
     rng: np.random.Generator | None = None  # draws the jitter
+    unboxed: bool = False  # boundary points decoded without their extent as a box
 
     def add(self, click: Click | None) -> bool:
         if click is None:
