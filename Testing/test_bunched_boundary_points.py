@@ -81,7 +81,9 @@ def test_a_bad_box_cut_setting_is_named_in_the_error(monkeypatch):
     assert box_cut_setting() == 0.8
     monkeypatch.delenv("SAMUSA_BOUNDARY_BOX_CUT")
     assert box_cut_setting() is None  # off unless asked for
-    for bad in ("80%", "1.5", "0"):
+    monkeypatch.setenv("SAMUSA_BOUNDARY_BOX_CUT", "0")
+    assert box_cut_setting() is None  # 0 is off, as for every click switch
+    for bad in ("80%", "1.5", "-0.2"):
         monkeypatch.setenv("SAMUSA_BOUNDARY_BOX_CUT", bad)
         with pytest.raises(InputError, match="SAMUSA_BOUNDARY_BOX_CUT"):
             box_cut_setting()

@@ -16,6 +16,7 @@ import torch
 
 from SAMUSALib.backends.litemedsam.click_regions import cut_ignored
 from SAMUSALib.engine import Session
+from SAMUSALib.errors import InputError
 from SAMUSALib.evaluation.datasets import load_cases
 from SAMUSALib.evaluation.metrics import dice
 from SAMUSALib.frames import FrameSource
@@ -116,3 +117,18 @@ def test_a_negative_click_both_models_ignore_cuts_the_spill_off():
     assert searched[121, 120] and not cut[121, 120]
     assert dice(cut, truth) > dice(searched, truth) + 0.25
     assert "cut at the click" in session.objects[1].output(0)["how"]
+
+
+@pytest.mark.parametrize("env, value", [("SAMUSA_CLICK_HEEDING", "serch"), ("SAMUSA_BOUNDARY_ARBITRATION", "of"),
+                                        ("SAMUSA_LOCAL_CLICKS", "global"), ("SAMUSA_REGION_REFEREE", "maybe")])
+def test_a_mistyped_click_switch_is_named_when_the_session_starts(monkeypatch, env, value):
+    """A misspelt switch used to leave the rule at its default without a word; now the
+    session refuses to start and names the variable and what it takes."""
+    model = load_model("samusa-lite", device="cpu")
+    frames = FrameSource(np.zeros((2, 64, 64), dtype=np.uint8))
+    monkeypatch.setenv(env, value)
+    with pytest.raises(InputError, match=env):
+        Session(frames, model)
+    for spelling in ("OFF", "0", "no"):
+        monkeypatch.setenv(env, spelling if env not in ("SAMUSA_LOCAL_CLICKS",) else "free")
+        Session(frames, model)

@@ -60,9 +60,27 @@ BOX_CUT_ENV = "SAMUSA_BOUNDARY_BOX_CUT"
 BOX_CUT_ON = 0.8
 
 
+OFF_WORDS = ("off", "0", "false", "no")
+ON_WORDS = ("on", "1", "true", "yes")
+
+
+def switch_setting(env: str, default: str, choices: tuple[str, ...] = ("on", "off")) -> str:
+    """One of `choices` from the environment variable `env` (unset: `default`), with the
+    usual spellings of on and off read as "on" and "off"; anything else is a clear error,
+    so a mistyped switch is not silently left at its default."""
+    value = (os.environ.get(env) or "").strip().lower() or default
+    if value in OFF_WORDS and "off" in choices:
+        return "off"
+    if value in ON_WORDS and "on" in choices:
+        return "on"
+    if value not in choices:
+        raise InputError(f"{env}={value!r}: expected one of {', '.join(choices)} (default {default})")
+    return value
+
+
 def box_cut_setting() -> float | None:
     value = (os.environ.get(BOX_CUT_ENV) or "").strip().lower()
-    if value in ("", "off", "false", "no"):
+    if value in ("",) + OFF_WORDS:
         return None
     try:
         share = BOX_CUT_ON if value in ("on", "true", "yes") else float(value)
@@ -89,13 +107,12 @@ class ClickRules:
     ``_native``, ``_contrasts``, ``logits_to_mask``, ``low_res_logits`` and ``_shown``)."""
 
     def _read_click_settings(self) -> None:
-        self.arbitration = os.environ.get(ARBITRATION_ENV, "on").lower() not in ("off", "0", "false", "no")
-        self.local_clicks = os.environ.get(LOCAL_CLICKS_ENV, "local").lower() != "free"
-        self.region_referee = os.environ.get(REGION_REFEREE_ENV, "on").lower() not in ("off", "0", "false", "no")
+        self.arbitration = switch_setting(ARBITRATION_ENV, "on") == "on"
+        self.local_clicks = switch_setting(LOCAL_CLICKS_ENV, "local", ("local", "free")) == "local"
+        self.region_referee = switch_setting(REGION_REFEREE_ENV, "on") == "on"
         self.leak_solidity = leak_solidity_setting()
         self.box_cut = box_cut_setting()
-        heeding = os.environ.get(CLICK_HEEDING_ENV, "on").lower()
-        self.click_heeding = "off" if heeding in ("off", "0", "false", "no") else "search" if heeding == "search" else "on"
+        self.click_heeding = switch_setting(CLICK_HEEDING_ENV, "on", ("on", "search", "off"))
         self._local_bases: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
 
     def _uncut_by_points_box(self, prompt: FramePrompt) -> encodings.Decoded | None:
