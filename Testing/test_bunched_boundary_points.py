@@ -87,3 +87,27 @@ def test_a_bad_box_cut_setting_is_named_in_the_error(monkeypatch):
         monkeypatch.setenv("SAMUSA_BOUNDARY_BOX_CUT", bad)
         with pytest.raises(InputError, match="SAMUSA_BOUNDARY_BOX_CUT"):
             box_cut_setting()
+
+
+def test_a_model_given_no_box_with_its_points_is_decoded_once_for_the_rule(monkeypatch):
+    """A model that reads boundary points without their box (`inference: {boundary_box:
+    false}` in its training config) already decodes them unboxed: the rule judges that
+    mask instead of decoding the points a second time, and keeps it when the points' box
+    would cut it. A boxed model decodes once more, without the box, as before."""
+    import copy
+
+    model = load_model("samusa-lite", device="cpu")
+    unboxed = copy.deepcopy(model)
+    unboxed.sam.boundary_box = False
+    case = load_cases(require_shared_data("busbra"), "image")[0]
+    image, reference = case.array[0], case.references[1][0]
+    points = boundary_layout(reference, 3, "clustered", np.random.default_rng(0))
+    monkeypatch.setenv("SAMUSA_BOUNDARY_BOX_CUT", "0.01")  # any mask reaching past the box counts as cut
+    for net_model, expected in ((unboxed, [{}]), (model, [{"derive_box": False}])):
+        session = Session(FrameSource(image[None]), net_model)
+        calls = []
+        native = session.backend._native
+        monkeypatch.setattr(session.backend, "_native", lambda *a, **k: calls.append(k) or native(*a, **k))
+        session.add_prompt(1, 0, boundary=points.tolist())
+        assert "points' box cut it" in session.objects[1].output(0)["how"]
+        assert calls == expected

@@ -178,6 +178,8 @@ def test_configs_name_what_is_wrong(tmp_path):
         LiteTrainConfig.from_dict({k: v for k, v in read_config(bad).items() if k != "model"})
     with pytest.raises(InputError, match="train"):
         LiteTrainConfig.from_dict({})
+    with pytest.raises(InputError, match="settle_passes.*takes boundary_box"):
+        LiteTrainConfig.from_dict({"train": ["x"], "inference": {"settle_passes": 1}})
     with pytest.raises(InputError, match="does not exist"):
         read_config(tmp_path / "missing.yaml")
     shipped = read_config(REPO / "configs" / "samusa_lite.yaml", ["steps=5"])
@@ -293,9 +295,12 @@ def test_a_settling_model_decodes_its_own_mask_back_and_says_so_in_its_weights(b
     torch.testing.assert_close(settled_logits(net, embedding, [state], 2), second, rtol=1e-4, atol=1e-4)
 
     config = _config(folder, tmp_path, steps=1, settle=1.0, settle_passes=3, no_history=0.3, layouts={"even": 1.0},
-                     jitter=1.0, augmented_copies=1, init="samusa-lite-1")
+                     jitter=1.0, augmented_copies=1, init="samusa-lite-1", boundary_box=True, boundary_box_drop=0.5,
+                     inference={"boundary_box": False})
     result = train_lite(config, progress=lambda message: None)
     assert result["metadata"]["settle_passes"] == 3
     assert result["metadata"]["train_images"] > 4  # the four frames and their augmented copies
-    assert load_model(result["weights"]).sam.settle_passes == 3
+    loaded = load_model(result["weights"]).sam
+    assert loaded.settle_passes == 3
+    assert not loaded.boundary_box  # trained with and without the box, decoded as `inference:` says
     assert load_model("samusa-lite-1").sam.settle_passes == 0  # SAMUSA-Lite 1 keeps its history

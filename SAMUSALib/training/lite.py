@@ -29,6 +29,10 @@ from .sampling import (PromptState, choose_corrections, choose_layout, choose_mo
                        start_prompt)
 
 DEFAULT_MODES = {"boundary": 0.4, "region": 0.3, "box": 0.1, "box+region": 0.2}
+#: Decoding choices a config may set for the saved model (`inference:`) beyond how it was
+#: trained: ``boundary_box: false`` gives boundary points no box at inference (a model
+#: trained with ``boundary_box_drop`` can read them alone).
+INFERENCE_KEYS = ("boundary_box",)
 
 
 @dataclass
@@ -49,6 +53,7 @@ class LiteTrainConfig:
     box_noise: float = 0.1
     boundary_box: bool = False  # give boundary points (from two on) their extent as a box too
     boundary_box_drop: float = 0.0  # share of boundary prompts decoded without that box (bunched points)
+    inference: dict = field(default_factory=dict)  # how the saved model decodes, if not as trained (INFERENCE_KEYS)
     pretrained_box: bool = False  # the saved model decodes box-only prompts and tracks with LiteMedSAM's heads
     # How users give clicks (SAMUSA-Lite 2; the defaults are SAMUSA-Lite 1's training):
     no_history: float = 0.0  # share of corrected images whose clicks are decoded without earlier logits
@@ -81,6 +86,9 @@ class LiteTrainConfig:
     @classmethod
     def from_dict(cls, values: dict) -> "LiteTrainConfig":
         check_options(cls, values, "training")
+        unknown = sorted(set(values.get("inference") or {}) - set(INFERENCE_KEYS))
+        if unknown:
+            raise InputError(f"training config `inference:` does not take {', '.join(unknown)}; it takes {', '.join(INFERENCE_KEYS)}")
         if not values.get("train"):
             raise InputError("the training config needs `train:`, a list of data folders (images/ + masks/ or labels/)")
         return cls(**values)
@@ -519,6 +527,7 @@ def train_lite(config: LiteTrainConfig, progress: Callable[[str], None] = print)
         "data": [str(Path(f)) for f in config.train], "train_images": len(train), "holdout_images": len(held),
         "steps": steps_done, "config": asdict(config), "validation": validations[-1] if validations else None,
         "seconds_per_step": round(float(np.mean([r["seconds"] for r in history])), 3) if history else None,
+        **dict(config.inference),
     }
     weights = out / "samusa_lite.pt"
     if context.is_main:

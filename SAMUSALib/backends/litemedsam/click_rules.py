@@ -79,6 +79,7 @@ def switch_setting(env: str, default: str, choices: tuple[str, ...] = ("on", "of
 
 
 def box_cut_setting() -> float | None:
+    """The share of `ClickRules._uncut_by_points_box` that `BOX_CUT_ENV` asks for; None: off."""
     value = (os.environ.get(BOX_CUT_ENV) or "").strip().lower()
     if value in ("",) + OFF_WORDS:
         return None
@@ -115,7 +116,17 @@ class ClickRules:
         self.click_heeding = switch_setting(CLICK_HEEDING_ENV, "on", ("on", "search", "off"))
         self._local_bases: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
 
-    def _uncut_by_points_box(self, prompt: FramePrompt) -> encodings.Decoded | None:
+    def _boundary_points(self, prompt: FramePrompt, previous: dict | None, decoder: encodings.FrameDecoder) -> encodings.Decoded:
+        """The model's mask, kept as it is when the points' box would cut it off
+        (`_uncut_by_points_box`), else arbitrated (`_arbitrate`). A model given no box with
+        its boundary points decodes once; a boxed one decodes without its box first, so a
+        cut prompt skips the boxed decode."""
+        if getattr(self.net, "boundary_box", False):
+            return self._uncut_by_points_box(prompt) or self._arbitrate(prompt, self._native(prompt, previous), decoder)
+        native = self._native(prompt, previous)
+        return self._uncut_by_points_box(prompt, native) or self._arbitrate(prompt, native, decoder)
+
+    def _uncut_by_points_box(self, prompt: FramePrompt, unboxed: encodings.Decoded | None = None) -> encodings.Decoded | None:
         """Boundary points alone whose box (`lite.boundary_box`, their extent) cuts the
         object off: the mask decoded without that box, to be kept as it is (not
         arbitrated); None where the box does not cut it (or the rule is off).
@@ -135,7 +146,6 @@ class ClickRules:
         limit = self.box_cut
         if (
             limit is None
-            or not getattr(self.net, "boundary_box", False)
             or len(prompt.boundary) < 2
             or len(prompt.positive)
             or len(prompt.negative)
@@ -147,7 +157,7 @@ class ClickRules:
 
         points = self.letterbox.points(np.asarray(prompt.boundary, dtype=float).reshape(-1, 2))
         box = boundary_box(points, [BOUNDARY_LABEL] * len(points), None)
-        uncut = self._native(prompt, None, derive_box=False)
+        uncut = unboxed or self._native(prompt, None, derive_box=False)
         if outside_share((uncut.logits[0, 0] > 0).cpu().numpy(), box) < limit:
             return None
         return encodings.Decoded(uncut.logits, uncut.iou, f"{uncut.how} (points' box cut it)")
