@@ -94,17 +94,14 @@ def test_a_model_given_no_box_with_its_points_is_decoded_once_for_the_rule(monke
     false}` in its training config) already decodes them unboxed: the rule judges that
     mask instead of decoding the points a second time, and keeps it when the points' box
     would cut it. A boxed model decodes once more, without the box, as before."""
-    import copy
-
     model = load_model("samusa-lite", device="cpu")
-    unboxed = copy.deepcopy(model)
-    unboxed.sam.boundary_box = False
     case = load_cases(require_shared_data("busbra"), "image")[0]
     image, reference = case.array[0], case.references[1][0]
     points = boundary_layout(reference, 3, "clustered", np.random.default_rng(0))
     monkeypatch.setenv("SAMUSA_BOUNDARY_BOX_CUT", "0.01")  # any mask reaching past the box counts as cut
-    for net_model, expected in ((unboxed, [{}]), (model, [{"derive_box": False}])):
-        session = Session(FrameSource(image[None]), net_model)
+    for boxed, expected in ((False, [{}]), (True, [{"derive_box": False}])):
+        monkeypatch.setattr(model.sam, "boundary_box", boxed)
+        session = Session(FrameSource(image[None]), model)
         calls = []
         native = session.backend._native
         monkeypatch.setattr(session.backend, "_native", lambda *a, **k: calls.append(k) or native(*a, **k))

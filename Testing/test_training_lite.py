@@ -186,6 +186,9 @@ def test_configs_name_what_is_wrong(tmp_path):
     assert shipped["steps"] == 5 and shipped["model"] == "samusa-lite"
     assert all(Path(p).is_absolute() for p in shipped["train"])
     LiteTrainConfig.from_dict({k: v for k, v in shipped.items() if k != "model"})
+    for name in ("samusa_lite2.yaml", "samusa_lite2_unboxed.yaml"):  # the configs the model card cites
+        values = read_config(REPO / "configs" / name)
+        LiteTrainConfig.from_dict({k: v for k, v in values.items() if k != "model"})
 
 
 def test_samusa_train_names_unknown_models(tmp_path, capsys):
