@@ -83,6 +83,8 @@ def test_a_bad_box_cut_setting_is_named_in_the_error(monkeypatch):
     assert box_cut_setting() is None  # off unless asked for
     monkeypatch.setenv("SAMUSA_BOUNDARY_BOX_CUT", "0")
     assert box_cut_setting() is None  # 0 is off, as for every click switch
+    monkeypatch.setenv("SAMUSA_BOUNDARY_BOX_CUT", "1")
+    assert box_cut_setting() == 0.8  # and 1 is on
     for bad in ("80%", "1.5", "-0.2"):
         monkeypatch.setenv("SAMUSA_BOUNDARY_BOX_CUT", bad)
         with pytest.raises(InputError, match="SAMUSA_BOUNDARY_BOX_CUT"):

@@ -52,7 +52,7 @@ LOCAL_BASES_KEPT = 8
 ARBITRATION_BLEND_PX = 2.0
 
 
-#: Opt-in (`ClickRules._uncut_by_points_box`): "on" (a share of 0.8) or a share in (0, 1]:
+#: Opt-in (`ClickRules._uncut_by_points_box`): "on" (a share of 0.8) or a share in (0, 1.0]:
 #: boundary points' box counts as cutting the object off when the mask of the same points
 #: decoded without it lies at least that share outside it. Off by default: it rescues
 #: points bunched on one side but costs spread points on echocardiography.
@@ -84,7 +84,7 @@ def box_cut_setting() -> float | None:
     if value in ("",) + OFF_WORDS:
         return None
     try:
-        share = BOX_CUT_ON if value in ("on", "true", "yes") else float(value)
+        share = BOX_CUT_ON if value in ON_WORDS else float(value)  # "1" is on, as for every switch; "1.0" a share
     except ValueError:
         share = -1.0
     if not 0.0 < share <= 1.0:
@@ -121,10 +121,8 @@ class ClickRules:
         (`_uncut_by_points_box`), else arbitrated (`_arbitrate`). A model given no box with
         its boundary points decodes once; a boxed one decodes without its box first, so a
         cut prompt skips the boxed decode."""
-        if getattr(self.net, "boundary_box", False):
-            return self._uncut_by_points_box(prompt) or self._arbitrate(prompt, self._native(prompt, previous), decoder)
-        native = self._native(prompt, previous)
-        return self._uncut_by_points_box(prompt, native) or self._arbitrate(prompt, native, decoder)
+        native = None if getattr(self.net, "boundary_box", False) else self._native(prompt, previous)
+        return self._uncut_by_points_box(prompt, native) or self._arbitrate(prompt, native or self._native(prompt, previous), decoder)
 
     def _uncut_by_points_box(self, prompt: FramePrompt, unboxed: encodings.Decoded | None = None) -> encodings.Decoded | None:
         """Boundary points alone whose box (`lite.boundary_box`, their extent) cuts the
