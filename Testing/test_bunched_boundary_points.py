@@ -43,6 +43,7 @@ def test_boundary_points_bunched_on_one_side_give_the_lesion_not_the_strip_betwe
     model = load_model("samusa-lite", device="cpu")
     cases = load_cases(require_shared_data("busbra"), "image")[:IMAGES]
     kept, off, box, spread = [], [], [], []
+    monkeypatch.setenv("SAMUSA_BOUNDARY_HEADS", "off")  # the rule on the main heads (the boundary heads: test_boundary_heads.py)
     monkeypatch.setenv("SAMUSA_BOUNDARY_BOX_CUT", "on")
     with shared_embeddings():
         for index, case in enumerate(cases):
@@ -101,6 +102,7 @@ def test_a_model_given_no_box_with_its_points_is_decoded_once_for_the_rule(monke
     image, reference = case.array[0], case.references[1][0]
     points = boundary_layout(reference, 3, "clustered", np.random.default_rng(0))
     monkeypatch.setenv("SAMUSA_BOUNDARY_BOX_CUT", "0.01")  # any mask reaching past the box counts as cut
+    monkeypatch.setenv("SAMUSA_BOUNDARY_HEADS", "off")  # the main heads, boxed or not
     for boxed, expected in ((False, [{}]), (True, [{"derive_box": False}])):
         monkeypatch.setattr(model.sam, "boundary_box", boxed)
         session = Session(FrameSource(image[None]), model)

@@ -51,6 +51,10 @@ class ModelSpec:
     #: "legacy"), for image-only families; None: the tracking package's default.
     #: `SAMUSA_TRACKER` overrides it (docs/tracking.md).
     tracker: str | None = None
+    #: a second weights file in SAMUSALib/weights/ (with its SHA256) whose heads read
+    #: boundary points given alone (litemedsam family: `SAMUSALite.attach_boundary_heads`)
+    boundary_weights: str | None = None
+    boundary_sha256: str | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.prompt_types) - PROMPT_TYPES
@@ -59,8 +63,9 @@ class ModelSpec:
                 f"ModelSpec {self.id!r}: unknown prompt types {sorted(unknown)}; "
                 f"allowed are {sorted(PROMPT_TYPES)}"
             )
-        if self.sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
-            raise ValueError(f"ModelSpec {self.id!r}: sha256 must be 64 lowercase hex digits")
+        for digest in (self.sha256, self.boundary_sha256):
+            if digest is not None and not re.fullmatch(r"[0-9a-f]{64}", digest):
+                raise ValueError(f"ModelSpec {self.id!r}: sha256 must be 64 lowercase hex digits")
 
 
 def size_overrides(image_size: int) -> tuple[str, ...]:
@@ -226,6 +231,10 @@ REGISTRY["samusa-lite"] = dataclasses.replace(
     sha256="e20a15bba166ab1f5e23e7127d12d2af9e5b54ff54668ec5ca4b97299b3af3df",
     filename="samusa_lite2.pt",
     size_bytes=8_180_059,
+    # boundary points alone: heads trained further to read them without their extent as a
+    # box (samusa train configs/samusa_lite2_unboxed.yaml; docs/samusa_lite2.md)
+    boundary_weights="samusa_lite2_boundary.pt",
+    boundary_sha256="2b2744f917728c37fdf87055122dd135eb97dc232d599b9f93d26af55269f9b8",
     description=(
         "SAMUSA-Lite 2: SAMUSA-Lite trained for clicks given one at a time or all at once, in any "
         "order and spacing, a little off the border; its mask depends on the clicks alone, not their "

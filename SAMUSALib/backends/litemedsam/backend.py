@@ -346,7 +346,7 @@ class LiteMedSAMBackend(ClickRules):
             lost = edge_contrast(self._grey(frame), mask, view) < VANISH_CONTRAST * before
         return self._vanished() if lost else out
 
-    def _native(self, prompt: FramePrompt, previous: dict | None, derive_box: bool = True) -> encodings.Decoded:
+    def _native(self, prompt: FramePrompt, previous: dict | None, derive_box: bool | None = None) -> encodings.Decoded:
         """SAMUSA-Lite: every point with its own label (boundary 4, positive 1, negative 0),
         the box, and a mask prompt, as it was trained (`SAMUSALib.training.lite`).
 
@@ -355,7 +355,9 @@ class LiteMedSAMBackend(ClickRules):
         (``settle_passes`` = n > 0, SAMUSA-Lite 2) ignores the history: the frame's clicks
         are decoded without a mask prompt (or with the user's mask), then n - 1 more times
         with the last pass's logits. The mask is then a function of the clicks alone, the
-        same from a prompts file, a markups node or the same clicks one by one in any order."""
+        same from a prompts file, a markups node or the same clicks one by one in any order.
+        `derive_box`: give boundary points their extent as a box (None: as the heads that
+        read the prompt were trained, `Heads.boundary_box`)."""
         passes = int(getattr(self.net, "settle_passes", 0) or 0)
         if passes <= 0:
             return self._native_pass(prompt, previous, derive_box)
@@ -389,14 +391,15 @@ class LiteMedSAMBackend(ClickRules):
             return encodings.Decoded(alone.logits, alone.iou, f"{alone.how} (clicks alone: stronger border)")
         return decoded
 
-    def _native_pass(self, prompt: FramePrompt, previous: dict | None, derive_box: bool = True) -> encodings.Decoded:
+    def _native_pass(self, prompt: FramePrompt, previous: dict | None, derive_box: bool | None = None) -> encodings.Decoded:
         from .lite import BOUNDARY_LABEL, batch_tokens, boundary_box, prompt_tokens
 
         xy = np.concatenate([prompt.boundary, prompt.positive, prompt.negative]).reshape(-1, 2)
         labels = [BOUNDARY_LABEL] * len(prompt.boundary) + [1] * len(prompt.positive) + [0] * len(prompt.negative)
         box = self.letterbox.box(prompt.box) if prompt.box is not None else None
         points = self.letterbox.points(xy)
-        if derive_box and getattr(self.net, "boundary_box", False):
+        heads = self._heads(prompt)
+        if heads.boundary_box if derive_box is None else derive_box:
             box = boundary_box(points, labels, box)
         coords, kinds = batch_tokens([prompt_tokens(points, labels, box)], self.device)
         masks = None
@@ -406,7 +409,7 @@ class LiteMedSAMBackend(ClickRules):
             masks = self.letterbox.mask(prompt.mask, self.device)
         embedding = self.features.get(prompt.frame)
         with torch.inference_mode(), self.model.autocast():
-            logits, iou = self.net.decode_tokens(embedding, coords, kinds, masks)
+            logits, iou = self.net.decode_tokens(embedding, coords, kinds, masks, heads=heads)
         self.decoder_steps += 1
         return encodings.Decoded(logits.float(), float(iou[0, 0]), "native")
 

@@ -27,6 +27,9 @@ from ...tracking.shape import leak_solidity_setting, leaks
 from . import encodings
 from .click_regions import clicked_changes, cut_ignored, keep_clicked
 
+#: ``on`` (default): boundary points alone go to the model's boundary heads where it has
+#: them (`SAMUSALite.attach_boundary_heads`); ``off``: to its main heads like every prompt.
+BOUNDARY_HEADS_ENV = "SAMUSA_BOUNDARY_HEADS"
 #: "off" turns boundary arbitration off (`LiteMedSAMBackend._arbitrate`).
 ARBITRATION_ENV = "SAMUSA_BOUNDARY_ARBITRATION"
 #: Boundary arbitration needs this many boundary points: with fewer, LiteMedSAM's fit
@@ -108,6 +111,7 @@ class ClickRules:
     ``_native``, ``_contrasts``, ``logits_to_mask``, ``low_res_logits`` and ``_shown``)."""
 
     def _read_click_settings(self) -> None:
+        self.boundary_heads = switch_setting(BOUNDARY_HEADS_ENV, "on") == "on"
         self.arbitration = switch_setting(ARBITRATION_ENV, "on") == "on"
         self.local_clicks = switch_setting(LOCAL_CLICKS_ENV, "local", ("local", "free")) == "local"
         self.region_referee = switch_setting(REGION_REFEREE_ENV, "on") == "on"
@@ -116,15 +120,38 @@ class ClickRules:
         self.click_heeding = switch_setting(CLICK_HEEDING_ENV, "on", ("on", "search", "off"))
         self._local_bases: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
 
+    def _heads(self, prompt: FramePrompt):
+        """The heads that read `prompt` (`SAMUSALite.heads`): boundary points given alone,
+        with no clicks and no box, go to the boundary heads where the model has them."""
+        alone = self.boundary_heads and len(prompt.boundary) and not len(prompt.positive) and not len(prompt.negative)
+        return self.net.heads(bool(alone and prompt.box is None))
+
     def _boundary_points(self, prompt: FramePrompt, previous: dict | None, decoder: encodings.FrameDecoder) -> encodings.Decoded:
         """The model's mask, kept as it is when the points' box would cut it off
-        (`_uncut_by_points_box`), else arbitrated (`_arbitrate`). A model given no box with
-        its boundary points decodes once; a boxed one decodes without its box first, so a
-        cut prompt skips the boxed decode."""
-        native = None if getattr(self.net, "boundary_box", False) else self._native(prompt, previous)
-        return self._uncut_by_points_box(prompt, native) or self._arbitrate(prompt, native or self._native(prompt, previous), decoder)
+        (`_uncut_by_points_box`), else arbitrated (`_arbitrate`). Heads that read boundary
+        points without their box decode once; boxed heads decode without the box first
+        only when the box-cut rule asks, so a cut prompt skips the boxed decode.
 
-    def _uncut_by_points_box(self, prompt: FramePrompt, unboxed: encodings.Decoded | None = None) -> encodings.Decoded | None:
+        Two points alone on the boundary heads: their chord square is given as the box
+        unless the mask without it lies mostly outside that square (the box-cut test at
+        `BOX_CUT_ON`, whatever `BOX_CUT_ENV` says). Two spread points bound the object
+        only loosely, and the square helps (BUS-BRA 0.883 -> 0.907 at once, CAMUS 0.557
+        -> 0.578); two points on one arc are what the box would cut off (BUS-BRA 0.866
+        unboxed against 0.685 with the square; docs/samusa_lite2.md, "Boundary points
+        alone")."""
+        heads = self._heads(prompt)
+        unboxed = None if heads.boundary_box else self._native(prompt, previous)
+        pair = heads.role == "boundary" and len(prompt.boundary) == 2
+        uncut = self._uncut_by_points_box(prompt, unboxed, (self.box_cut or BOX_CUT_ON) if pair else None)
+        if uncut is not None:
+            return uncut
+        if pair and prompt.box is None and prompt.mask is None:
+            return self._native(prompt, previous, derive_box=True)  # fewer than 3 points: no arbitration
+        return self._arbitrate(prompt, unboxed or self._native(prompt, previous), decoder)
+
+    def _uncut_by_points_box(
+        self, prompt: FramePrompt, unboxed: encodings.Decoded | None = None, limit: float | None = None
+    ) -> encodings.Decoded | None:
         """Boundary points alone whose box (`lite.boundary_box`, their extent) cuts the
         object off: the mask decoded without that box, to be kept as it is (not
         arbitrated); None where the box does not cut it (or the rule is off).
@@ -140,8 +167,9 @@ class ClickRules:
         points"). Opt-in (`BOX_CUT_ENV`): on echocardiography the unboxed mask of spread
         points often runs past the structure, and the rule cost 5 even points there
         0.686 -> 0.658 at once, 0.712 -> 0.669 one at a time. Costs the settle passes
-        once more per boundary prompt; depends on the points alone, not their order."""
-        limit = self.box_cut
+        once more per boundary prompt; depends on the points alone, not their order.
+        `limit`: the share to test at, where the caller sets one."""
+        limit = limit or self.box_cut
         if (
             limit is None
             or len(prompt.boundary) < 2

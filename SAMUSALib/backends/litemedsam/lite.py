@@ -21,7 +21,7 @@ without the original package.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -36,6 +36,16 @@ DELTA_FORMAT = "samusa-lite-delta/1"
 TRAINED_PREFIXES = ("prompt_encoder.", "mask_decoder.")
 
 
+class Heads(NamedTuple):
+    """The trained parts that read a prompt: which set decodes it (`SAMUSALite.heads`)."""
+
+    prompt_encoder: nn.Module
+    mask_decoder: nn.Module
+    boundary_embed: nn.Embedding
+    boundary_box: bool  # boundary points (from two on) come with their extent as a box
+    role: str = "main"  # or "boundary": the heads for boundary points alone
+
+
 class SAMUSALite(LiteMedSAM):
     """LiteMedSAM with a boundary-point embedding and batched mixed prompts."""
 
@@ -43,6 +53,26 @@ class SAMUSALite(LiteMedSAM):
     boundary_box = False  # trained with the points' extent added as a box (`boundary_box`)
     settle_passes = 0  # >0: a frame's prompt is decoded from scratch, its own mask fed back this many times in all
     pretrained_box = False  # box-only prompts and box tracking through LiteMedSAM's own heads
+    boundary_heads_box = False  # the boundary heads' own `boundary_box` (`attach_boundary_heads`)
+
+    def attach_boundary_heads(self, other: "SAMUSALite") -> None:
+        """Decode boundary points given alone (no clicks, no box) with `other`'s trained
+        heads: a model trained to read them without their extent as a box
+        (`boundary_box_drop`), which reads points bunched on one arc of the border and
+        three spread points better, and region clicks worse, than the main heads
+        (docs/samusa_lite2.md, "Boundary points alone"). Not part of the saved delta."""
+        self.boundary_heads = nn.ModuleDict(
+            {"prompt_encoder": other.prompt_encoder, "mask_decoder": other.mask_decoder, "boundary_embed": other.boundary_embed}
+        ).requires_grad_(False)
+        self.boundary_heads_box = bool(other.boundary_box)
+
+    def heads(self, boundary_alone: bool = False) -> Heads:
+        """The heads that decode a prompt: the boundary heads for boundary points alone,
+        where attached; the main heads otherwise."""
+        extra = self._modules.get("boundary_heads") if boundary_alone else None
+        if extra is None:
+            return Heads(self.prompt_encoder, self.mask_decoder, self.boundary_embed, bool(self.boundary_box))
+        return Heads(extra["prompt_encoder"], extra["mask_decoder"], extra["boundary_embed"], bool(self.boundary_heads_box), "boundary")
 
     def keep_pretrained_heads(self, base: LiteMedSAM) -> None:
         """Keep LiteMedSAM's original prompt encoder and mask decoder for `decode` (box
@@ -73,15 +103,16 @@ class SAMUSALite(LiteMedSAM):
         with torch.no_grad():
             self.boundary_embed.weight.copy_((pe[2].weight + pe[3].weight) / 2)
 
-    def sparse_embeddings(self, coords: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def sparse_embeddings(self, coords: torch.Tensor, labels: torch.Tensor, heads: Heads | None = None) -> torch.Tensor:
         """(K, N, 2) model x, y and (K, N) labels in {-1, 0, 1, 2, 3, 4} -> (K, N, 256)."""
-        pe = self.prompt_encoder
+        heads = heads or self.heads()
+        pe = heads.prompt_encoder
         embedding = pe.pe_layer.forward_with_coords(coords + 0.5, pe.input_image_size)
         labels = labels.unsqueeze(-1)
         embedding = torch.where(labels == PAD_LABEL, torch.zeros_like(embedding) + pe.not_a_point_embed.weight, embedding)
         for value in range(4):
             embedding = torch.where(labels == value, embedding + pe.point_embeddings[value].weight, embedding)
-        embedding = torch.where(labels == BOUNDARY_LABEL, embedding + self.boundary_embed.weight, embedding)
+        embedding = torch.where(labels == BOUNDARY_LABEL, embedding + heads.boundary_embed.weight, embedding)
         return embedding
 
     def decode_tokens(
@@ -91,14 +122,16 @@ class SAMUSALite(LiteMedSAM):
         labels: torch.Tensor,
         masks: torch.Tensor | None = None,
         use_mask: torch.Tensor | None = None,
+        heads: Heads | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Decode K token lists. `embedding` (1 or K, 256, 64, 64); `masks` (K, 1, 256, 256)
-        logits used where `use_mask` (K,) is True (all, when None). Returns logits
-        (K, 1, 256, 256) and predicted IoU (K, 1)."""
+        logits used where `use_mask` (K,) is True (all, when None); `heads` (`heads()`)
+        the main heads when None. Returns logits (K, 1, 256, 256) and predicted IoU (K, 1)."""
         from .runtime import dense_pe, fast_decode
 
-        pe = self.prompt_encoder
-        sparse = self.sparse_embeddings(coords, labels)
+        heads = heads or self.heads()
+        pe, decoder = heads.prompt_encoder, heads.mask_decoder
+        sparse = self.sparse_embeddings(coords, labels, heads)
         count = coords.shape[0]
         dense = pe.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(count, -1, *pe.image_embedding_size)
         if masks is not None and use_mask is not None and not bool(use_mask.any()):
@@ -110,10 +143,10 @@ class SAMUSALite(LiteMedSAM):
             else:
                 dense = torch.where(use_mask.reshape(-1, 1, 1, 1), from_masks, dense)
         if embedding.shape[0] == 1:
-            fast = fast_decode(self.mask_decoder, embedding, dense_pe(pe), sparse, dense, False)
+            fast = fast_decode(decoder, embedding, dense_pe(pe), sparse, dense, False)
             if fast is not None:
                 return fast
-        logits, iou, _, _ = self.mask_decoder(
+        logits, iou, _, _ = decoder(
             image_embeddings=embedding,
             image_pe=dense_pe(pe),
             sparse_prompt_embeddings=sparse,
@@ -209,8 +242,8 @@ WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 
 
 def shipped_weights(spec) -> Path | None:
-    """The delta file a registry spec names, in SAMUSALib/weights/ (None if absent)."""
-    path = WEIGHTS_DIR / str(spec.filename)
+    """The delta file a registry spec names (or a file name), in SAMUSALib/weights/ (None if absent)."""
+    path = WEIGHTS_DIR / str(spec if isinstance(spec, str) else spec.filename)
     return path if path.is_file() else None
 
 

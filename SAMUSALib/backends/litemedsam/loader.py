@@ -15,23 +15,31 @@ from .lite import apply_delta, read_delta, shipped_weights
 from .network import CHECKPOINT_SHA256, IMAGE_SIZE, INSTALL_HINT, PACKAGE_PIN, LiteMedSAM, build_litemedsam, checkpoint_path
 
 
+def _shipped(spec, filename: str, sha256: str | None) -> Path:
+    """A shipped delta file of `spec`, hash-checked."""
+    path = shipped_weights(filename)
+    if path is None:
+        raise ModelError(f"Model {spec.id!r}: its weights file {filename} is missing from SAMUSALib/weights/; "
+                         "reinstall SAMUSA or retrain it with `samusa train configs/samusa_lite.yaml`.")
+    if sha256 is not None:
+        digest = sha256_of(path)
+        if digest != sha256:
+            raise ModelError(f"{path} is not the SAMUSA-Lite release: SHA256 expected {sha256}, actual {digest}. "
+                             "Restore it from the repository (git checkout SAMUSALib/weights).")
+    return path
+
+
 def _with_delta(spec, base: LiteMedSAM, checkpoint) -> tuple[LiteMedSAM, dict, Path]:
     """SAMUSA-Lite: the delta file (shipped, hash-checked; or a local `checkpoint`)
-    applied to the verified LiteMedSAM weights."""
-    if checkpoint is not None:
-        path = Path(checkpoint)
-    else:
-        path = shipped_weights(spec)
-        if path is None:
-            raise ModelError(f"Model {spec.id!r}: its weights file {spec.filename} is missing from SAMUSALib/weights/; "
-                             "reinstall SAMUSA or retrain it with `samusa train configs/samusa_lite.yaml`.")
-        if spec.sha256 is not None:
-            digest = sha256_of(path)
-            if digest != spec.sha256:
-                raise ModelError(f"{path} is not the SAMUSA-Lite release: SHA256 expected {spec.sha256}, actual {digest}. "
-                                 "Restore it from the repository (git checkout SAMUSALib/weights).")
+    applied to the verified LiteMedSAM weights, with the shipped boundary heads where the
+    spec names them (a local checkpoint is the whole model: no boundary heads)."""
+    path = Path(checkpoint) if checkpoint is not None else _shipped(spec, spec.filename, spec.sha256)
     payload = read_delta(path)
-    return apply_delta(base, payload), dict(payload.get("metadata") or {}), path
+    net = apply_delta(base, payload)
+    if checkpoint is None and getattr(spec, "boundary_weights", None):
+        heads = _shipped(spec, spec.boundary_weights, spec.boundary_sha256)
+        net.attach_boundary_heads(apply_delta(base, read_delta(heads)))
+    return net, dict(payload.get("metadata") or {}), path
 
 
 def load(spec, device: torch.device, checkpoint: str | os.PathLike[str] | None = None):
