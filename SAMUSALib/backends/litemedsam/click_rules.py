@@ -130,28 +130,11 @@ class ClickRules:
         """The model's mask, kept as it is when the points' box would cut it off
         (`_uncut_by_points_box`), else arbitrated (`_arbitrate`). Heads that read boundary
         points without their box decode once; boxed heads decode without the box first
-        only when the box-cut rule asks, so a cut prompt skips the boxed decode.
+        only when the box-cut rule asks, so a cut prompt skips the boxed decode."""
+        unboxed = None if self._heads(prompt).boundary_box else self._native(prompt, previous)
+        return self._uncut_by_points_box(prompt, unboxed) or self._arbitrate(prompt, unboxed or self._native(prompt, previous), decoder)
 
-        Two points alone on the boundary heads: their chord square is given as the box
-        unless the mask without it lies mostly outside that square (the box-cut test at
-        `BOX_CUT_ON`, whatever `BOX_CUT_ENV` says). Two spread points bound the object
-        only loosely, and the square helps (BUS-BRA 0.883 -> 0.907 at once, CAMUS 0.557
-        -> 0.578); two points on one arc are what the box would cut off (BUS-BRA 0.866
-        unboxed against 0.685 with the square; docs/samusa_lite2.md, "Boundary points
-        alone")."""
-        heads = self._heads(prompt)
-        unboxed = None if heads.boundary_box else self._native(prompt, previous)
-        pair = heads.role == "boundary" and len(prompt.boundary) == 2
-        uncut = self._uncut_by_points_box(prompt, unboxed, (self.box_cut or BOX_CUT_ON) if pair else None)
-        if uncut is not None:
-            return uncut
-        if pair and prompt.box is None and prompt.mask is None:
-            return self._native(prompt, previous, derive_box=True)  # fewer than 3 points: no arbitration
-        return self._arbitrate(prompt, unboxed or self._native(prompt, previous), decoder)
-
-    def _uncut_by_points_box(
-        self, prompt: FramePrompt, unboxed: encodings.Decoded | None = None, limit: float | None = None
-    ) -> encodings.Decoded | None:
+    def _uncut_by_points_box(self, prompt: FramePrompt, unboxed: encodings.Decoded | None = None) -> encodings.Decoded | None:
         """Boundary points alone whose box (`lite.boundary_box`, their extent) cuts the
         object off: the mask decoded without that box, to be kept as it is (not
         arbitrated); None where the box does not cut it (or the rule is off).
@@ -167,9 +150,8 @@ class ClickRules:
         points"). Opt-in (`BOX_CUT_ENV`): on echocardiography the unboxed mask of spread
         points often runs past the structure, and the rule cost 5 even points there
         0.686 -> 0.658 at once, 0.712 -> 0.669 one at a time. Costs the settle passes
-        once more per boundary prompt; depends on the points alone, not their order.
-        `limit`: the share to test at, where the caller sets one."""
-        limit = limit or self.box_cut
+        once more per boundary prompt; depends on the points alone, not their order."""
+        limit = self.box_cut
         if (
             limit is None
             or len(prompt.boundary) < 2

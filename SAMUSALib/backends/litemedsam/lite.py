@@ -43,7 +43,6 @@ class Heads(NamedTuple):
     mask_decoder: nn.Module
     boundary_embed: nn.Embedding
     boundary_box: bool  # boundary points (from two on) come with their extent as a box
-    role: str = "main"  # or "boundary": the heads for boundary points alone
 
 
 class SAMUSALite(LiteMedSAM):
@@ -72,7 +71,7 @@ class SAMUSALite(LiteMedSAM):
         extra = self._modules.get("boundary_heads") if boundary_alone else None
         if extra is None:
             return Heads(self.prompt_encoder, self.mask_decoder, self.boundary_embed, bool(self.boundary_box))
-        return Heads(extra["prompt_encoder"], extra["mask_decoder"], extra["boundary_embed"], bool(self.boundary_heads_box), "boundary")
+        return Heads(extra["prompt_encoder"], extra["mask_decoder"], extra["boundary_embed"], bool(self.boundary_heads_box))
 
     def keep_pretrained_heads(self, base: LiteMedSAM) -> None:
         """Keep LiteMedSAM's original prompt encoder and mask decoder for `decode` (box
