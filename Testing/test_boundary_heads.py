@@ -70,6 +70,7 @@ def test_the_boundary_heads_are_hash_checked_and_a_missing_file_is_named(tmp_pat
     path = lite.shipped_weights(spec.boundary_weights)
     assert path is not None and sha256_of(path) == spec.boundary_sha256
     assert path.stat().st_size < 12_000_000  # a delta, like the main weights
+    assert load_model("samusa-lite", device="cpu").metadata["boundary_heads"]["sha256"] == spec.boundary_sha256
     shutil.copy(lite.shipped_weights(spec), tmp_path / spec.filename)
     monkeypatch.setattr(lite, "WEIGHTS_DIR", tmp_path)
     with pytest.raises(ModelError, match=spec.boundary_weights):

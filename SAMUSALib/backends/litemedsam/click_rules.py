@@ -111,7 +111,7 @@ class ClickRules:
     ``_native``, ``_contrasts``, ``logits_to_mask``, ``low_res_logits`` and ``_shown``)."""
 
     def _read_click_settings(self) -> None:
-        self.boundary_heads = switch_setting(BOUNDARY_HEADS_ENV, "on") == "on"
+        self.use_boundary_heads = switch_setting(BOUNDARY_HEADS_ENV, "on") == "on"
         self.arbitration = switch_setting(ARBITRATION_ENV, "on") == "on"
         self.local_clicks = switch_setting(LOCAL_CLICKS_ENV, "local", ("local", "free")) == "local"
         self.region_referee = switch_setting(REGION_REFEREE_ENV, "on") == "on"
@@ -123,7 +123,7 @@ class ClickRules:
     def _heads(self, prompt: FramePrompt):
         """The heads that read `prompt` (`SAMUSALite.heads`): boundary points given alone,
         with no clicks and no box, go to the boundary heads where the model has them."""
-        alone = self.boundary_heads and len(prompt.boundary) and not len(prompt.positive) and not len(prompt.negative)
+        alone = self.use_boundary_heads and len(prompt.boundary) and not len(prompt.positive) and not len(prompt.negative)
         return self.net.heads(bool(alone and prompt.box is None))
 
     def _boundary_points(self, prompt: FramePrompt, previous: dict | None, decoder: encodings.FrameDecoder) -> encodings.Decoded:

@@ -80,6 +80,8 @@ def load(spec, device: torch.device, checkpoint: str | os.PathLike[str] | None =
         "runtime_precision": speed.get("precision"),  # OpenVINO's, per stage (runtime.stage_precision)
         "tracker": spec.tracker,
     }
+    if "boundary_heads" in net._modules:  # provenance of the second weights file
+        metadata["boundary_heads"] = {"file": spec.boundary_weights, "sha256": spec.boundary_sha256}
     if lite_meta:
         metadata.update({k: v for k, v in lite_meta.items() if k in ("steps", "validation", "data", "train_images")})
         metadata["base_model"] = "litemedsam"
