@@ -63,9 +63,11 @@ class ModelSpec:
                 f"ModelSpec {self.id!r}: unknown prompt types {sorted(unknown)}; "
                 f"allowed are {sorted(PROMPT_TYPES)}"
             )
-        for digest in (self.sha256, self.boundary_sha256):
+        for field, digest in (("sha256", self.sha256), ("boundary_sha256", self.boundary_sha256)):
             if digest is not None and not re.fullmatch(r"[0-9a-f]{64}", digest):
-                raise ValueError(f"ModelSpec {self.id!r}: sha256 must be 64 lowercase hex digits")
+                raise ValueError(f"ModelSpec {self.id!r}: {field} must be 64 lowercase hex digits")
+        if self.boundary_weights and self.boundary_sha256 is None:
+            raise ValueError(f"ModelSpec {self.id!r}: boundary_weights {self.boundary_weights!r} needs its boundary_sha256")
 
 
 def size_overrides(image_size: int) -> tuple[str, ...]:

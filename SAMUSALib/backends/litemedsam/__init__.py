@@ -86,6 +86,9 @@ def _cached_path(spec):
         from .lite import shipped_weights
 
         shipped = shipped_weights(spec)
+        heads = getattr(spec, "boundary_weights", None)
+        if heads and shipped_weights(heads) is None:  # the model does not load without its boundary heads
+            return None
         return shipped if shipped is not None and checkpoint_path() is not None else None
     return checkpoint_path()
 

@@ -19,8 +19,9 @@ def _shipped(spec, filename: str, sha256: str | None) -> Path:
     """A shipped delta file of `spec`, hash-checked."""
     path = shipped_weights(filename)
     if path is None:
-        raise ModelError(f"Model {spec.id!r}: its weights file {filename} is missing from SAMUSALib/weights/; "
-                         "reinstall SAMUSA or retrain it with `samusa train configs/samusa_lite.yaml`.")
+        role = "boundary heads' weights" if filename == getattr(spec, "boundary_weights", None) else "weights"
+        raise ModelError(f"Model {spec.id!r}: its {role} file {filename} is missing from SAMUSALib/weights/; "
+                         "reinstall SAMUSA or restore it from the repository (git checkout SAMUSALib/weights).")
     if sha256 is not None:
         digest = sha256_of(path)
         if digest != sha256:
