@@ -48,6 +48,7 @@ from .square import LetterboxSquare
 
 if TYPE_CHECKING:
     from ...state import ObjectState
+    from .lite import Heads
 
 BOUNDARY_ENV = "SAMUSA_LITEMEDSAM_BOUNDARY"
 REGION_ENV = "SAMUSA_LITEMEDSAM_REGION"
@@ -390,6 +391,12 @@ class LiteMedSAMBackend(ClickRules):
         if own > corrected:
             return encodings.Decoded(alone.logits, alone.iou, f"{alone.how} (clicks alone: stronger border)")
         return decoded
+
+    def _heads(self, prompt: FramePrompt) -> "Heads":
+        """The heads that read `prompt` (`SAMUSALite.heads`): boundary points given alone,
+        with no clicks and no box, go to the boundary heads where the model has them."""
+        alone = self.use_boundary_heads and len(prompt.boundary) and not len(prompt.positive) and not len(prompt.negative)
+        return self.net.heads(bool(alone and prompt.box is None))
 
     def _native_pass(self, prompt: FramePrompt, previous: dict | None, derive_box: bool | None = None) -> encodings.Decoded:
         from .lite import BOUNDARY_LABEL, batch_tokens, boundary_box, prompt_tokens

@@ -108,7 +108,7 @@ def outside_share(mask: np.ndarray, box) -> float:
 
 class ClickRules:
     """The click rules of `backend.LiteMedSAMBackend` (which supplies ``net``, ``letterbox``,
-    ``_native``, ``_contrasts``, ``logits_to_mask``, ``low_res_logits`` and ``_shown``)."""
+    ``_native``, ``_heads``, ``_contrasts``, ``logits_to_mask``, ``low_res_logits`` and ``_shown``)."""
 
     def _read_click_settings(self) -> None:
         self.use_boundary_heads = switch_setting(BOUNDARY_HEADS_ENV, "on") == "on"
@@ -119,12 +119,6 @@ class ClickRules:
         self.box_cut = box_cut_setting()
         self.click_heeding = switch_setting(CLICK_HEEDING_ENV, "on", ("on", "search", "off"))
         self._local_bases: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
-
-    def _heads(self, prompt: FramePrompt):
-        """The heads that read `prompt` (`SAMUSALite.heads`): boundary points given alone,
-        with no clicks and no box, go to the boundary heads where the model has them."""
-        alone = self.use_boundary_heads and len(prompt.boundary) and not len(prompt.positive) and not len(prompt.negative)
-        return self.net.heads(bool(alone and prompt.box is None))
 
     def _boundary_points(self, prompt: FramePrompt, previous: dict | None, decoder: encodings.FrameDecoder) -> encodings.Decoded:
         """The model's mask, kept as it is when the points' box would cut it off
