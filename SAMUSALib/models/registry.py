@@ -234,9 +234,10 @@ REGISTRY["samusa-lite"] = dataclasses.replace(
     filename="samusa_lite2.pt",
     size_bytes=8_180_059,
     # boundary points alone: heads trained further to read them without their extent as a
-    # box (samusa train configs/samusa_lite2_unboxed.yaml; docs/samusa_lite2.md)
+    # box (samusa train configs/samusa_lite2_unboxed.yaml, then
+    # configs/samusa_lite2_boundary_heads.yaml; docs/samusa_lite2.md)
     boundary_weights="samusa_lite2_boundary.pt",
-    boundary_sha256="2b2744f917728c37fdf87055122dd135eb97dc232d599b9f93d26af55269f9b8",
+    boundary_sha256="5ddc950150377c4cd7e2a4e0a60b3efd24cc362ced017c75660cf815566ab03c",
     description=(
         "SAMUSA-Lite 2: SAMUSA-Lite trained for clicks given one at a time or all at once, in any "
         "order and spacing, a little off the border; its mask depends on the clicks alone, not their "

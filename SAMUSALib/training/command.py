@@ -37,6 +37,9 @@ def read_config(path: str | Path, overrides: list[str] = ()) -> dict:
         if isinstance(values.get(key), list):
             values[key] = [v if str(v).startswith("phantom") or Path(v).is_absolute() or Path(v).exists() else str((base / v).resolve())
                            for v in values[key]]
+    init = values.get("init")  # a weights file (not a model id) too, unless it is found from here
+    if isinstance(init, str) and init.endswith(".pt") and not Path(init).is_absolute() and not Path(init).exists():
+        values["init"] = str((base / init).resolve())
     for key in ("out", "cache"):  # so are the output and cache folders
         if isinstance(values.get(key), str) and not Path(values[key]).is_absolute():
             values[key] = str((base / values[key]).resolve())
