@@ -5,6 +5,7 @@ of issue 16 that lives in the Widget has a test here that fails on the code befo
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 from pathlib import Path
 from unittest import mock
 
@@ -199,7 +200,7 @@ def _corner(node, ras) -> None:
     node.AddControlPointWorld(vtk.vtkVector3d(*map(float, ras)))
 
 
-def test_a_box_is_drawn_as_an_roi_resized_refused_off_the_image_and_cleared(app):
+def test_a_box_is_drawn_as_an_roi_resized_refused_off_the_image_and_cleared(app, caplog):
     """Issue 16 item 4: the box tool draws a markups ROI (a rectangle) on the frame shown;
     its extent in IJK is the frame's box prompt; resizing it segments that frame again; an
     ROI that misses the image is removed with a status message; clearing removes it."""
@@ -228,7 +229,11 @@ def test_a_box_is_drawn_as_an_roi_resized_refused_off_the_image_and_cleared(app)
     p = widget._parameterNode
     logic = widget.logic
     _, engine = logic.segmenter.session(p.inputNode, model="test-tiny", device="cpu")
-    obj = logic.segmenter._objects[(p.segmentation.GetID(), p.segmentID)]
+    key = (p.segmentation.GetID(), p.segmentID)
+    # (failed once in a loaded CI run, undiagnosed: say what the panel showed and logged)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert key in logic.segmenter._objects, (widget.ui.statusLabel.text, errors)
+    obj = logic.segmenter._objects[key]
     assert engine.objects[obj].prompts[2].box == pytest.approx((9.0, 7.0, 23.0, 17.0))
     target = logic.target(p.inputNode, p.segmentation)
     np.testing.assert_array_equal(target.read(p.segmentID, [2])[2], engine.mask(obj, 2))
