@@ -34,7 +34,9 @@ def small_encoder():
     """A 64 px TinyViT encoder with random weights and non-trivial batch-norm statistics
     (a freshly built one has mean 0, variance 1: folding it would prove nothing)."""
     generator = torch.Generator().manual_seed(0)
-    encoder = TinyViTEncoder(img_size=64).eval()
+    with torch.random.fork_rng():  # its layers' random weights too: not whatever ran before in this worker
+        torch.manual_seed(0)
+        encoder = TinyViTEncoder(img_size=64).eval()
     with torch.no_grad():
         for module in encoder.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
@@ -89,8 +91,8 @@ def test_split_attention_gives_the_fused_projection_s_output(small_encoder):
     for module in wrong.modules():
         if isinstance(module, runtime.SplitWindowAttention):
             module.q, module.k = module.k, module.q
-    with torch.no_grad():
-        assert not torch.allclose(wrong(image), reference, atol=1e-2 * scale)
+    with torch.no_grad():  # the fixture's encoder: off by 1.15 % of the scale, the split by 0
+        assert not torch.allclose(wrong(image), reference, atol=1e-3 * scale)
 
 
 @pytest.mark.parametrize("rows", [2, 6, 16, 64])
