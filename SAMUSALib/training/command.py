@@ -33,13 +33,15 @@ def read_config(path: str | Path, overrides: list[str] = ()) -> dict:
     if not isinstance(values, dict):
         raise InputError(f"{path} must hold a mapping of options (model:, train:, ...)")
     base = path.resolve().parent
-    for key in ("train", "validate"):  # relative data paths are relative to the config file
+
+    def beside_config(value) -> str:  # found from here, else relative to the config file
+        return value if Path(value).is_absolute() or Path(value).exists() else str((base / value).resolve())
+
+    for key in ("train", "validate"):  # data paths
         if isinstance(values.get(key), list):
-            values[key] = [v if str(v).startswith("phantom") or Path(v).is_absolute() or Path(v).exists() else str((base / v).resolve())
-                           for v in values[key]]
-    init = values.get("init")  # a weights file (not a model id) too, unless it is found from here
-    if isinstance(init, str) and init.endswith(".pt") and not Path(init).is_absolute() and not Path(init).exists():
-        values["init"] = str((base / init).resolve())
+            values[key] = [v if str(v).startswith("phantom") else beside_config(v) for v in values[key]]
+    if isinstance(values.get("init"), str) and values["init"].endswith(".pt"):  # a weights file, not a model id
+        values["init"] = beside_config(values["init"])
     for key in ("out", "cache"):  # so are the output and cache folders
         if isinstance(values.get(key), str) and not Path(values[key]).is_absolute():
             values[key] = str((base / values[key]).resolve())
