@@ -7,6 +7,8 @@ the bundled carotid cine (CC BY 4.0), written as an image/mask folder like the s
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 
 import numpy as np
@@ -302,10 +304,16 @@ def test_a_settling_model_decodes_its_own_mask_back_and_says_so_in_its_weights(b
         second, _ = net.decode_tokens(embedding, coords, labels, first)
     torch.testing.assert_close(settled_logits(net, embedding, [state], 2), second, rtol=1e-4, atol=1e-4)
 
+    config_file = tmp_path / "configs" / "heads.yaml"  # as `samusa train` passes it: paths saved relative to it
     config = _config(folder, tmp_path, steps=1, settle=1.0, settle_passes=3, no_history=0.3, layouts={"even": 1.0},
                      jitter=1.0, augmented_copies=1, init="samusa-lite-1", boundary_box=True, boundary_box_drop=0.5,
-                     inference={"boundary_box": False})
+                     inference={"boundary_box": False}, weights_id="samusa-lite-heads-try", role="a test's heads",
+                     config_file=str(config_file))
     result = train_lite(config, progress=lambda message: None)
+    saved = read_delta(result["weights"])["metadata"]  # what ships: the release's name, no machine's folders
+    assert (saved["id"], saved["role"], saved["config_file"]) == ("samusa-lite-heads-try", "a test's heads", str(config_file))
+    assert saved["config"]["out"] == "../run" and saved["config"]["init"] == "samusa-lite-1"
+    assert saved["data"] == saved["config"]["train"] == [os.path.relpath(folder, config_file.parent)]
     assert result["metadata"]["settle_passes"] == 3
     assert result["metadata"]["train_images"] > 4  # the four frames and their augmented copies
     loaded = load_model(result["weights"]).sam

@@ -63,6 +63,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if model in LITE_MODELS:
         from .lite import LiteTrainConfig, train_lite
 
+        values.setdefault("config_file", str(args.config))  # the saved weights say how they were made
         result = train_lite(LiteTrainConfig.from_dict(values), progress=_say)
         if _main_process():
             print(f"SAMUSA-Lite weights: {result['weights']}  (use: samusa segment --model {result['weights']} ...)")

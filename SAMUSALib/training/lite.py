@@ -13,6 +13,7 @@ starting point; the box prompt is kept in the mix so that it does not regress.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -75,6 +76,10 @@ class LiteTrainConfig:
     threads: int | None = None
     time_limit_minutes: float | None = None
     resume: bool = True
+    # What the saved weights call themselves (a release's metadata, written by training, not by hand):
+    weights_id: str = "samusa-lite"  # their id (the boundary heads: samusa-lite-boundary-heads)
+    role: str | None = None  # what they are for, for whoever loads them
+    config_file: str | None = None  # set by `samusa train`: paths are saved relative to its folder
 
     def loss_config(self) -> BoundaryLossConfig:
         return BoundaryLossConfig(**self.boundary_loss)
@@ -520,7 +525,7 @@ def train_lite(config: LiteTrainConfig, progress: Callable[[str], None] = print)
     net.eval()
     steps_done = len(history)
     metadata = {
-        "id": "samusa-lite", "family": "litemedsam", "base_model": "litemedsam", "image_size": 256,
+        "id": config.weights_id, "family": "litemedsam", "base_model": "litemedsam", "image_size": 256,
         "prompt_types": ["boundary", "region", "box"], "boundary_native": True,
         "boundary_box": bool(config.boundary_box), "pretrained_box": bool(config.pretrained_box),
         "settle_passes": int(config.settle_passes) if config.settle > 0 else 0,
@@ -529,6 +534,10 @@ def train_lite(config: LiteTrainConfig, progress: Callable[[str], None] = print)
         "seconds_per_step": round(float(np.mean([r["seconds"] for r in history])), 3) if history else None,
         **dict(config.inference),
     }
+    if config.role:
+        metadata["role"] = config.role
+    if config.config_file:
+        metadata = _portable_paths(metadata, Path(config.config_file))
     weights = out / "samusa_lite.pt"
     if context.is_main:
         save_delta(weights, net, base, metadata)
@@ -539,6 +548,25 @@ def train_lite(config: LiteTrainConfig, progress: Callable[[str], None] = print)
     dist.barrier(context)
     dist.stop(context)
     return {"weights": str(weights), "history": history, "validations": validations, "metadata": metadata}
+
+
+def _portable_paths(metadata: dict, config_file: Path) -> dict:
+    """The metadata with its paths (data, output, cache, init weights) written relative to
+    the config file's folder, as the config names them, and the config file as `samusa
+    train` was given it: weights meant to ship then carry no machine's folders and say
+    how they were made."""
+    folder = config_file.resolve().parent
+
+    def relative(value):
+        if not isinstance(value, str) or value.startswith("phantom") or not Path(value).is_absolute():
+            return value
+        return Path(os.path.relpath(value, folder)).as_posix()
+
+    config = dict(metadata["config"])
+    config["train"] = [relative(v) for v in config["train"]]
+    for key in ("out", "cache", "init"):
+        config[key] = relative(config.get(key))
+    return {**metadata, "data": [relative(v) for v in metadata["data"]], "config": config, "config_file": str(config_file)}
 
 
 def _quiet(message: str) -> None:
