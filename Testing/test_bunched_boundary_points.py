@@ -1,8 +1,9 @@
 """Boundary points bunched on one side of the border.
 
-By default (`ClickRules._fit_is_a_sliver`): the boundary heads' mask is kept when
-LiteMedSAM's fit of the points, which arbitration would otherwise blend in or prefer, is
-a sliver of it with the weaker border.
+By default (`ClickRules._fit_falls_short`): the boundary heads' mask is kept when
+LiteMedSAM's fit of the points, which arbitration would otherwise blend in or prefer,
+falls short of it (small, or a part of it where the two would be blended) with the
+weaker border.
 
 Opt-in with SAMUSA_BOUNDARY_BOX_CUT=on (`ClickRules._uncut_by_points_box`): their extent, the box a SAMUSA-Lite 2 model is
 given with them, is a sliver of the object; the mask decoded without it is kept when that
@@ -97,14 +98,14 @@ def test_three_bunched_points_are_not_cut_down_to_the_fit_of_their_chord(monkeyp
                 patch.setattr(click_rules, "PART_SHARE", 0.0)
                 before.append(dice(_segment(model, image, points)[0], reference))
             _, even_how = _segment(model, image, boundary_layout(reference, 5, "even", np.random.default_rng(index)))
-            spread.append("a part of it" in even_how)
+            spread.append("falls short" in even_how)
     assert np.mean(kept) > np.mean(before) + 0.08, (np.mean(kept), np.mean(before))
     assert np.mean(kept) > np.mean(box) + 0.3, (np.mean(kept), np.mean(box))
     assert np.mean(kept) > np.mean(two) - 0.05, (np.mean(kept), np.mean(two))
     assert not any(spread), spread
 
 
-def test_the_fit_counts_as_a_part_only_when_small_or_within_and_weaker_bordered():
+def test_the_fit_falls_short_only_when_small_or_within_and_weaker_bordered():
     """Made-up frame: a bright disc on a dark background, the model's mask. A fit that is
     a strip of it (no edge along its cut) is a part: a sliver (under a fifth of the disc)
     always, a larger strip (under half, inside it) only where the two would be blended.
@@ -128,14 +129,25 @@ def test_the_fit_counts_as_a_part_only_when_small_or_within_and_weaker_bordered(
     assert sliver.sum() < click_rules.SLIVER_SHARE * disc.sum() < half.sum() < click_rules.PART_SHARE * disc.sum()
     assert click_rules.SLIVER_SHARE * disc.sum() < outside.sum() < click_rules.PART_SHARE * disc.sum()
     for blend in (False, True):
-        assert rules._fit_is_a_part(0, np.stack([disc, sliver]), blend)
-        assert not rules._fit_is_a_part(0, np.stack([disc, disc & (yy < 40)]), blend)  # not small
-    assert rules._fit_is_a_part(0, np.stack([disc, half]), blend=True)
-    assert not rules._fit_is_a_part(0, np.stack([disc, half]), blend=False)
-    assert not rules._fit_is_a_part(0, np.stack([disc, outside]), blend=True)  # not within
+        assert rules._fit_falls_short(0, np.stack([disc, sliver]), blend)
+        assert not rules._fit_falls_short(0, np.stack([disc, disc & (yy < 40)]), blend)  # not small
+    assert rules._fit_falls_short(0, np.stack([disc, half]), blend=True)
+    assert not rules._fit_falls_short(0, np.stack([disc, half]), blend=False)
+    assert not rules._fit_falls_short(0, np.stack([disc, outside]), blend=True)  # not within
     spot = (yy - 32) ** 2 + (xx - 32) ** 2 < 6**2
     image[spot] = 3.0  # the spot now has the stronger border, inside a leaking mask
-    assert not rules._fit_is_a_part(0, np.stack([disc, spot]), blend=True)
+    assert not rules._fit_falls_short(0, np.stack([disc, spot]), blend=True)
+
+    class Given(click_rules.ClickRules):  # border contrasts as given: the margin itself
+        def __init__(self, contrasts):
+            self.contrasts = contrasts
+
+        def _contrasts(self, frame, masks):
+            return self.contrasts
+
+    margin = click_rules.PART_BORDER_MARGIN
+    assert Given([0.5, 0.5 - 1.5 * margin])._fit_falls_short(0, np.stack([disc, sliver]), blend=True)
+    assert not Given([0.5, 0.5 - 0.5 * margin])._fit_falls_short(0, np.stack([disc, sliver]), blend=True)
 
 
 def test_the_share_outside_the_box_and_its_setting():

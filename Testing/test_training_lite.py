@@ -311,7 +311,7 @@ def test_a_settling_model_decodes_its_own_mask_back_and_says_so_in_its_weights(b
                      config_file=str(config_file))
     result = train_lite(config, progress=lambda message: None)
     saved = read_delta(result["weights"])["metadata"]  # what ships: the release's name, no machine's folders
-    assert (saved["id"], saved["role"], saved["config_file"]) == ("samusa-lite-heads-try", "a test's heads", str(config_file))
+    assert (saved["id"], saved["role"], saved["config_file"]) == ("samusa-lite-heads-try", "a test's heads", "heads.yaml")
     assert saved["config"]["out"] == "../run" and saved["config"]["init"] == "samusa-lite-1"
     assert saved["data"] == saved["config"]["train"] == [os.path.relpath(folder, config_file.parent)]
     assert result["metadata"]["settle_passes"] == 3

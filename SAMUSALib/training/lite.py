@@ -552,21 +552,23 @@ def train_lite(config: LiteTrainConfig, progress: Callable[[str], None] = print)
 
 def _portable_paths(metadata: dict, config_file: Path) -> dict:
     """The metadata with its paths (data, output, cache, init weights) written relative to
-    the config file's folder, as the config names them, and the config file as `samusa
-    train` was given it: weights meant to ship then carry no machine's folders and say
-    how they were made."""
+    the config file's folder, as the config names them, and the config file relative to
+    where `samusa train` ran (its name alone if it lies elsewhere): weights meant to ship
+    then carry no machine's folders and say how they were made."""
     folder = config_file.resolve().parent
 
-    def relative(value):
-        if not isinstance(value, str) or value.startswith("phantom") or not Path(value).is_absolute():
+    def relative(value):  # model ids and phantoms stay as they are; paths found here are resolved first
+        if not isinstance(value, str) or value.startswith("phantom") or not (Path(value).is_absolute() or Path(value).exists()):
             return value
-        return Path(os.path.relpath(value, folder)).as_posix()
+        return Path(os.path.relpath(Path(value).resolve(), folder)).as_posix()
 
     config = dict(metadata["config"])
     config["train"] = [relative(v) for v in config["train"]]
     for key in ("out", "cache", "init"):
         config[key] = relative(config.get(key))
-    return {**metadata, "data": [relative(v) for v in metadata["data"]], "config": config, "config_file": str(config_file)}
+    named = config_file.resolve()  # where `samusa train` ran from, when the config is under it (the repository)
+    config["config_file"] = named.relative_to(Path.cwd()).as_posix() if named.is_relative_to(Path.cwd()) else config_file.name
+    return {**metadata, "data": [relative(v) for v in metadata["data"]], "config": config, "config_file": config["config_file"]}
 
 
 def _quiet(message: str) -> None:

@@ -8,7 +8,7 @@ the same mask as the same clicks one by one:
 - `_uncut_by_points_box` (opt-in): boundary points bunched on one side, decoded without
   the box their extent gives when that box cuts the object off;
 - `_arbitrate`: boundary points, the model against LiteMedSAM's ``fit`` encoding, unless
-  the fit is a part of the model's mask (`_fit_is_a_part`, points bunched on one arc);
+  the fit falls short of the model's mask (`_fit_falls_short`, points bunched on one arc);
 - `_referee_region`: region clicks, the model against LiteMedSAM's ``search`` encoding;
 - `_local_to_clicks`: corrective clicks change the mask they correct only where they are,
   then `_heed_clicks` and `_cut_ignored` answer clicks the mask still contradicts.
@@ -54,8 +54,8 @@ LOCAL_BASES_KEPT = 8
 #: distance to the points), neither is clearly nearer: their mean logits are kept, a
 #: two-model ensemble (docs/samusa_lite2.md, "Blending close candidates").
 ARBITRATION_BLEND_PX = 2.0
-#: Arbitration keeps the model's mask, untouched by LiteMedSAM's fit, when the fit is a
-#: part of it with a border weaker by `PART_BORDER_MARGIN` (`_fit_is_a_part`): whatever
+#: Arbitration keeps the model's mask, untouched by LiteMedSAM's fit, when the fit falls
+#: short of it with a border weaker by `PART_BORDER_MARGIN` (`_fit_falls_short`): whatever
 #: the points say, when the fit covers under `SLIVER_SHARE` of the model's mask's area;
 #: instead of blending the two, when it covers under `PART_SHARE` and lies at least
 #: `PART_WITHIN` inside the model's mask.
@@ -182,8 +182,10 @@ class ClickRules:
         Why: SAMUSA-Lite 2 reads boundary points well on the breast and carotid data it was
         trained on, but on echocardiography (CAMUS, never trained on) its mask can miss
         the clicked border where the pretrained box model, fitted to the points, follows it
-        (boundary@5 0.64 alone, 0.71 arbitrated; docs/samusa_lite2.md). Both candidates
-        depend on the points alone, so the result stays independent of click order.
+        (boundary@5 0.64 alone, 0.71 arbitrated; docs/samusa_lite2.md). Except where the
+        fit falls short of the model's mask (`_fit_falls_short`: points bunched on one arc),
+        which is then kept. Both candidates depend on the points alone, so the result stays
+        independent of click order.
         """
         if (
             not self.arbitration
@@ -198,8 +200,8 @@ class ClickRules:
         masks = decoder.masks(torch.cat([decoded.logits[0], fit.logits[0]]))
         own, fitted = encodings.contour_distances(masks, np.asarray(prompt.boundary, dtype=float))
         blend = abs(fitted - own) < ARBITRATION_BLEND_PX
-        if (blend or fitted < own) and self._fit_is_a_part(prompt.frame, masks, blend):
-            return encodings.Decoded(decoded.logits, decoded.iou, f"{decoded.how} (the fit a part of it)")
+        if (blend or fitted < own) and self._fit_falls_short(prompt.frame, masks, blend):
+            return encodings.Decoded(decoded.logits, decoded.iou, f"{decoded.how} (the fit falls short)")
         if blend:
             logits = (decoded.logits.float() + fit.logits.float()) / 2
             return encodings.Decoded(logits, (decoded.iou + fit.iou) / 2, f"{decoded.how} + {fit.how} (blended)")
@@ -207,25 +209,27 @@ class ClickRules:
             return encodings.Decoded(fit.logits, fit.iou, f"{fit.how} (arbitrated)")
         return decoded
 
-    def _fit_is_a_part(self, frame: int, masks: np.ndarray, blend: bool) -> bool:
-        """Whether LiteMedSAM's fit (``masks[1]``) is a part of the model's mask
-        (``masks[0]``) with the weaker border: under `SLIVER_SHARE` of its area, or, where
-        the two would be blended (`blend`), under `PART_SHARE` of it and at least
-        `PART_WITHIN` inside it; and its border contrast below the model's by
-        `PART_BORDER_MARGIN`.
+    def _fit_falls_short(self, frame: int, masks: np.ndarray, blend: bool) -> bool:
+        """Whether LiteMedSAM's fit (``masks[1]``) falls short of the model's mask
+        (``masks[0]``): its border contrast below the model's by `PART_BORDER_MARGIN`, and
+        either under `SLIVER_SHARE` of the model's area (wherever it lies), or, where the
+        two would be blended (`blend`), under `PART_SHARE` of it and at least
+        `PART_WITHIN` inside it.
 
         Why: the fit's boxes are the points' extent and squares on their chord. Points
         bunched on one arc of the border span a part of the object, and the fit stops at
-        their chord, where the image has no edge; its contour still passes through the
-        points, so it won, or was blended in (averaging the logits of a part and the whole
-        gives about the part), and three bunched points at once fell below two (BUS-BRA
-        0.873 -> 0.631). A leaking model mask also dwarfs the fit, but there the fit is a
-        whole structure with its own border. Recorded per prompt on the 30 / 39 / 48
-        BUS-BRA / carotid / CAMUS images at k = 3..5 and replayed: bunched points gain
-        0.19 / 0.21 / 0.16, and no prompt with points spread evenly (at once or one at a
-        time) or furthest-first changes; a sliver share of 0.3 cost CAMUS spread points
-        0.005, where a leaking mask can have the stronger border too (docs/samusa_lite2.md,
-        "The fit of bunched points"). Depends on the points alone, not their order."""
+        their chord, where the image has no edge, or spills past the arc; its contour
+        still passes through the points, so it won, or was blended in (averaging the
+        logits of a part and the whole gives about the part), and three bunched points at
+        once fell below two (BUS-BRA 0.873 -> 0.631). A leaking model mask also dwarfs the
+        fit, but there the fit is a whole structure with its own border. Recorded per
+        prompt on the 30 / 39 / 48 BUS-BRA / carotid / CAMUS images at k = 3..5 and
+        replayed: bunched points gain 0.19 / 0.21 / 0.16, and no prompt with points spread
+        evenly (at once or one at a time) or furthest-first changes; a sliver share of 0.3
+        cost CAMUS spread points 0.005, where a leaking mask can have the stronger border
+        too, and asking slivers to lie inside the model's mask too gave back 0.03 / 0.07 /
+        0.10 of the gain (docs/samusa_lite2.md, "The fit of bunched points kept out of the model's
+        mask"). Depends on the points alone, not their order."""
         own, fit = masks
         own_area, fit_area = int(own.sum()), int(fit.sum())
         sliver = fit_area < SLIVER_SHARE * own_area
