@@ -6,8 +6,8 @@ falls short of it (small, or a part of it where the two would be blended) with t
 weaker border.
 
 Opt-in with SAMUSA_BOUNDARY_BOX_CUT=on (`ClickRules._uncut_by_points_box`): their
-extent, the box a SAMUSA-Lite 2 model's main heads are given with them, is a sliver of the object; the mask decoded without it is kept when that
-mask lies mostly outside it.
+extent, the box a SAMUSA-Lite 2 model's main heads are given with them, is a sliver of
+the object; the mask decoded without it is kept when that mask lies mostly outside it.
 
 The user's view: three clicks on the near wall of a lesion give the lesion, not the
 strip between the clicks. Thresholds are below what was measured, with room for CPU
