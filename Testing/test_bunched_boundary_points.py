@@ -42,6 +42,18 @@ def _segment(model, image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, 
     return mask, session.objects[1].output(0)["how"]
 
 
+def _bunched_lesions():
+    """(image, reference, 3 points bunched on one arc of 15-50 % of its border, the dice
+    of those points' filled box): the first BUS-BRA images, the same for every test."""
+    for index, case in enumerate(load_cases(require_shared_data("busbra"), "image")[:IMAGES]):
+        image, reference = case.array[0], case.references[1][0]
+        points = boundary_layout(reference, 3, "clustered", np.random.default_rng(index))
+        filled = np.zeros_like(reference)
+        (x0, y0), (x1, y1) = np.round(points.min(axis=0)).astype(int), np.round(points.max(axis=0)).astype(int)
+        filled[y0 : y1 + 1, x0 : x1 + 1] = True
+        yield index, image, reference, points, dice(filled, reference)
+
+
 def test_boundary_points_bunched_on_one_side_give_the_lesion_not_the_strip_between_them(monkeypatch):
     """BUS-BRA, 10 images, 3 boundary points on one arc of 15-50 % of the border, at once.
     Baselines in the same test: the filled box of the points (what the cut mask is
@@ -49,20 +61,14 @@ def test_boundary_points_bunched_on_one_side_give_the_lesion_not_the_strip_betwe
     rule, 0.638 off (0.812 and 0.605 before `_fit_falls_short` joined arbitration), the
     filled box 0.240. Points spread evenly round the same lesions never trigger it."""
     model = load_model("samusa-lite", device="cpu")
-    cases = load_cases(require_shared_data("busbra"), "image")[:IMAGES]
     kept, off, box, spread = [], [], [], []
     monkeypatch.setenv("SAMUSA_BOUNDARY_HEADS", "off")  # the rule on the main heads (the boundary heads: test_boundary_heads.py)
     monkeypatch.setenv("SAMUSA_BOUNDARY_BOX_CUT", "on")
     with shared_embeddings():
-        for index, case in enumerate(cases):
-            image, reference = case.array[0], case.references[1][0]
-            points = boundary_layout(reference, 3, "clustered", np.random.default_rng(index))
+        for index, image, reference, points, filled_dice in _bunched_lesions():
             mask, how = _segment(model, image, points)
             kept.append(dice(mask, reference))
-            filled = np.zeros_like(reference)
-            (x0, y0), (x1, y1) = np.round(points.min(axis=0)).astype(int), np.round(points.max(axis=0)).astype(int)
-            filled[y0 : y1 + 1, x0 : x1 + 1] = True
-            box.append(dice(filled, reference))
+            box.append(filled_dice)
             monkeypatch.setenv("SAMUSA_BOUNDARY_BOX_CUT", "off")
             off.append(dice(_segment(model, image, points)[0], reference))
             monkeypatch.setenv("SAMUSA_BOUNDARY_BOX_CUT", "on")
@@ -81,19 +87,12 @@ def test_three_bunched_points_are_not_cut_down_to_the_fit_of_their_chord(monkeyp
     without, two points 0.871, the filled box 0.240. Points spread evenly round the same
     lesions never trigger the rule."""
     model = load_model("samusa-lite", device="cpu")
-    cases = load_cases(require_shared_data("busbra"), "image")[:IMAGES]
     kept, before, box, two, spread = [], [], [], [], []
     with shared_embeddings():
-        for index, case in enumerate(cases):
-            image, reference = case.array[0], case.references[1][0]
-            points = boundary_layout(reference, 3, "clustered", np.random.default_rng(index))
-            mask, how = _segment(model, image, points)
-            kept.append(dice(mask, reference))
+        for index, image, reference, points, filled_dice in _bunched_lesions():
+            kept.append(dice(_segment(model, image, points)[0], reference))
             two.append(dice(_segment(model, image, points[[0, 2]])[0], reference))
-            filled = np.zeros_like(reference)
-            (x0, y0), (x1, y1) = np.round(points.min(axis=0)).astype(int), np.round(points.max(axis=0)).astype(int)
-            filled[y0 : y1 + 1, x0 : x1 + 1] = True
-            box.append(dice(filled, reference))
+            box.append(filled_dice)
             with monkeypatch.context() as patch:
                 patch.setattr(click_rules, "SLIVER_SHARE", 0.0)
                 patch.setattr(click_rules, "PART_SHARE", 0.0)

@@ -568,7 +568,7 @@ def _portable_paths(metadata: dict, config_file: Path) -> dict:
         config[key] = relative(config.get(key))
     named = config_file.resolve()  # where `samusa train` ran from, when the config is under it (the repository)
     config["config_file"] = named.relative_to(Path.cwd()).as_posix() if named.is_relative_to(Path.cwd()) else config_file.name
-    return {**metadata, "data": [relative(v) for v in metadata["data"]], "config": config, "config_file": config["config_file"]}
+    return {**metadata, "data": config["train"], "config": config, "config_file": config["config_file"]}
 
 
 def _quiet(message: str) -> None:
