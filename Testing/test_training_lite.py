@@ -320,3 +320,23 @@ def test_a_settling_model_decodes_its_own_mask_back_and_says_so_in_its_weights(b
     assert loaded.settle_passes == 3
     assert not loaded.boundary_box  # trained with and without the box, decoded as `inference:` says
     assert load_model("samusa-lite-1").sam.settle_passes == 0  # SAMUSA-Lite 1 keeps its history
+
+
+def test_weights_trained_on_another_drive_keep_the_data_path_whole(tmp_path, monkeypatch):
+    """On Windows a data folder on another drive than the config has no relative path
+    (`os.path.relpath` raises): the metadata keeps it absolute instead of failing the run
+    at its very end, after the training time is spent."""
+    import SAMUSALib.training.lite as lite_training
+
+    data = tmp_path / "data"
+    data.mkdir()
+    config_file = tmp_path / "configs" / "heads.yaml"
+
+    def other_drive(path, start=None):
+        raise ValueError("path is on mount 'D:', start on mount 'C:'")
+
+    monkeypatch.setattr(lite_training.os.path, "relpath", other_drive)
+    metadata = {"config": {"train": [str(data)], "out": str(tmp_path / "run"), "cache": None, "init": "samusa-lite"}}
+    saved = lite_training._portable_paths(metadata, config_file)
+    assert saved["data"] == [data.resolve().as_posix()]
+    assert saved["config"]["out"] == (tmp_path / "run").resolve().as_posix() and saved["config"]["init"] == "samusa-lite"

@@ -560,7 +560,10 @@ def _portable_paths(metadata: dict, config_file: Path) -> dict:
     def relative(value):  # model ids and phantoms stay as they are; paths found here are resolved first
         if not isinstance(value, str) or value.startswith("phantom") or not (Path(value).is_absolute() or Path(value).exists()):
             return value
-        return Path(os.path.relpath(Path(value).resolve(), folder)).as_posix()
+        try:
+            return Path(os.path.relpath(Path(value).resolve(), folder)).as_posix()
+        except ValueError:  # on another drive (Windows): no relative path exists
+            return Path(value).resolve().as_posix()
 
     config = dict(metadata["config"])
     config["train"] = [relative(v) for v in config["train"]]
