@@ -130,13 +130,20 @@ def test_four_bunched_points_keep_the_lesion_where_none_holds_the_fit_s_far_side
 
 
 def test_points_on_one_side_of_a_mask_are_told_from_points_round_it():
-    yy, xx = np.mgrid[:64, :64]
-    disc = (yy - 32) ** 2 + (xx - 32) ** 2 < 20**2
-    angles = np.radians([50, 80, 110, 140])  # an arc of 90 degrees of its border
-    arc = np.stack([32 + 20 * np.cos(angles), 32 - 20 * np.sin(angles)], axis=1)
-    around = np.array([[52, 32], [32, 12], [12, 32], [32, 52]], float)
+    """Points on a quarter of a disc's border lie on one side of it, points at its four
+    compass points do not. The disc is off the frame's centre and the frame not square,
+    so mixing up rows and columns fails."""
+    yy, xx = np.mgrid[:48, :96]
+    cx, cy, radius = 56, 24, 16
+    disc = (yy - cy) ** 2 + (xx - cx) ** 2 < radius**2
+    angles = np.radians([50, 80, 110, 140])  # an arc of 90 degrees of its border, on top
+    arc = np.stack([cx + radius * np.cos(angles), cy - radius * np.sin(angles)], axis=1)
+    around = np.array([[cx + radius, cy], [cx, cy - radius], [cx - radius, cy], [cx, cy + radius]], float)
     assert click_rules.on_one_side(arc, disc)
     assert not click_rules.on_one_side(around, disc)
+    centre = np.array([[cx, cy]], float)  # a point on the centroid has no side
+    assert click_rules.on_one_side(np.concatenate([arc, centre]), disc)
+    assert not click_rules.on_one_side(np.concatenate([around, centre]), disc)
     assert not click_rules.on_one_side(arc, np.zeros_like(disc))  # no mask: nothing to be beside
     assert not click_rules.on_one_side(arc[:1], disc)
 

@@ -554,7 +554,8 @@ def _portable_paths(metadata: dict, config_file: Path) -> dict:
     """The metadata with its paths (data, output, cache, init weights) written relative to
     the config file's folder, as the config names them, and the config file relative to
     where `samusa train` ran (its name alone if it lies elsewhere): weights meant to ship
-    then carry no machine's folders and say how they were made."""
+    then carry no machine's folders and say how they were made. A path with no relative
+    form (another drive, on Windows) stays absolute rather than failing a finished run."""
     folder = config_file.resolve().parent
 
     def relative(value):  # model ids and phantoms stay as they are; paths found here are resolved first

@@ -110,12 +110,17 @@ def box_cut_setting() -> float | None:
 def on_one_side(points: np.ndarray, mask: np.ndarray) -> bool:
     """Whether the points (x, y) all lie in one half-plane through the mask's centroid:
     seen from it, the largest angle between neighbouring points exceeds 180 degrees, so
-    nothing the user clicked holds the mask's far side."""
+    nothing the user clicked holds the mask's far side. A point within a pixel of the
+    centroid has no direction and is left out."""
     points = np.asarray(points, dtype=float).reshape(-1, 2)
-    if len(points) < 2 or not mask.any():
+    if not mask.any():
         return False
     rows, cols = np.nonzero(mask)
-    angles = np.sort(np.arctan2(points[:, 1] - rows.mean(), points[:, 0] - cols.mean()) % (2 * np.pi))
+    dx, dy = points[:, 0] - cols.mean(), points[:, 1] - rows.mean()
+    away = np.hypot(dx, dy) >= 1.0
+    if away.sum() < 2:
+        return False
+    angles = np.sort(np.arctan2(dy[away], dx[away]) % (2 * np.pi))
     gaps = np.diff(np.append(angles, angles[0] + 2 * np.pi))
     return bool(gaps.max() > np.pi)
 
