@@ -88,11 +88,21 @@ class IntensityWindow:
         return np.clip(out, 0.0, 1.0, out=out)
 
 
+def _eight_bit_values(sample: np.ndarray) -> bool:
+    """Whether sampled values are 8-bit display values kept in a wider type (whole numbers
+    in 0..255, not only 0 and 1): an 8-bit image saved as float or short. Windowing those
+    by percentiles would stretch an image the model sees unstretched as 8 bits, and the
+    same pixels gave another mask (BUS-BRA, four bunched boundary points: Dice 0.954 as
+    8 bits, 0.307 as float32)."""
+    return bool(sample.size and sample.min() >= 0 and 1 < sample.max() <= 255 and np.all(sample == np.round(sample)))
+
+
 class FrameSource:
     """A sequence of 2D frames over an array, prepared lazily.
 
-    ``normalization``: "auto" maps 8-bit data by its full range (US is display-ready)
-    and anything else by its 0.5-99.5 percentiles, robust to speckle outliers and
+    ``normalization``: "auto" maps 8-bit data by its full range (US is display-ready),
+    as it does whole numbers in 0..255 kept in a wider type, and anything else by its
+    0.5-99.5 percentiles, robust to speckle outliers and
     saturated text overlays; "minmax" uses the sampled extremes; "none" expects values
     already in [0, 1].
 
@@ -204,6 +214,8 @@ class FrameSource:
         pick = self.intensity_mask if self.intensity_mask is not None else slice(None)
         sample = np.concatenate([self.raw_frame(i)[pick].ravel() for i in self._sample_indices()])
         sample = sample.astype(np.float64)
+        if normalization == "auto" and _eight_bit_values(sample):
+            return IntensityWindow(0.0, 255.0)
         if normalization == "auto":
             low, high = np.percentile(sample, [0.5, 99.5])
         elif normalization == "minmax":

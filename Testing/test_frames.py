@@ -48,6 +48,19 @@ def test_uint8_keeps_its_display_values():
     np.testing.assert_allclose(FrameSource(array).frame(0), [[0.0, 0.2], [0.4, 1.0]], atol=1e-6)
 
 
+def test_an_8_bit_image_kept_as_float_or_short_gives_the_same_frames():
+    """The same pixels as float32 or int16 (an 8-bit image saved in a wider type) are not
+    stretched by percentiles: the model sees what it sees of the 8-bit image. Values in
+    0..1 or with fractions are not 8-bit values and keep the robust window."""
+    rng = np.random.default_rng(0)
+    array = rng.integers(2, 200, size=(3, 16, 20)).astype(np.uint8)
+    eight_bit = FrameSource(array).frame(1)
+    for wider in (np.float32, np.int16, np.uint16):
+        np.testing.assert_array_equal(FrameSource(array.astype(wider)).frame(1), eight_bit)
+    assert FrameSource(array.astype(np.float32) + 0.5).window.high < 200  # fractions: percentiles
+    assert FrameSource((array > 100).astype(np.float32)).window.high == 1.0  # a 0/1 image is not 8-bit
+
+
 def test_robust_window_ignores_a_few_saturated_pixels():
     rng = np.random.default_rng(0)
     array = rng.integers(1000, 2001, size=(6, 40, 50)).astype(np.uint16)
