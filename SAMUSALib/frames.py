@@ -89,20 +89,24 @@ class IntensityWindow:
 
 
 def _eight_bit_values(sample: np.ndarray) -> bool:
-    """Whether sampled values are 8-bit display values kept in a wider type (whole numbers
-    in 0..255, not only 0 and 1): an 8-bit image saved as float or short. Windowing those
-    by percentiles would stretch an image the model sees unstretched as 8 bits, and the
-    same pixels gave another mask (BUS-BRA, four bunched boundary points: Dice 0.954 as
-    8 bits, 0.307 as float32)."""
-    return bool(sample.size and sample.min() >= 0 and 1 < sample.max() <= 255 and np.all(sample == np.round(sample)))
+    """Whether sampled values look like 8-bit display values kept in a wider type: whole
+    numbers in 0..255 whose brightest reach at least 128 (an ultrasound image always has
+    bright speckle or overlay text), as an 8-bit image saved as float or short has.
+    Windowing those by percentiles stretched an image the model sees unstretched as 8 bits,
+    and the same pixels gave another mask (BUS-BRA, four bunched boundary points: Dice
+    0.954 as 8 bits, 0.307 as float32). Dimmer whole numbers (a dB map of 0..60, labels)
+    keep the stretch."""
+    if not sample.size or sample.min() < 0 or not 128 <= sample.max() <= 255:
+        return False
+    return bool(np.issubdtype(sample.dtype, np.integer) or np.all(sample == np.round(sample)))
 
 
 class FrameSource:
     """A sequence of 2D frames over an array, prepared lazily.
 
     ``normalization``: "auto" maps 8-bit data by its full range (US is display-ready),
-    as it does whole numbers in 0..255 kept in a wider type, and anything else by its
-    0.5-99.5 percentiles, robust to speckle outliers and
+    as it does 8-bit values kept in a wider type (`_eight_bit_values`), and anything else
+    by its 0.5-99.5 percentiles, robust to speckle outliers and
     saturated text overlays; "minmax" uses the sampled extremes; "none" expects values
     already in [0, 1].
 

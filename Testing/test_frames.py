@@ -50,8 +50,9 @@ def test_uint8_keeps_its_display_values():
 
 def test_an_8_bit_image_kept_as_float_or_short_gives_the_same_frames():
     """The same pixels as float32 or int16 (an 8-bit image saved in a wider type) are not
-    stretched by percentiles: the model sees what it sees of the 8-bit image. Values in
-    0..1 or with fractions are not 8-bit values and keep the robust window."""
+    stretched by percentiles: the model sees what it sees of the 8-bit image. Values with
+    fractions, only 0 and 1, or whole numbers too dim to be display values keep the
+    robust window."""
     rng = np.random.default_rng(0)
     array = rng.integers(2, 200, size=(3, 16, 20)).astype(np.uint8)
     eight_bit = FrameSource(array).frame(1)
@@ -59,6 +60,8 @@ def test_an_8_bit_image_kept_as_float_or_short_gives_the_same_frames():
         np.testing.assert_array_equal(FrameSource(array.astype(wider)).frame(1), eight_bit)
     assert FrameSource(array.astype(np.float32) + 0.5).window.high < 200  # fractions: percentiles
     assert FrameSource((array > 100).astype(np.float32)).window.high == 1.0  # a 0/1 image is not 8-bit
+    dim = FrameSource((array // 4).astype(np.float32))  # whole numbers up to 49, a dB map say
+    assert dim.window.high < 50 and dim.frame(1).max() == 1.0  # still stretched to the full range
 
 
 def test_robust_window_ignores_a_few_saturated_pixels():
