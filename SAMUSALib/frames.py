@@ -98,7 +98,7 @@ def _eight_bit_values(sample: np.ndarray) -> bool:
     keep the stretch."""
     if not sample.size or sample.min() < 0 or not 128 <= sample.max() <= 255:
         return False
-    return bool(np.issubdtype(sample.dtype, np.integer) or np.all(sample == np.round(sample)))
+    return bool(np.all(sample == np.round(sample)))
 
 
 class FrameSource:

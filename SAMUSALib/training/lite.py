@@ -561,10 +561,11 @@ def _portable_paths(metadata: dict, config_file: Path) -> dict:
     def relative(value):  # model ids and phantoms stay as they are; paths found here are resolved first
         if not isinstance(value, str) or value.startswith("phantom") or not (Path(value).is_absolute() or Path(value).exists()):
             return value
+        resolved = Path(value).resolve()
         try:
-            return Path(os.path.relpath(Path(value).resolve(), folder)).as_posix()
+            return Path(os.path.relpath(resolved, folder)).as_posix()
         except ValueError:  # on another drive (Windows): no relative path exists
-            return Path(value).resolve().as_posix()
+            return resolved.as_posix()
 
     config = dict(metadata["config"])
     config["train"] = [relative(v) for v in config["train"]]

@@ -260,8 +260,7 @@ class ClickRules:
         own_area, fit_area = int(own.sum()), int(fit.sum())
         sliver = fit_area < SLIVER_SHARE * own_area
         part = blend and fit_area < PART_SHARE * own_area and int((own & fit).sum()) >= PART_WITHIN * fit_area
-        one_side = len(points) >= ONE_SIDE_MIN_POINTS and on_one_side(points, fit)
-        if not (sliver or part or one_side):
+        if not (sliver or part or (len(points) >= ONE_SIDE_MIN_POINTS and on_one_side(points, fit))):
             return False
         own_contrast, fit_contrast = self._contrasts(frame, masks)
         return own_contrast > fit_contrast + PART_BORDER_MARGIN
