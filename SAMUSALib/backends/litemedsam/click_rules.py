@@ -8,7 +8,8 @@ the same mask as the same clicks one by one:
 - `_uncut_by_points_box` (opt-in): boundary points bunched on one side, decoded without
   the box their extent gives when that box cuts the object off;
 - `_arbitrate`: boundary points, the model against LiteMedSAM's ``fit`` encoding, unless
-  the fit falls short of the model's mask (`_fit_falls_short`, points bunched on one arc);
+  the fit falls short of the model's mask (`_fit_falls_short`, points bunched on one arc),
+  or the points are bunched tighter still (`_outer_pair`: the outer two are read);
 - `_referee_region`: region clicks, the model against LiteMedSAM's ``search`` encoding;
 - `_local_to_clicks`: corrective clicks change the mask they correct only where they are,
   then `_heed_clicks` and `_cut_ignored` answer clicks the mask still contradicts.
@@ -16,6 +17,7 @@ the same mask as the same clicks one by one:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import OrderedDict
 
@@ -65,6 +67,12 @@ PART_SHARE = 0.5
 PART_WITHIN = 0.8
 PART_BORDER_MARGIN = 0.02
 ONE_SIDE_MIN_POINTS = 4
+#: ``on`` (default): from `ONE_SIDE_MIN_POINTS` boundary points on, points bunched on one
+#: arc (on one side of LiteMedSAM's fit, and leaving an angle wider than `BUNCHED_ANGLE`
+#: empty round the model's mask, seen from its centroid) are read by the model from the
+#: two outermost alone (`ClickRules._outer_pair`); ``off``: arbitrated like any points.
+BUNCHED_PAIR_ENV = "SAMUSA_BUNCHED_PAIR"
+BUNCHED_ANGLE = float(np.radians(220))
 
 
 #: Opt-in (`ClickRules._uncut_by_points_box`): "on" (a share of 0.8) or a share in (0, 1.0]:
@@ -107,11 +115,12 @@ def box_cut_setting() -> float | None:
     return share
 
 
-def on_one_side(points: np.ndarray, mask: np.ndarray) -> bool:
+def on_one_side(points: np.ndarray, mask: np.ndarray, wider_than: float = np.pi) -> bool:
     """Whether the points (x, y) all lie in one half-plane through the mask's centroid:
-    seen from it, the largest angle between neighbouring points exceeds 180 degrees, so
-    nothing the user clicked holds the mask's far side. A point within a pixel of the
-    centroid has no direction and is left out."""
+    seen from it, the largest angle between neighbouring points exceeds 180 degrees
+    (``wider_than``, radians; a wider angle asks for points bunched tighter), so nothing
+    the user clicked holds the mask's far side. A point within a pixel of the centroid
+    has no direction and is left out."""
     points = np.asarray(points, dtype=float).reshape(-1, 2)
     if not mask.any():
         return False
@@ -122,7 +131,17 @@ def on_one_side(points: np.ndarray, mask: np.ndarray) -> bool:
         return False
     angles = np.sort(np.arctan2(dy[away], dx[away]) % (2 * np.pi))
     gaps = np.diff(np.append(angles, angles[0] + 2 * np.pi))
-    return bool(gaps.max() > np.pi)
+    return bool(gaps.max() > wider_than)
+
+
+def outer_pair(points: np.ndarray) -> np.ndarray:
+    """The two points (x, y) furthest apart, whatever order the points came in (ties go
+    to the lexicographically first pair of the sorted points)."""
+    points = np.asarray(points, dtype=float).reshape(-1, 2)
+    points = points[np.lexsort((points[:, 1], points[:, 0]))]
+    distance = np.hypot(*(points[:, None] - points[None]).transpose(2, 0, 1))
+    i, j = np.unravel_index(int(np.argmax(distance)), distance.shape)
+    return points[[min(i, j), max(i, j)]]
 
 
 def outside_share(mask: np.ndarray, box) -> float:
@@ -147,6 +166,7 @@ class ClickRules:
         self.region_referee = switch_setting(REGION_REFEREE_ENV, "on") == "on"
         self.leak_solidity = leak_solidity_setting()
         self.box_cut = box_cut_setting()
+        self.bunched_pair = switch_setting(BUNCHED_PAIR_ENV, "on") == "on"
         self.click_heeding = switch_setting(CLICK_HEEDING_ENV, "on", ("on", "search", "off"))
         self._local_bases: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
 
@@ -218,6 +238,9 @@ class ClickRules:
             return decoded
         fit = encodings.encode_boundary(decoder, prompt.boundary, "fit", box=prompt.box)
         masks = decoder.masks(torch.cat([decoded.logits[0], fit.logits[0]]))
+        pair = self._outer_pair(prompt, masks)
+        if pair is not None:
+            return pair
         own, fitted = encodings.contour_distances(masks, np.asarray(prompt.boundary, dtype=float))
         blend = abs(fitted - own) < ARBITRATION_BLEND_PX
         if (blend or fitted < own) and self._fit_falls_short(prompt.frame, masks, blend, prompt.boundary):
@@ -228,6 +251,35 @@ class ClickRules:
         if fitted < own:  # a margin favouring the model lost on CAMUS, gained nothing elsewhere
             return encodings.Decoded(fit.logits, fit.iou, f"{fit.how} (arbitrated)")
         return decoded
+
+    def _outer_pair(self, prompt: FramePrompt, masks: np.ndarray) -> encodings.Decoded | None:
+        """Boundary points bunched on one arc of the border: the model's mask of the two
+        outermost (`outer_pair`), kept as it is; None for points that are not bunched. From
+        `ONE_SIDE_MIN_POINTS` points on, bunched means on one side of LiteMedSAM's fit
+        (``masks[1]``, `on_one_side`) and leaving an angle wider than `BUNCHED_ANGLE` empty
+        round the model's mask of all of them (``masks[0]``).
+
+        Why: the boundary heads read the points between the outer two poorly, and their mask
+        shrinks as bunched points are added (BUS-BRA, bunched at once: 0.873 at two points,
+        0.848 0.844 0.838 at three to five), while the outer two of the same points give
+        0.848 0.867 0.865; the fit of bunched points is worse still (0.28-0.34), so
+        arbitrating against it has nothing better to offer. Asking both masks keeps points
+        spread round a structure out: on echocardiography the model's mask of spread points
+        can lie beside the structure, so they look bunched round it, but they surround the
+        fit (docs/samusa_lite2.md, "Bunched points read from the outer two"). Depends on the
+        points alone, not their order."""
+        points = np.asarray(prompt.boundary, dtype=float).reshape(-1, 2)
+        own, fit = masks
+        if (
+            not self.bunched_pair
+            or prompt.box is not None
+            or len(points) < ONE_SIDE_MIN_POINTS
+            or not on_one_side(points, fit)
+            or not on_one_side(points, own, BUNCHED_ANGLE)
+        ):
+            return None
+        pair = self._native(dataclasses.replace(prompt, boundary=outer_pair(points)), None)
+        return encodings.Decoded(pair.logits, pair.iou, f"{pair.how} (bunched: the outer two points read)")
 
     def _fit_falls_short(self, frame: int, masks: np.ndarray, blend: bool, points: np.ndarray) -> bool:
         """Whether LiteMedSAM's fit (``masks[1]``) falls short of the model's mask
