@@ -120,7 +120,8 @@ def test_a_negative_click_both_models_ignore_cuts_the_spill_off():
 
 
 @pytest.mark.parametrize("env, value", [("SAMUSA_CLICK_HEEDING", "serch"), ("SAMUSA_BOUNDARY_ARBITRATION", "of"),
-                                        ("SAMUSA_LOCAL_CLICKS", "global"), ("SAMUSA_REGION_REFEREE", "maybe")])
+                                        ("SAMUSA_LOCAL_CLICKS", "global"), ("SAMUSA_REGION_REFEREE", "maybe"),
+                                        ("SAMUSA_BUNCHED_PAIR", "pair")])
 def test_a_mistyped_click_switch_is_named_when_the_session_starts(monkeypatch, env, value):
     """A misspelt switch used to leave the rule at its default without a word; now the
     session refuses to start and names the variable and what it takes."""

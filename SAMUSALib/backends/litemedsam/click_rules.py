@@ -70,7 +70,8 @@ ONE_SIDE_MIN_POINTS = 4
 #: ``on`` (default): from `ONE_SIDE_MIN_POINTS` boundary points on, points bunched on one
 #: arc (on one side of LiteMedSAM's fit, and leaving an angle wider than `BUNCHED_ANGLE`
 #: empty round the model's mask, seen from its centroid) are read by the model from the
-#: two outermost alone (`ClickRules._outer_pair`); ``off``: arbitrated like any points.
+#: two outermost alone by the boundary heads (`ClickRules._outer_pair`); ``off``: arbitrated
+#: like any points. Part of arbitration: `ARBITRATION_ENV` off turns it off too.
 BUNCHED_PAIR_ENV = "SAMUSA_BUNCHED_PAIR"
 BUNCHED_ANGLE = float(np.radians(220))
 
@@ -116,11 +117,11 @@ def box_cut_setting() -> float | None:
 
 
 def on_one_side(points: np.ndarray, mask: np.ndarray, wider_than: float = np.pi) -> bool:
-    """Whether the points (x, y) all lie in one half-plane through the mask's centroid:
-    seen from it, the largest angle between neighbouring points exceeds 180 degrees
-    (``wider_than``, radians; a wider angle asks for points bunched tighter), so nothing
-    the user clicked holds the mask's far side. A point within a pixel of the centroid
-    has no direction and is left out."""
+    """Whether the points (x, y) all lie on one side of the mask's centroid: seen from it,
+    the largest angle between neighbouring points exceeds ``wider_than`` (radians; the
+    default, 180 degrees, is one half-plane, so nothing the user clicked holds the mask's
+    far side; a wider angle asks for points bunched tighter). A point within a pixel of
+    the centroid has no direction and is left out."""
     points = np.asarray(points, dtype=float).reshape(-1, 2)
     if not mask.any():
         return False
@@ -224,8 +225,9 @@ class ClickRules:
         the clicked border where the pretrained box model, fitted to the points, follows it
         (boundary@5 0.64 alone, 0.71 arbitrated; docs/samusa_lite2.md). Except where the
         fit falls short of the model's mask (`_fit_falls_short`: points bunched on one arc),
-        which is then kept. Both candidates depend on the points alone, so the result stays
-        independent of click order.
+        which is then kept, and where the points are bunched tighter still (`_outer_pair`),
+        read from the outer two. Every candidate depends on the points alone, so the result
+        stays independent of click order.
         """
         if (
             not self.arbitration
@@ -273,6 +275,7 @@ class ClickRules:
         if (
             not self.bunched_pair
             or prompt.box is not None
+            or self._heads(prompt).boundary_box  # measured with the boundary heads only
             or len(points) < ONE_SIDE_MIN_POINTS
             or not on_one_side(points, fit)
             or not on_one_side(points, own, BUNCHED_ANGLE)
