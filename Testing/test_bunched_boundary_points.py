@@ -52,6 +52,12 @@ def _segment(model, image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, 
     return mask, session.objects[1].output(0)["how"]
 
 
+def _spread_how(model, image: np.ndarray, reference: np.ndarray, index: int) -> str:
+    """How the mask of five points spread evenly round the same lesion was made: the rules
+    for bunched points must not fire there."""
+    return _segment(model, image, boundary_layout(reference, 5, "even", np.random.default_rng(index)))[1]
+
+
 def _bunched_lesions(count: int = 3):
     """(image, reference, ``count`` points bunched on one arc of 15-50 % of its border, the
     dice of those points' filled box): the first BUS-BRA images, the same for every test."""
@@ -80,8 +86,7 @@ def test_boundary_points_bunched_on_one_side_give_the_lesion_not_the_strip_betwe
         monkeypatch.setenv("SAMUSA_BOUNDARY_BOX_CUT", "off")
         off.append(dice(_segment(model, image, points)[0], reference))
         monkeypatch.setenv("SAMUSA_BOUNDARY_BOX_CUT", "on")
-        _, even_how = _segment(model, image, boundary_layout(reference, 5, "even", np.random.default_rng(index)))
-        spread.append("cut it" in even_how)
+        spread.append("cut it" in _spread_how(model, image, reference, index))
     assert np.mean(kept) > np.mean(off) + 0.15, (np.mean(kept), np.mean(off))
     assert np.mean(kept) > np.mean(box) + 0.3, (np.mean(kept), np.mean(box))
     assert not any(spread), spread
@@ -104,8 +109,7 @@ def test_three_bunched_points_are_not_cut_down_to_the_fit_of_their_chord(model, 
             patch.setattr(click_rules, "PART_SHARE", 0.0)
             patch.setattr(click_rules, "ONE_SIDE_MIN_POINTS", 99)
             before.append(dice(_segment(model, image, points)[0], reference))
-        _, even_how = _segment(model, image, boundary_layout(reference, 5, "even", np.random.default_rng(index)))
-        spread.append("falls short" in even_how)
+        spread.append("falls short" in _spread_how(model, image, reference, index))
     assert np.mean(kept) > np.mean(before) + 0.08, (np.mean(kept), np.mean(before))
     assert np.mean(kept) > np.mean(box) + 0.3, (np.mean(kept), np.mean(box))
     assert np.mean(kept) > np.mean(two) - 0.05, (np.mean(kept), np.mean(two))
@@ -133,8 +137,7 @@ def test_four_bunched_points_keep_the_lesion_where_none_holds_the_fit_s_far_side
             no_pair.append(dice(_segment(model, image, points)[0], reference))
             patch.setattr(click_rules, "ONE_SIDE_MIN_POINTS", 99)
             before.append(dice(_segment(model, image, points)[0], reference))
-        _, even_how = _segment(model, image, boundary_layout(reference, 5, "even", np.random.default_rng(index)))
-        spread.append("outer two" in even_how)
+        spread.append("outer two" in _spread_how(model, image, reference, index))
     assert np.mean(kept) > np.mean(no_pair) + 0.01, (np.mean(kept), np.mean(no_pair))
     assert np.mean(no_pair) > np.mean(before) + 0.015, (np.mean(no_pair), np.mean(before))
     assert np.mean(kept) > np.mean(box) + 0.3, (np.mean(kept), np.mean(box))
