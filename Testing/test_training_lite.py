@@ -198,6 +198,32 @@ def test_configs_name_what_is_wrong(tmp_path):
     assert read_config(REPO / "configs" / "samusa_lite2.yaml")["init"] == "samusa-lite-1"  # a model id stays one
 
 
+def test_a_config_s_paths_are_read_beside_it_not_from_where_training_starts(tmp_path, monkeypatch):
+    """A weights file or data folder that happens to exist under the same relative name
+    from the working directory must not replace the one beside the config (it did: the
+    boundary heads' config picked up a stray ../runs/... from the checkout's folder)."""
+    (tmp_path / "configs").mkdir()
+    config = tmp_path / "configs" / "heads.yaml"
+    config.write_text("model: samusa-lite\ntrain: [../data]\ninit: ../w/first.pt\nout: ../out\n")
+    here = tmp_path / "elsewhere" / "start"
+    for root in (tmp_path, tmp_path / "elsewhere"):  # beside the config, and a decoy from `here`
+        (root / "w").mkdir(parents=True)
+        (root / "w" / "first.pt").write_bytes(b"")
+        (root / "data").mkdir()
+    here.mkdir()
+    monkeypatch.chdir(here)
+    values = read_config(config)
+    assert values["init"] == str(tmp_path / "w" / "first.pt")
+    assert values["train"] == [str(tmp_path / "data")]
+    assert values["out"] == str(tmp_path / "out")
+    # data written from where training starts is still found, where nothing is beside the config
+    (tmp_path / "data").rmdir()
+    (tmp_path / "w" / "first.pt").unlink()
+    values = read_config(config)
+    assert values["train"] == ["../data"]
+    assert values["init"] == str(tmp_path / "w" / "first.pt")  # the first round's output, not yet written
+
+
 def test_samusa_train_names_unknown_models(tmp_path, capsys):
     from SAMUSALib.cli import main
 

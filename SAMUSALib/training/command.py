@@ -34,12 +34,20 @@ def read_config(path: str | Path, overrides: list[str] = ()) -> dict:
         raise InputError(f"{path} must hold a mapping of options (model:, train:, ...)")
     base = path.resolve().parent
 
-    def beside_config(value) -> str:  # found from here, else relative to the config file
-        return value if Path(value).is_absolute() or Path(value).exists() else str((base / value).resolve())
+    def beside_config(value, from_here: bool = False) -> str:
+        """Relative to the config file, as the shipped configs' comments say. Data folders
+        (`from_here`) are also looked up from the working directory, where nothing of
+        that name is beside the config: configs written with paths from where training
+        is started. Looked up from there first, a file that happened to exist from the
+        working directory shadowed the one the config names."""
+        if Path(value).is_absolute():
+            return value
+        beside = (base / value).resolve()
+        return value if from_here and not beside.exists() and Path(value).exists() else str(beside)
 
     for key in ("train", "validate"):  # data paths
         if isinstance(values.get(key), list):
-            values[key] = [v if str(v).startswith("phantom") else beside_config(v) for v in values[key]]
+            values[key] = [v if str(v).startswith("phantom") else beside_config(v, from_here=True) for v in values[key]]
     if isinstance(values.get("init"), str) and values["init"].endswith(".pt"):  # a weights file, not a model id
         values["init"] = beside_config(values["init"])
     for key in ("out", "cache"):  # so are the output and cache folders
