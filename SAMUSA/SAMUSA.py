@@ -311,6 +311,8 @@ class SAMUSAWidget(PromptPlacing, ScriptedLoadableModuleWidget, VTKObservationMi
             self._shownInput = p.inputNode
             self._observeBrowser(p.inputNode)
             self.logic.showInput(p.inputNode)
+            if self._leaveSegmentationOfAnotherImage():
+                return  # modifying the parameter node has shown the rest
         self.ui.inputInfoLabel.text = self.logic.describeInput(p.inputNode, p.axis.value)
         for mode, name in self.PROMPT_BUTTONS.items():
             getattr(self.ui, name).checked = self._isPlacing(mode)
@@ -320,6 +322,21 @@ class SAMUSAWidget(PromptPlacing, ScriptedLoadableModuleWidget, VTKObservationMi
         self._warnIfModelChanged()
         if caller is not None and self.parent.isEntered:
             self._updateModelStatus()
+
+    def _leaveSegmentationOfAnotherImage(self) -> bool:
+        """A newly chosen image gets a new segmentation at its first prompt, unless the one
+        chosen was made for it: the next click would otherwise rewrite the other image's
+        masks (and prompts) on this one. Returns whether the choice was cleared."""
+        p = self._parameterNode
+        name = p.segmentation.GetName() if p.segmentation is not None else ""
+        if not self.logic.segmentationOfAnotherImage(p.inputNode, p.segmentation, p.axis.value):
+            return False
+        self._stopPlacing()
+        p.segmentID = ""
+        p.segmentation = None
+        self._showStatus(_("'{name}' belongs to the image shown before and is left as it is; "
+                           "the first prompt on this image starts a new segmentation.").format(name=name))
+        return True
 
     def _warnIfModelChanged(self) -> None:
         """Changing the model or the device drops the cached image features: say so."""

@@ -271,6 +271,17 @@ class SAMUSALogic(ScriptedLoadableModuleLogic):
         colour = _(", colour") if source.frames.is_rgb else ""
         return _("{count} frames of {w} x {h} pixels{colour}; {kind}").format(count=source.num_frames, w=w, h=h, colour=colour, kind=kind)
 
+    def segmentationOfAnotherImage(self, inputNode, segmentationNode, axis: str = "K") -> str | None:
+        """Why `segmentationNode` cannot take this input's masks (it was made for another
+        image); None where it can, where either is missing, or where the input cannot be
+        read (the next action says why)."""
+        from SAMUSALib.errors import InputError
+
+        try:
+            return self.segmenter.made_for_another_image(inputNode, segmentationNode, axis=axis)
+        except (InputError, ValueError):
+            return None
+
     def ensureSegmentation(self, inputNode, segmentationNode=None, axis: str = "K"):
         """The segmentation for this input, created when None (for a cine: with its
         segmentation sequence in the cine's browser)."""

@@ -76,7 +76,7 @@ from .prompt_nodes import (
     stamp_frame,
 )
 from .segmenter import ActionResult, InteractiveSegmenter
-from .targets import ATTRIBUTE_WINDOW, SegmentationTarget, SequenceTarget, VolumeTarget, add_segment, target_for
+from .targets import ATTRIBUTE_WINDOW, SegmentationTarget, SequenceTarget, VolumeTarget, add_segment, made_for_another_image, target_for
 from .undo import UndoStack, UndoStep
 
 __all__ = [
@@ -103,6 +103,7 @@ __all__ = [
     "VolumeTarget",
     "SequenceTarget",
     "target_for",
+    "made_for_another_image",
     "add_segment",
     "prompt_node",
     "prompt_nodes",

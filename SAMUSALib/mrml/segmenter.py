@@ -12,7 +12,7 @@ from ..errors import PromptError
 from ..prompts import FramePrompt, TemporalWindow
 from .inputs import SlicerInput, input_fingerprint, input_from_node
 from .prompt_nodes import box_nodes, frame_prompts, prompt_nodes, remove_prompts
-from .targets import SegmentationTarget, target_for
+from .targets import SegmentationTarget, made_for_another_image, target_for
 from .undo import UndoStack, UndoStep
 
 # --------------------------------------------------------------------------- the interactive segmenter
@@ -197,6 +197,13 @@ class InteractiveSegmenter:
         """The target for these nodes (see `target_for`); None when `create` is off and it
         would have to be created."""
         return target_for(self.input(input_node, axis), segmentation_node, create=create)
+
+    def made_for_another_image(self, input_node, segmentation_node, *, axis: str = "K") -> str | None:
+        """Why the segmentation cannot take this input's masks (`targets.made_for_another_image`),
+        None where it can (or where there is none)."""
+        if input_node is None or segmentation_node is None:
+            return None
+        return made_for_another_image(self.input(input_node, axis), segmentation_node)
 
     def _object_id(self, target: SegmentationTarget, segment_id: str) -> int:
         key = (target.node.GetID(), segment_id)

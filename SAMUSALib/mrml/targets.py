@@ -446,13 +446,82 @@ def _new_segmentation(input_: SlicerInput, name: str):
     return node
 
 
+def _reference_geometry(segmentation_node) -> tuple[tuple[int, int, int], np.ndarray] | None:
+    """((I, J, K) dimensions, 4 x 4 image-to-world matrix) of the segmentation's reference
+    geometry, or None where it has none."""
+    text = segmentation_node.GetSegmentation().GetConversionParameter(
+        slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName()
+    )
+    if not text:
+        return None
+    image = slicer.vtkOrientedImageData()
+    slicer.vtkSegmentationConverter.DeserializeImageGeometry(text, image, False)
+    matrix = vtk.vtkMatrix4x4()
+    image.GetImageToWorldMatrix(matrix)
+    return tuple(image.GetDimensions()), np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
+
+
+def _holds_voxels(segmentation_node) -> bool:
+    """Whether any segment of the node has a voxel set."""
+    segmentation = segmentation_node.GetSegmentation()
+    for index in range(segmentation.GetNumberOfSegments()):
+        image = slicer.vtkOrientedImageData()
+        segmentation_node.GetBinaryLabelmapRepresentation(segmentation.GetNthSegmentID(index), image)
+        if image.GetPointData().GetScalars() is not None and not _is_empty(image):
+            return True
+    return False
+
+
+def _input_grid(input_: SlicerInput) -> tuple[tuple[int, int, int], np.ndarray]:
+    """((I, J, K) dimensions, IJK-to-RAS) a segmentation of this input is made on: the
+    volume's, or the shown frame's for a cine."""
+    if input_.kind == "volume":
+        k, j, i = input_.frames.array.shape[:3]
+        return (i, j, k), input_.frame_ijk_to_ras[0]
+    rows, cols = input_.frames.frame_shape
+    return (cols, rows, 1), input_.frame_ijk_to_ras[input_.current_frame()]
+
+
+def made_for_another_image(input_: SlicerInput, segmentation_node) -> str | None:
+    """Why the segmentation belongs to another image (None where it can take this
+    input's masks): it is the frames of another cine (a proxy in another sequence
+    browser), or its voxels lie on another grid.
+
+    Why: the panel kept the segmentation of the image shown before, and the next click on
+    the new image rewrote the old one's masks on the new grid (and, for a cine, copied
+    them into the old cine's frames). A segmentation made for another grid but still
+    empty is not refused: it takes this input's grid."""
+    own = input_.browser if input_.kind != "volume" else None
+    scene = segmentation_node.GetScene()
+    for browser in scene.GetNodesByClass("vtkMRMLSequenceBrowserNode") if scene is not None else ():
+        if browser is not own and browser.IsProxyNodeID(segmentation_node.GetID()):
+            return f"it holds the frames of '{browser.GetName()}'"
+    if own is not None and own.IsProxyNodeID(segmentation_node.GetID()):
+        return None
+    geometry = _reference_geometry(segmentation_node)
+    if geometry is None or _on_grid(geometry, input_) or not _holds_voxels(segmentation_node):
+        return None
+    dims, want = geometry[0], _input_grid(input_)[0]
+    if dims == want:
+        return "its voxels lie on a grid of the same size placed elsewhere"
+    return f"its voxels lie on a {' x '.join(map(str, dims))} grid, this image's is {' x '.join(map(str, want))}"
+
+
+def _on_grid(geometry: tuple[tuple[int, int, int], np.ndarray], input_: SlicerInput) -> bool:
+    """Whether a reference geometry (`_reference_geometry`) is the input's grid."""
+    dims, matrix = _input_grid(input_)
+    return tuple(geometry[0]) == tuple(dims) and np.allclose(geometry[1], matrix, rtol=1e-5, atol=1e-4)
+
+
 def target_for(input_: SlicerInput, segmentation_node=None, name: str = "SAMUSA segmentation", create: bool = True):
     """The segmentation that receives the masks of `input_`, created when None.
 
     For a cine the segmentation node becomes (or already is) the proxy of a segmentation
     sequence in the cine's browser, with one item per frame; for a volume it gets the
-    volume as reference geometry when it has none yet. With `create` off nothing is added
-    to the scene: None is returned where something would have to be created.
+    volume as reference geometry when it has none yet (or none that fits and no voxels).
+    A segmentation made for another image is refused (`made_for_another_image`): its masks
+    must not be rewritten on this one. With `create` off nothing is added to the scene:
+    None is returned where something would have to be created.
     """
     if segmentation_node is None:
         if not create:
@@ -460,11 +529,15 @@ def target_for(input_: SlicerInput, segmentation_node=None, name: str = "SAMUSA 
         segmentation_node = _new_segmentation(input_, name)
     if not segmentation_node.IsA("vtkMRMLSegmentationNode"):
         raise InputError(f"'{segmentation_node.GetName()}' is not a segmentation")
-    if input_.kind == "volume":
-        reference = segmentation_node.GetSegmentation().GetConversionParameter(
-            slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName()
+    elsewhere = made_for_another_image(input_, segmentation_node)
+    if elsewhere:
+        raise InputError(
+            f"the segmentation '{segmentation_node.GetName()}' was made for another image ({elsewhere}); "
+            f"choose 'Create new segmentation' for '{input_.node.GetName()}', or show the image it was made for"
         )
-        if not reference and create:
+    if input_.kind == "volume":
+        geometry = _reference_geometry(segmentation_node)
+        if (geometry is None or not _on_grid(geometry, input_)) and create:  # none, or empty (checked above)
             segmentation_node.SetReferenceImageGeometryParameterFromVolumeNode(input_.node)
         return VolumeTarget(input_, segmentation_node)
     sequence = _existing_segmentation_sequence(input_, segmentation_node)
