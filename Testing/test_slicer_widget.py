@@ -193,6 +193,30 @@ def test_a_stray_click_is_refused_and_the_others_keep_working(app):
     assert widget.logic.canUndo(), "the valid click did not segment"
 
 
+def test_a_click_outside_the_segment_s_window_is_refused_and_later_clicks_keep_working(app):
+    """Kept, a point on a frame outside the segment's start-end window made every later
+    click fail ("prompts outside its window") until the user found and deleted it."""
+    session, _ = app
+    browser, _, _ = _cine(frames=5)
+    widget = _widget(app)
+    _prepare(widget, browser)
+    browser.SetSelectedItemNumber(2)
+    node = _place(widget, "regionPositiveButton", (16.0, 12.0, 0.0))
+    session.process_events()
+    p = widget._parameterNode
+    widget.logic.target(browser, p.segmentation).set_window(p.segmentID, (1, 3))
+    browser.SetSelectedItemNumber(4)
+    _place(widget, "regionPositiveButton", (16.0, 12.0, 0.0), start=False)
+    session.process_events()
+    assert node.GetNumberOfControlPoints() == 1, "the point outside the window was kept"
+    assert "frame 4, outside the window 1-3" in widget.ui.statusLabel.text
+    browser.SetSelectedItemNumber(3)
+    _place(widget, "regionPositiveButton", (16.0, 12.0, 0.0), start=False)
+    session.process_events()
+    assert node.GetNumberOfControlPoints() == 2
+    assert widget.logic.target(browser, p.segmentation).read(p.segmentID, [3])[3].any(), "the click inside did not segment"
+
+
 def _corner(node, ras) -> None:
     """One click of Slicer's ROI place widget: a corner of the box being drawn."""
     import vtk

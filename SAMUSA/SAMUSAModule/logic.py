@@ -324,8 +324,8 @@ class SAMUSALogic(ScriptedLoadableModuleLogic):
         """Check a just-placed point and record on which frame it lies (needed in a cine);
         returns the frame. For a box (an ROI node), None while only its first corner is
         placed; once drawn, it replaces the segment's box on that frame. Raises SAMUSALib's
-        PromptError, saying why, for a point or a box beyond the image or its frames (the
-        caller removes it)."""
+        PromptError, saying why, for a point or a box beyond the image or its frames, or
+        outside its segment's temporal window (the caller removes it)."""
         from SAMUSALib import mrml
 
         source = self.inputOf(inputNode, axis)
@@ -333,6 +333,7 @@ class SAMUSALogic(ScriptedLoadableModuleLogic):
         if self.isBoxNode(markupsNode):
             return mrml.place_box(source, markupsNode, frame)
         frame = mrml.check_point(source, markupsNode, index, frame)[0]
+        mrml.check_window(source, markupsNode, frame)
         mrml.stamp_frame(markupsNode, index, frame)
         return frame
 

@@ -14,7 +14,7 @@ from ..errors import PromptError
 from ..markups import roi_corners
 from ..prompts import FramePrompt
 from .inputs import _FRAME_PLANE, SlicerInput, current_frame_of_browser
-from .targets import SegmentationTarget
+from .targets import SegmentationTarget, target_for
 
 PROMPT_KINDS = ("boundary", "positive", "negative", "box")
 """Prompt types: boundary points (clicks on the border) and region points inside (+) and
@@ -264,8 +264,8 @@ def show_points_of_current_frame(browser, segmentation_node, segment_id: str) ->
 
 def check_point(input_: SlicerInput, node, index: int, frame: int | None = None) -> tuple[int, float, float]:
     """(frame, x, y) of a just-placed control point, or a PromptError saying why it cannot
-    be a prompt (beyond the image's frames or outside the frame). In a cine `frame` is
-    the frame it was placed on."""
+    be a prompt (beyond the image's frames or outside the frame; its segment's temporal
+    window: `check_window`). In a cine `frame` is the frame it was placed on."""
     world = [0.0, 0.0, 0.0]
     node.GetNthControlPointPositionWorld(index, world)
     what = f"the point placed on '{node.GetName()}'"
@@ -279,16 +279,39 @@ def check_point(input_: SlicerInput, node, index: int, frame: int | None = None)
     return on, x, y
 
 
+def check_window(input_: SlicerInput, node, frame: int, what: str | None = None) -> None:
+    """PromptError for a prompt just placed (in markups `node`) on a frame outside its
+    segment's temporal window.
+
+    Why: kept, such a point made every later action of the segment fail ("prompts outside
+    its window") until the user found and deleted it; refused, it is removed at once and
+    the status line says why."""
+    what = what or f"the point placed on '{node.GetName()}'"
+    scene = node.GetScene()
+    owner_id, segment_id = node.GetAttribute(ATTRIBUTE_SEGMENTATION), node.GetAttribute(ATTRIBUTE_SEGMENT)
+    owner = scene.GetNodeByID(owner_id) if scene is not None and owner_id else None
+    if owner is None or not segment_id:
+        return
+    target = target_for(input_, owner, create=False)
+    window = None if target is None else target.window(segment_id)
+    if window is not None and frame not in window:
+        raise PromptError(
+            f"{what} is on frame {frame}, outside the window {window.start}-{window.end} of segment "
+            f"'{target.segment_name(segment_id)}': click on a frame inside it, or move its start or end"
+        )
+
+
 def place_box(input_: SlicerInput, node, frame: int | None = None) -> int | None:
     """Check a box just drawn (a markups ROI node) and stamp its frame; returns the frame,
     or None while only its first corner is placed. In a cine `frame` is the frame shown.
     The segment's other box on that frame is removed (the new one replaces it). Raises a
-    PromptError saying why for an ROI that misses the image or its frames (the caller
-    removes it)."""
+    PromptError saying why for an ROI that misses the image or its frames, or lies outside
+    the segment's temporal window (the caller removes it)."""
     placed = roi_box(input_, node, frame)
     if placed is None:
         return None
     on = placed[0]
+    check_window(input_, node, on, f"the box drawn on '{node.GetName()}'")  # before it replaces anything
     stamp_frame(node, 0, on)
     scene = node.GetScene()
     owner, segment_id = node.GetAttribute(ATTRIBUTE_SEGMENTATION), node.GetAttribute(ATTRIBUTE_SEGMENT)
