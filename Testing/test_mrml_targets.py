@@ -13,6 +13,7 @@ import vtk
 from SAMUSALib import mrml
 from SAMUSALib.errors import PromptError
 from SAMUSALib.mrml import geometry, inputs, targets
+from SAMUSALib.prompts import TemporalWindow
 
 pytestmark = pytest.mark.mrml
 
@@ -167,3 +168,17 @@ def test_a_mask_edited_by_hand_becomes_that_frame_s_mask_prompt(headless, tiny_m
     assert 4 in again.frames_computed  # carried on from the drawing
     assert segmenter.clear_prompts(node, target.node, segment, frame=3) >= 1
     assert segmenter.hand_edited_frames(target.node, segment) == []
+
+
+def test_a_volume_s_window_holds_along_the_axis_it_was_set_on(headless):
+    """Read along another axis, a window of axial slices 1-3 was sagittal slices 1-3, and
+    propagating along that axis overwrote slices that cut through the axial masks."""
+    volume = mrml.volume_from_array(headless.scene, np.zeros((6, 20, 24), np.uint8), None, "volume")
+    along_k = mrml.target_for(mrml.input_from_node(volume, "K"))
+    segment = along_k.ensure_segment()
+    along_k.set_window(segment, (1, 3))
+    assert mrml.target_for(mrml.input_from_node(volume, "I"), along_k.node).window(segment) is None
+    assert mrml.target_for(mrml.input_from_node(volume, "K"), along_k.node).window(segment) == TemporalWindow(1, 3)
+    # a window stored before the axis was recorded ("start end") holds along any axis, as it did
+    along_k.node.SetAttribute(mrml.ATTRIBUTE_WINDOW + segment, "1 3")
+    assert mrml.target_for(mrml.input_from_node(volume, "I"), along_k.node).window(segment) == TemporalWindow(1, 3)

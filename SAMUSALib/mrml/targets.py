@@ -18,7 +18,7 @@ from ..prompts import DEFAULT_COLORS, TemporalWindow
 from .geometry import _image_array, _same_transform, _vtk_matrix
 from .inputs import SlicerInput
 
-ATTRIBUTE_WINDOW = "SAMUSA.Window."  # + segment ID: "start end", inclusive
+ATTRIBUTE_WINDOW = "SAMUSA.Window."  # + segment ID: "start end" (inclusive), then a volume's axis
 
 # --------------------------------------------------------------------------- segmentations
 
@@ -243,12 +243,23 @@ class SegmentationTarget:
     def _window_holder(self):
         return self.node
 
+    def _window_axis(self) -> str | None:
+        """The frame axis a window is set along: a volume's slicing axis (None for a cine,
+        whose frames are time)."""
+        return self.input.axis if self.input.kind == "volume" else None
+
     def window(self, segment_id: str) -> TemporalWindow | None:
+        """The segment's start-end window, or None. A volume's window holds along the axis
+        it was set on only: read along another axis, slices 1-3 of K were sagittal slices
+        1-3, and propagation overwrote slices that cut through the masks computed along K.
+        (A window stored before the axis was recorded holds along any.)"""
         text = self._window_holder().GetAttribute(ATTRIBUTE_WINDOW + segment_id)
         if not text:
             return None
-        start, end = (int(v) for v in text.split())
-        return TemporalWindow(start, min(end, self.input.num_frames - 1))
+        start, end, *axis = text.split()
+        if axis and self._window_axis() is not None and axis[0] != self._window_axis():
+            return None
+        return TemporalWindow(int(start), min(int(end), self.input.num_frames - 1))
 
     def set_window(self, segment_id: str, window: TemporalWindow | tuple[int, int] | None) -> None:
         holder = self._window_holder()
@@ -257,7 +268,8 @@ class SegmentationTarget:
             return
         window = window if isinstance(window, TemporalWindow) else TemporalWindow(*map(int, window))
         window.check(self.input.num_frames)
-        holder.SetAttribute(ATTRIBUTE_WINDOW + segment_id, f"{window.start} {window.end}")
+        axis = self._window_axis()
+        holder.SetAttribute(ATTRIBUTE_WINDOW + segment_id, f"{window.start} {window.end}" + (f" {axis}" if axis else ""))
 
     # ---- voxels
     def read(self, segment_id: str, frames: Iterable[int]) -> dict[int, np.ndarray]:
