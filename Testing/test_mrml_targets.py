@@ -182,3 +182,31 @@ def test_a_volume_s_window_holds_along_the_axis_it_was_set_on(headless):
     # a window stored before the axis was recorded ("start end") holds along any axis, as it did
     along_k.node.SetAttribute(mrml.ATTRIBUTE_WINDOW + segment, "1 3")
     assert mrml.target_for(mrml.input_from_node(volume, "I"), along_k.node).window(segment) == TemporalWindow(1, 3)
+
+
+def test_prompts_follow_their_segmentation_when_a_scene_is_imported_into_another(headless):
+    """Importing a saved scene (File > Add Data of a .mrb) into one that already holds a
+    segmentation renames the imported one's ID; prompts that named their segmentation by an
+    attribute then pointed at the other scene's node, and the imported segment had none."""
+    import slicer
+
+    volume = mrml.volume_from_array(headless.scene, np.zeros((4, 24, 32), np.uint8), None, "v")
+    target = mrml.target_for(mrml.input_from_node(volume))
+    segment = target.ensure_segment()
+    mrml.add_prompt_point(mrml.prompt_node(target, segment, "positive"), (10.0, 10.0, 1.0))
+    headless.scene.SetSaveToXMLString(1)
+    headless.scene.Commit()
+    saved = headless.scene.GetSceneXMLString()
+
+    other = slicer.vtkMRMLScene()
+    here = other.AddNewNodeByClass("vtkMRMLSegmentationNode", "already here")  # takes the saved one's ID
+    other.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "F")
+    other.SetLoadFromXMLString(1)
+    other.SetSceneXMLString(saved)
+    other.Import()
+    imported = [n for n in (other.GetNthNodeByClass(i, "vtkMRMLSegmentationNode")
+                            for i in range(other.GetNumberOfNodesByClass("vtkMRMLSegmentationNode"))) if n is not here]
+    assert len(imported) == 1 and imported[0].GetID() != target.node.GetID()
+    prompts = mrml.existing_prompt_nodes(imported[0], segment)
+    assert len(prompts) == 1 and prompts[0].GetAttribute(mrml.ATTRIBUTE_PROMPT) == "positive"  # (its points are in a file)
+    assert mrml.existing_prompt_nodes(here, segment) == []

@@ -306,12 +306,7 @@ class SAMUSALogic(ScriptedLoadableModuleLogic):
         """Whether a markups node holds prompts of this type for this segment."""
         from SAMUSALib import mrml
 
-        return bool(
-            node is not None and segmentationNode is not None
-            and node.GetAttribute(mrml.ATTRIBUTE_SEGMENTATION) == segmentationNode.GetID()
-            and node.GetAttribute(mrml.ATTRIBUTE_SEGMENT) == segmentId
-            and node.GetAttribute(mrml.ATTRIBUTE_PROMPT) == kind
-        )
+        return mrml.is_prompt_node(node, segmentationNode, segmentId, kind)
 
     def currentFrame(self, inputNode, axis: str = "K") -> int:
         """The frame shown: the browser's item for a cine, else the slice of the view most

@@ -36,7 +36,8 @@ PROMPT_COLORS = {
 }
 """Point colour per prompt type (red, green, blue in 0..1), the same for every segment."""
 
-ATTRIBUTE_SEGMENTATION = "SAMUSA.Segmentation"
+ATTRIBUTE_SEGMENTATION = "SAMUSA.Segmentation"  # the owner's ID, as written before REFERENCE_SEGMENTATION
+REFERENCE_SEGMENTATION = "SAMUSASegmentation"
 ATTRIBUTE_SEGMENT = "SAMUSA.Segment"
 ATTRIBUTE_PROMPT = "SAMUSA.Prompt"
 
@@ -50,9 +51,22 @@ def _nodes_by_class(scene, class_name: str) -> list:
     return [collection.GetItemAsObject(i) for i in range(collection.GetNumberOfItems())]
 
 
+def owner_id(node) -> str | None:
+    """The ID of the segmentation whose prompts a markups node holds: its node reference
+    (`REFERENCE_SEGMENTATION`), which Slicer renames with the segmentation when a scene is
+    imported into one holding the same ID; else, for scenes saved before, the attribute.
+    With the attribute alone, an imported scene's prompts pointed at whatever node of the
+    other scene had their segmentation's old ID."""
+    return node.GetNodeReferenceID(REFERENCE_SEGMENTATION) or node.GetAttribute(ATTRIBUTE_SEGMENTATION)
+
+
 def _owned(node, owner: str, segment_id: str, kind: str) -> bool:
-    return (node.GetAttribute(ATTRIBUTE_SEGMENTATION) == owner and node.GetAttribute(ATTRIBUTE_SEGMENT) == segment_id
-            and node.GetAttribute(ATTRIBUTE_PROMPT) == kind)
+    return owner_id(node) == owner and node.GetAttribute(ATTRIBUTE_SEGMENT) == segment_id and node.GetAttribute(ATTRIBUTE_PROMPT) == kind
+
+
+def is_prompt_node(node, segmentation_node, segment_id: str, kind: str) -> bool:
+    """Whether a markups node holds prompts of this type for this segment."""
+    return node is not None and segmentation_node is not None and _owned(node, segmentation_node.GetID(), segment_id, kind)
 
 
 def prompt_node(target: SegmentationTarget, segment_id: str, kind: str, create: bool = True):
@@ -76,7 +90,8 @@ def prompt_node(target: SegmentationTarget, segment_id: str, kind: str, create: 
             return None
     cls = BOX_CLASS if kind == "box" else "vtkMRMLMarkupsFiducialNode"
     node = scene.AddNewNodeByClass(cls, f"{target.segment_name(segment_id)} {PROMPT_LABELS[kind]}")
-    node.SetAttribute(ATTRIBUTE_SEGMENTATION, owner)
+    node.SetNodeReferenceID(REFERENCE_SEGMENTATION, owner)
+    node.SetAttribute(ATTRIBUTE_SEGMENTATION, owner)  # what older SAMUSA reads
     node.SetAttribute(ATTRIBUTE_SEGMENT, segment_id)
     node.SetAttribute(ATTRIBUTE_PROMPT, kind)
     node.CreateDefaultDisplayNodes()
@@ -248,7 +263,7 @@ def existing_prompt_nodes(segmentation_node, segment_id: str) -> list:
         return []
     owner = segmentation_node.GetID()
     return [node for cls in ("vtkMRMLMarkupsFiducialNode", BOX_CLASS) for node in _nodes_by_class(scene, cls)
-            if node.GetAttribute(ATTRIBUTE_SEGMENTATION) == owner and node.GetAttribute(ATTRIBUTE_SEGMENT) == segment_id
+            if owner_id(node) == owner and node.GetAttribute(ATTRIBUTE_SEGMENT) == segment_id
             and node.GetAttribute(ATTRIBUTE_PROMPT) in PROMPT_KINDS]
 
 
@@ -288,8 +303,8 @@ def check_window(input_: SlicerInput, node, frame: int, what: str | None = None)
     the status line says why."""
     what = what or f"the point placed on '{node.GetName()}'"
     scene = node.GetScene()
-    owner_id, segment_id = node.GetAttribute(ATTRIBUTE_SEGMENTATION), node.GetAttribute(ATTRIBUTE_SEGMENT)
-    owner = scene.GetNodeByID(owner_id) if scene is not None and owner_id else None
+    owner_ref, segment_id = owner_id(node), node.GetAttribute(ATTRIBUTE_SEGMENT)
+    owner = scene.GetNodeByID(owner_ref) if scene is not None and owner_ref else None
     if owner is None or not segment_id:
         return
     target = target_for(input_, owner, create=False)
@@ -314,7 +329,7 @@ def place_box(input_: SlicerInput, node, frame: int | None = None) -> int | None
     check_window(input_, node, on, f"the box drawn on '{node.GetName()}'")  # before it replaces anything
     stamp_frame(node, 0, on)
     scene = node.GetScene()
-    owner, segment_id = node.GetAttribute(ATTRIBUTE_SEGMENTATION), node.GetAttribute(ATTRIBUTE_SEGMENT)
+    owner, segment_id = owner_id(node), node.GetAttribute(ATTRIBUTE_SEGMENT)
     for other in _nodes_by_class(scene, BOX_CLASS):
         if other is node or not _owned(other, owner, segment_id, "box") or other.GetNumberOfDefinedControlPoints() == 0:
             continue
