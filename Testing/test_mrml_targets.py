@@ -170,6 +170,46 @@ def test_a_mask_edited_by_hand_becomes_that_frame_s_mask_prompt(headless, tiny_m
     assert segmenter.hand_edited_frames(target.node, segment) == []
 
 
+@pytest.mark.parametrize("kind", ["sequence", "volume"])
+def test_a_frame_drawn_by_hand_is_kept_after_the_scene_is_opened_again(headless, tiny_model, kind):
+    """What SAMUSA wrote was known to the segmenter only: after the scene was closed and
+    opened again (a new segmenter), the next propagation rewrote the frame the user had
+    painted, and painted over. Now the record is saved with the scene."""
+    frames = np.zeros((5, 24, 32), np.uint8)
+    frames[:, 6:18, 8:24] = 200
+    if kind == "sequence":
+        node, _, _ = mrml.sequence_from_array(headless.scene, frames, None, "cine")
+    else:
+        node = mrml.volume_from_array(headless.scene, frames, None, "cine as volume")
+
+    def segmenter():
+        return mrml.InteractiveSegmenter(model_factory=lambda name, device: tiny_model, write_interval=0.0)
+
+    before = segmenter()
+    target = before.target(node)
+    segment = target.ensure_segment()
+    prompt = mrml.prompt_node(target, segment, "positive")
+    mrml.add_prompt_point(prompt, (15.0, 12.0, 1.0 if kind == "volume" else 0.0), frame=1 if kind == "sequence" else None)
+    before.propagate(node, target.node, segment, model="test-tiny", device="cpu")
+    drawn = np.zeros((24, 32), bool)
+    drawn[4:20, 5:27] = True
+    target.write(segment, {3: drawn})  # painted before the scene was saved; SAMUSA has not looked since
+    before.drop_session()  # the scene closes (the module's onSceneStartClose)
+
+    after = segmenter()
+    again = after.propagate(node, target.node, segment, model="test-tiny", device="cpu")
+    assert 3 not in again.frames_written
+    np.testing.assert_array_equal(target.read(segment, [3])[3], drawn)
+    assert after.hand_edited_frames(target.node, segment) == [3]
+    # still known as drawn by a third session, which never saw it change
+    third = segmenter()
+    assert 3 not in third.propagate(node, target.node, segment, model="test-tiny", device="cpu").frames_written
+    np.testing.assert_array_equal(target.read(segment, [3])[3], drawn)
+    # cleared as a prompt, it is SAMUSA's to rewrite again, in any later session too
+    assert third.clear_prompts(node, target.node, segment, frame=3) >= 1
+    assert 3 in segmenter().propagate(node, target.node, segment, model="test-tiny", device="cpu").frames_written
+
+
 def test_a_volume_s_window_holds_along_the_axis_it_was_set_on(headless):
     """Read along another axis, a window of axial slices 1-3 was sagittal slices 1-3, and
     propagating along that axis overwrote slices that cut through the axial masks."""

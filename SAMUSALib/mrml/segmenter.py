@@ -12,10 +12,15 @@ from ..errors import PromptError
 from ..prompts import FramePrompt, TemporalWindow
 from .inputs import SlicerInput, input_fingerprint, input_from_node
 from .prompt_nodes import box_nodes, frame_prompts, prompt_nodes, remove_prompts
-from .targets import SegmentationTarget, made_for_another_image, target_for
+from .targets import SegmentationTarget, made_for_another_image, mask_digest, target_for
 from .undo import UndoStack, UndoStep
 
 # --------------------------------------------------------------------------- the interactive segmenter
+
+
+#: In a segment's record of what SAMUSA wrote (`SegmentationTarget.written_record`): a
+#: frame the user drew by hand, kept as drawn and read as that frame's mask prompt.
+DRAWN = "drawn"
 
 
 @dataclass
@@ -250,11 +255,32 @@ class InteractiveSegmenter:
     def _key(self, target, segment_id: str) -> tuple[str, str]:
         return (target.node.GetID(), segment_id)
 
+    def _written_of(self, target, segment_id: str) -> dict[int, tuple]:
+        """{frame: (voxel stamp, digest)} of what SAMUSA last wrote; for a segment this
+        segmenter has not written yet, the record saved with the scene (stamps unknown, so
+        every recorded frame is checked once)."""
+        key = self._key(target, segment_id)
+        if key not in self._written:
+            record = {f: d for f, d in target.written_record(segment_id).items() if 0 <= f < target.input.num_frames}
+            self._written[key] = {frame: (None, digest) for frame, digest in record.items() if digest != DRAWN}
+            drawn = [frame for frame, digest in record.items() if digest == DRAWN]
+            if drawn:  # frames found drawn by hand before the scene was saved stay mask prompts
+                self._hand_masks.setdefault(key, {}).update(target.read(segment_id, drawn))
+        return self._written[key]
+
     def _record(self, target, segment_id: str, masks) -> None:
-        """Remember what SAMUSA wrote (or undo restored) on these frames."""
-        written = self._written.setdefault(self._key(target, segment_id), {})
+        """Remember what SAMUSA wrote (or undo restored) on these frames, here and in the
+        scene: after the scene is closed and opened again, a frame drawn by hand is still
+        told from one SAMUSA wrote, and propagation still keeps it as drawn."""
+        written = self._written_of(target, segment_id)
         for frame, mask in masks.items():
-            written[int(frame)] = (target.stamp(segment_id, frame), np.packbits(np.asarray(mask, bool)).tobytes())
+            written[int(frame)] = (target.stamp(segment_id, frame), mask_digest(mask))
+        self._save_record(target, segment_id)
+
+    def _save_record(self, target, segment_id: str) -> None:
+        record = {frame: digest for frame, (_, digest) in self._written_of(target, segment_id).items()}
+        record.update({frame: DRAWN for frame in self._hand_masks.get(self._key(target, segment_id), {})})
+        target.set_written_record(segment_id, record)
 
     def _hand_edits(self, target, segment_id: str) -> dict[int, np.ndarray]:
         """Frames whose voxels differ from what SAMUSA last wrote there: the user edited
@@ -262,16 +288,20 @@ class InteractiveSegmenter:
         propagation continues from what the user drew. Only frames whose voxel stamp
         changed are read."""
         key = self._key(target, segment_id)
-        written = self._written.get(key, {})
+        written = self._written_of(target, segment_id)
         hand = self._hand_masks.setdefault(key, {})
         suspects = [f for f, (stamp, _) in written.items() if target.stamp(segment_id, f) != stamp]
         if suspects:
+            drawn = False
             for frame, mask in target.read(segment_id, suspects).items():
-                if np.packbits(mask).tobytes() != written[frame][1]:
+                if mask_digest(mask) != written[frame][1]:
                     hand[frame] = mask
                     del written[frame]
+                    drawn = True
                 else:
                     written[frame] = (target.stamp(segment_id, frame), written[frame][1])
+            if drawn:
+                self._save_record(target, segment_id)
         return dict(hand)
 
     def hand_edited_frames(self, segmentation_node, segment_id: str) -> list[int]:
@@ -389,10 +419,13 @@ class InteractiveSegmenter:
         its prompts made (propagation refills it from its neighbours)."""
         input_ = self.input(input_node, axis)
         target = target_for(input_, segmentation_node)
+        self._written_of(target, segment_id)  # what the scene says was drawn by hand
         hand = self._hand_masks.get(self._key(target, segment_id), {})
         dropped = [f for f in hand if frame is None or f == frame]
         for f in dropped:
             del hand[f]  # its voxels stay; it is no longer a prompt
+        if dropped:
+            self._save_record(target, segment_id)
         nodes = [*prompt_nodes(target, segment_id).values(), *box_nodes(target, segment_id)]
         return remove_prompts(input_, nodes, frame) + len(dropped)
 

@@ -4,6 +4,8 @@ on given frames, and each segment's temporal window stored with the scene."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Iterable, Mapping
 
 import numpy as np
@@ -18,6 +20,7 @@ from ..prompts import DEFAULT_COLORS, TemporalWindow
 from .geometry import _image_array, _same_transform, _vtk_matrix
 from .inputs import SlicerInput
 
+ATTRIBUTE_WRITTEN = "SAMUSA.Written."  # + segment ID: JSON {frame: digest of the mask SAMUSA wrote}
 ATTRIBUTE_WINDOW = "SAMUSA.Window."  # + segment ID: "start end" (inclusive), then a volume's axis
 
 # --------------------------------------------------------------------------- segmentations
@@ -271,6 +274,19 @@ class SegmentationTarget:
         axis = self._window_axis()
         holder.SetAttribute(ATTRIBUTE_WINDOW + segment_id, f"{window.start} {window.end}" + (f" {axis}" if axis else ""))
 
+    # ---- what SAMUSA wrote (stored with the scene, per segment)
+    def written_record(self, segment_id: str) -> dict[int, str]:
+        """{frame: digest of the mask SAMUSA last wrote there} (`mask_digest`), as saved
+        with the scene; empty where none was."""
+        text = self._window_holder().GetAttribute(ATTRIBUTE_WRITTEN + segment_id)
+        try:
+            return {int(frame): str(digest) for frame, digest in json.loads(text).items()} if text else {}
+        except (ValueError, AttributeError):
+            return {}  # not ours to read: no frame is then known to be SAMUSA's
+
+    def set_written_record(self, segment_id: str, record: Mapping[int, str]) -> None:
+        self._window_holder().SetAttribute(ATTRIBUTE_WRITTEN + segment_id, json.dumps({str(f): d for f, d in sorted(record.items())}))
+
     # ---- voxels
     def read(self, segment_id: str, frames: Iterable[int]) -> dict[int, np.ndarray]:
         raise NotImplementedError
@@ -447,6 +463,12 @@ def _empty_like(segmentation_node, ijk_to_ras: np.ndarray, shape: tuple[int, int
         segment = source.GetNthSegment(index)
         segmentation.AddEmptySegment(source.GetNthSegmentID(index), segment.GetName(), segment.GetColor())
     return node
+
+
+def mask_digest(mask: np.ndarray) -> str:
+    """A short fingerprint of a frame's mask (shape and voxels)."""
+    mask = np.asarray(mask, bool)
+    return hashlib.sha1(str(mask.shape).encode() + np.packbits(mask).tobytes()).hexdigest()[:20]
 
 
 def _new_segmentation(input_: SlicerInput, name: str):
