@@ -39,6 +39,22 @@ def _check_output_path(out: Path) -> None:
         raise InputError(f"output folder {out.parent} does not exist; create it first")
 
 
+def _check_outputs_spare_inputs(outputs: list[Path | None], inputs: list[Path]) -> None:
+    """Refuse an output that would replace an input (the image, DICOM or prompts file) or
+    land inside an input frames folder: `samusa segment` wrote its overlay over the very
+    PNG it segmented, and a DICOM SEG over the source DICOM, and said it had done well."""
+    for out in outputs:
+        if out is None:
+            continue
+        if out.is_dir():
+            raise InputError(f"output {out} is a folder; name a file in it (for example {out / 'result.seg.nrrd'})")
+        for source in inputs:
+            if out.exists() and source.exists() and out.samefile(source):
+                raise InputError(f"output {out} is the input {source}; writing it would replace the input: choose another name")
+            if source.is_dir() and out.resolve().is_relative_to(source.resolve()):
+                raise InputError(f"output {out} lies inside the input frames folder {source}: write it elsewhere")
+
+
 def _check_overlay_path(path: Path | None) -> None:
     if path is None:
         return
@@ -87,6 +103,7 @@ def run_segment(
     from .models import default_model_id, load_model
     from .pipeline import segment
 
+    _check_outputs_spare_inputs([out, overlay], [input_path, prompts_path])
     _check_output_path(out)
     _check_overlay_path(overlay)
     _check_dicom_output(input_path, out)

@@ -454,6 +454,38 @@ def test_failing_overlay_writes_no_segmentation_either(capsys, monkeypatch, tmp_
     assert folder_state(tmp_path) == before
 
 
+@pytest.mark.parametrize("clash", ["overlay is the image", "out is the prompts", "out is a folder", "overlay in the frames folder"])
+def test_an_output_that_would_replace_an_input_is_refused_before_any_work(capsys, monkeypatch, tmp_path, clash):
+    """`--overlay` naming the PNG being segmented wrote the contact sheet over it (and a
+    DICOM SEG `--out` over the source DICOM), exit 0; an `--out` naming a folder failed only
+    after the whole propagation."""
+    from SAMUSALib import pipeline
+
+    pixels = np.zeros((24, 32), np.uint8)
+    pixels[6:18, 8:24] = 200
+    image = tmp_path / "scan.png"
+    Image.fromarray(pixels).save(image)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for index in range(2):
+        Image.fromarray(pixels).save(frames / f"{index:03d}.png")
+    prompts = write_json(tmp_path / "prompts.json", {"objects": [{"id": 1, "prompts": [{"frame": 0, "box": [8, 6, 23, 17]}]}]})
+    (tmp_path / "results.seg.nrrd").mkdir()
+    source, out, overlay = {
+        "overlay is the image": (image, tmp_path / "scan.seg.nrrd", image),
+        "out is the prompts": (image, prompts, None),
+        "out is a folder": (image, tmp_path / "results.seg.nrrd", None),
+        "overlay in the frames folder": (frames, tmp_path / "frames.seg.nrrd", frames / "sheet.png"),
+    }[clash]
+    monkeypatch.setattr(pipeline, "segment", lambda *a, **k: pytest.fail("segmented before checking the outputs"))
+    before = folder_state(tmp_path)
+    code, stdout, stderr = run(capsys, "segment", source, "--prompts", prompts, "--out", out,
+                               *(["--overlay", overlay] if overlay else []), *FAST)
+    assert code == 2 and "Traceback" not in stderr
+    assert any(words in stderr for words in ("would replace the input", "is a folder", "inside the input frames folder")), stderr
+    assert folder_state(tmp_path) == before
+
+
 def test_success_replaces_both_outputs_and_keeps_their_permissions(capsys, tmp_path, one_frame_job):
     argv, out, overlay = one_frame_job
     out.write_bytes(b"old segmentation")
