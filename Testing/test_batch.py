@@ -178,16 +178,24 @@ def test_batch_equals_single_runs_and_reruns_skip_what_is_up_to_date(capsys, tmp
     assert sum("skipped" in line for line in table.splitlines()) == 3, table
     assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.iterdir()} == stamps
 
-    # A changed prompt file and an output edited by hand are redone; the third case is not.
+    # A changed prompt file is redone; an output edited since it was written (corrected in
+    # Slicer) is kept and said so, until --force; the third case is skipped.
     changed = json.loads((prompts / "case1.json").read_text())
     changed["objects"][0]["name"] = "renamed"
     (prompts / "case1.json").write_text(json.dumps(changed))
     (out / "case2.seg.nrrd").write_bytes(b"edited")
     assert cli.main(argv) == 0
-    status = {line.split()[0]: line.split()[-1] for line in capsys.readouterr().out.splitlines() if line.startswith("case") and line.split()[0] != "case"}
-    assert status == {"case0": "skipped", "case1": "ok", "case2": "ok"}
+    printed = capsys.readouterr().out
+    status = {line.split()[0]: "kept" if " kept: " in line else line.split()[-1]
+              for line in printed.splitlines() if line.startswith("case") and line.split()[0] != "case"}
+    assert status == {"case0": "skipped", "case1": "ok", "case2": "kept"}, printed
+    assert "edited since it was written" in printed and "--force" in printed
+    assert "1 edited since written and kept" in printed.splitlines()[-1]
+    assert (out / "case2.seg.nrrd").read_bytes() == b"edited"
     assert read_segmentation(out / "case1.seg.nrrd")[2] == {1: "renamed"}
     assert (out / "case0.seg.nrrd").stat().st_mtime_ns == stamps["case0.seg.nrrd"][0]
+    assert cli.main([*argv, "--force"]) == 0
+    capsys.readouterr()
     assert_same_masks(masks_of(out / "case2.seg.nrrd"), masks_of(alone / "case2.seg.nrrd"))
 
 

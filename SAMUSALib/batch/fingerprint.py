@@ -86,6 +86,13 @@ def up_to_date(output: Path, expected: str) -> dict | None:
     return record
 
 
+def edited_since_written(output: Path) -> bool:
+    """Whether ``output`` has changed since SAMUSA wrote it (its sidecar records another
+    SHA256): edited by hand, in Slicer or another tool, and not to be replaced unasked."""
+    record = read_sidecar(output)
+    return record is not None and output.is_file() and record.get("output_sha256") != sha256_of(output)
+
+
 def write_sidecar(output: Path, expected: str, **details) -> Path:
     record = {"format": FORMAT, "fingerprint": expected, "output_sha256": sha256_of(output), **details}
     target = sidecar_path(output)

@@ -3,8 +3,8 @@
 Each case is one task (`.worker.segment_case`): the worker loads the model once, reads
 the case, segments it, and writes its .seg.nrrd and its sidecar atomically; cases already
 done with the same inputs are skipped (see `.fingerprint`). The run prints a table of
-case, frames, seconds and status (ok, skipped, failed with its message) and exits 0 when
-every case is ok or skipped, 1 when some failed (the others are written).
+case, frames, seconds and status (ok, skipped, kept: edited since it was written, failed
+with its message) and exits 0 when no case failed, 1 when some did (the others are written).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def run_batch(
     on_event: Callable[[dict], None] | None = None,
 ) -> list[dict]:
     """Segment every case; one outcome dict per case, in case order: case, output,
-    frames, seconds, status ("ok", "skipped", "failed"), message, pid."""
+    frames, seconds, status ("ok", "skipped", "kept", "failed"), message, pid."""
     cases = discover(inputs, prompts, out)
     options = {"model": model, "device": device, "seed": seed, "axis": axis.upper(), "direction": direction,
                "window": list(window) if window else None, "force": force}
@@ -80,8 +80,9 @@ def cmd_batch(args: argparse.Namespace, model: str) -> int:
         scheduler=args.scheduler, force=args.force, quiet=args.quiet, timeout=args.timeout,
     )
     print(summary_table(outcomes))
-    counts = {status: sum(o["status"] == status for o in outcomes) for status in ("ok", "skipped", "failed")}
+    counts = {status: sum(o["status"] == status for o in outcomes) for status in ("ok", "skipped", "kept", "failed")}
     seconds = outcomes[0]["batch_seconds"] if outcomes else 0.0
+    kept = f"{counts['kept']} edited since written and kept, " if counts["kept"] else ""
     print(f"{len(outcomes)} cases in {seconds:.1f} s: {counts['ok']} segmented, {counts['skipped']} up to date, "
-          f"{counts['failed']} failed (model {model})")
+          f"{kept}{counts['failed']} failed (model {model})")
     return 1 if counts["failed"] else 0

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from ..errors import SamusaError
-from .fingerprint import fingerprint, model_identity, remove_stale_temporaries, up_to_date, write_sidecar
+from .fingerprint import edited_since_written, fingerprint, model_identity, remove_stale_temporaries, up_to_date, write_sidecar
 
 TOPIC = "samusa-batch"
 _MODELS: dict[tuple, object] = {}
@@ -69,6 +69,9 @@ def segment_case(case, options: dict) -> dict:
         record = None if options.get("force") else up_to_date(case.output, expected)
         if record is not None:
             outcome.update(status="skipped", message="up to date", frames=record.get("frames"))
+        elif not options.get("force") and edited_since_written(case.output):
+            # a rerun replaced a segmentation the user had corrected, and said "ok"
+            outcome.update(status="kept", message="edited since it was written, so kept as it is; --force segments it again")
         else:
             remove_stale_temporaries(case.output)
             window = tuple(options["window"]) if options.get("window") else None
