@@ -240,6 +240,11 @@ class PromptSet:
     def from_dict(cls, data: Any) -> "PromptSet":
         if not isinstance(data, dict) or not isinstance(data.get("objects"), list):
             raise PromptError('prompts must be a JSON object with an "objects" list')
+        unknown = sorted(k for k in data if k != "objects" and not str(k).startswith(("_", "$")))
+        if unknown:  # ignored, a top-level "window" left every frame segmented without a word
+            hint = ' (a window belongs to each object, objects[i].window, or to all of them: --window)' if "window" in unknown else ""
+            raise PromptError(f'prompts have unknown top-level keys {unknown}: the file holds "objects" only{hint}; '
+                              'keys starting with "_" are comments')
         objects = []
         for index, item in enumerate(data["objects"]):
             where = f"objects[{index}]"

@@ -144,6 +144,8 @@ def test_window_contains_and_length():
         ({"objects": [{"id": 1, "color": "red", "prompts": []}]}, ["colour", "three numbers"]),
         ({"objects": [{"id": 1, "color": 5, "prompts": []}]}, ["colour", "three numbers"]),
         ({"objects": [{"id": 1, "color": [255, 0, 0], "prompts": []}]}, ["colour", "between 0 and 1"]),
+        ({"window": [3, 6], "objects": [{"id": 1, "prompts": []}]}, ["unknown top-level keys", "window", "objects[i].window", "--window"]),
+        ({"objects": [{"id": 1, "prompts": []}], "image": "scan.png"}, ["unknown top-level keys", "image"]),
         ({}, ['"objects" list']),
         ({"objects": {"id": 1}}, ['"objects" list']),
         ([{"id": 1}], ['"objects" list']),
@@ -218,3 +220,9 @@ def test_prompt_errors_are_value_errors_and_samusa_errors():
     with pytest.raises(ValueError):
         TemporalWindow(3, 1)
     assert issubclass(PromptError, SamusaError)
+
+
+def test_top_level_comments_are_allowed():
+    """Keys starting with "_" (or "$schema") are the file's comments, not prompts."""
+    data = {"_comment": "lesion on frame 1", "$schema": "x", "objects": [{"id": 1, "prompts": [{"frame": 1, "box": [1, 1, 9, 9]}]}]}
+    assert PromptSet.from_dict(data).objects[0].id == 1
