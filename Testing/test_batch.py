@@ -298,3 +298,32 @@ def test_distributed_evaluation_equals_the_serial_run(capsys, tmp_path, schedule
     assert_close_records(_without_timings(spread["summary"]), _without_timings(serial["summary"]))
     assert spread["settings"] == serial["settings"]
     assert (tmp_path / "dask" / "summary.md").is_file()
+
+
+def test_a_batch_folder_takes_dicom_files_and_leaves_other_folders_out(tmp_path):
+    """DICOM loops in a batch folder were ignored (by name and by preamble), and any
+    subfolder (the batch's own output, notes) was taken as a case and stopped the batch;
+    a DICOM given by name lost its frame times and UIDs, which a single run keeps."""
+    import nrrd
+
+    from dicom_samples import region, write_us
+    from SAMUSALib.batch.worker import segment_case
+
+    images, prompts, out = make_cases(tmp_path, 1, frames=2)
+    loop = np.zeros((3, 40, 48), np.uint8)
+    loop[:, 10:30, 12:36] = 200
+    write_us(images / "loop.dcm", loop, regions=[region(0, 0, 47, 39, 0.02, 0.02)], frame_time=40.0)
+    write_us(images / "IM0001", loop, regions=[region(0, 0, 47, 39, 0.02, 0.02)], frame_time=40.0)
+    (images / "notes").mkdir()
+    (images / "notes" / "readme.txt").write_text("not a case")
+    box = {"objects": [{"id": 1, "prompts": [{"frame": 0, "box": [12, 10, 35, 29]}]}]}
+    for name in ("loop", "IM0001"):
+        (prompts / f"{name}.json").write_text(json.dumps(box))
+
+    cases = {case.id: case for case in discover([str(images)], str(prompts), str(out))}
+    assert sorted(cases) == ["IM0001", "case0", "loop"]
+    options = {"model": "test-tiny", "device": "cpu", "seed": 0, "axis": "K", "direction": "both", "window": None, "force": False}
+    assert segment_case(cases["loop"], options)["status"] == "ok"
+    header = nrrd.read_header(str(cases["loop"].output))
+    assert header["SAMUSA_FrameTimes"] == "0 40 80" and header["SAMUSA_TimeUnit"] == "ms"
+    assert header["SAMUSA_SourceSOPInstanceUID"]

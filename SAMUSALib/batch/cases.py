@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from ..io import ITK_SUFFIXES, PICTURE_SUFFIXES, SEG_SUFFIX, VIDEO_SUFFIXES, _natural_key
+from ..io import DICOM_SUFFIXES, ITK_SUFFIXES, PICTURE_SUFFIXES, SEG_SUFFIX, VIDEO_SUFFIXES, _natural_key
 
 MANIFEST_SUFFIXES = (".csv", ".json")
-INPUT_SUFFIXES = ITK_SUFFIXES + PICTURE_SUFFIXES + VIDEO_SUFFIXES + (".gif",)
+INPUT_SUFFIXES = ITK_SUFFIXES + PICTURE_SUFFIXES + VIDEO_SUFFIXES + DICOM_SUFFIXES + (".gif",)
 GLOB_CHARS = "*?["
 
 
@@ -67,12 +67,20 @@ def case_id(path: Path) -> str:
 
 
 def _readable(path: Path) -> bool:
+    """An input a batch folder or glob can hold: an image, volume, video or DICOM file (by
+    name, or by its preamble for DICOM files without one), or a folder of picture frames.
+    Other folders (the batch's own output folder, notes) are not cases: taken as ones, a
+    batch stopped at the first with "no prompts for case ..."."""
+    from ..dicom.reading import is_dicom
+
     if path.name.startswith("."):
         return False
     if path.is_dir():
-        return True
+        return any(p.is_file() and p.name.lower().endswith(PICTURE_SUFFIXES) for p in path.iterdir())
     name = path.name.lower()
-    return name.endswith(INPUT_SUFFIXES) and not name.endswith(SEG_SUFFIX)
+    if name.endswith(SEG_SUFFIX):
+        return False
+    return name.endswith(INPUT_SUFFIXES) or ("." not in name and is_dicom(path))
 
 
 def _inputs(inputs: list[str]) -> list[Path]:

@@ -59,7 +59,7 @@ def segment_case(case, options: dict) -> dict:
     direction, window, force."""
     from ..io import write_segmentation
     from ..pipeline import segment
-    from .job import read_job
+    from .job import read_job_source
 
     started = time.perf_counter()
     emit("start", case.id)
@@ -75,10 +75,11 @@ def segment_case(case, options: dict) -> dict:
         else:
             remove_stale_temporaries(case.output)
             window = tuple(options["window"]) if options.get("window") else None
-            frames, prompts, geometry = read_job(case.input, case.prompts, axis=options.get("axis", "K"), window=window)
+            frames, prompts, geometry, source = read_job_source(case.input, case.prompts, axis=options.get("axis", "K"), window=window)
             model = cached_model(str(options["model"]), options.get("device", "auto"), int(options.get("seed", 0)), case.id)
             result = segment(frames, prompts, model, direction=options.get("direction", "both"))
-            write_segmentation(case.output, result.volumes, geometry, names=result.names, colors=result.colors)
+            metadata = source.nrrd_metadata() if source is not None else None  # a DICOM's frame times and UIDs, as alone
+            write_segmentation(case.output, result.volumes, geometry, names=result.names, colors=result.colors, metadata=metadata)
             write_sidecar(case.output, expected, case=case.id, input=str(case.input), prompts=str(case.prompts),
                           model=model.spec.id, frames=frames.num_frames)
             emit("written", case.id, output=str(case.output))
