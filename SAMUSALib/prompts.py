@@ -78,6 +78,10 @@ class TemporalWindow:
             )
 
 
+#: The largest object id a .seg.nrrd label holds (uint16).
+MAX_OBJECT_ID = 65535
+
+
 @dataclass
 class FramePrompt:
     """Everything the user gave for one object on one frame."""
@@ -190,6 +194,8 @@ class ObjectPrompts:
     def __post_init__(self) -> None:
         if isinstance(self.id, bool) or not isinstance(self.id, (int, np.integer)) or self.id < 1:
             raise PromptError(f"object id must be a positive integer; got {self.id!r}")
+        if self.id > MAX_OBJECT_ID:  # found only when the .seg.nrrd was written, after all the work
+            raise PromptError(f"object id {self.id} is too large: a .seg.nrrd holds ids up to {MAX_OBJECT_ID}")
         self.id = int(self.id)
         if not self.name:
             self.name = f"object {self.id}"
@@ -219,6 +225,12 @@ class ObjectPrompts:
                     f"object {self.id} has a prompt on frame {prompt.frame}, outside its window "
                     f"[{self.window.start}, {self.window.end}]; widen the window or move the prompt"
                 )
+        if not any(len(p.positive) or len(p.boundary) or p.box is not None or p.mask is not None for p in self.prompts):
+            # a mask came back anyway (23,000 pixels for one negative click on a breast scan)
+            raise PromptError(
+                f"object {self.id} ({self.name}) has only negative clicks, which say where it is not: "
+                "add a positive click, boundary points or a box"
+            )
 
 
 @dataclass

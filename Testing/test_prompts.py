@@ -146,6 +146,7 @@ def test_window_contains_and_length():
         ({"objects": [{"id": 1, "color": [255, 0, 0], "prompts": []}]}, ["colour", "between 0 and 1"]),
         ({"window": [3, 6], "objects": [{"id": 1, "prompts": []}]}, ["unknown top-level keys", "window", "objects[i].window", "--window"]),
         ({"objects": [{"id": 1, "prompts": []}], "image": "scan.png"}, ["unknown top-level keys", "image"]),
+        ({"objects": [{"id": 70000, "prompts": [{"frame": 1, "box": [1, 1, 9, 9]}]}]}, ["object id 70000", "up to 65535"]),
         ({}, ['"objects" list']),
         ({"objects": {"id": 1}}, ['"objects" list']),
         ([{"id": 1}], ['"objects" list']),
@@ -226,3 +227,13 @@ def test_top_level_comments_are_allowed():
     """Keys starting with "_" (or "$schema") are the file's comments, not prompts."""
     data = {"_comment": "lesion on frame 1", "$schema": "x", "objects": [{"id": 1, "prompts": [{"frame": 1, "box": [1, 1, 9, 9]}]}]}
     assert PromptSet.from_dict(data).objects[0].id == 1
+
+
+def test_an_object_with_only_negative_clicks_is_refused():
+    """One negative click gave a 23,000-pixel mask on a breast scan, without a word."""
+    prompts = PromptSet.from_dict({"objects": [{"id": 1, "prompts": [{"frame": 0, "negative": [[10, 10]]}]}]})
+    with pytest.raises(PromptError, match="only negative clicks.*add a positive click, boundary points or a box"):
+        prompts.check(3, (32, 32))
+    corrected = PromptSet.from_dict({"objects": [{"id": 1, "prompts": [
+        {"frame": 0, "box": [4, 4, 20, 20]}, {"frame": 2, "negative": [[10, 10]]}]}]})
+    corrected.check(3, (32, 32))  # a negative correction on another frame of a boxed object is fine
