@@ -226,12 +226,21 @@ def _read_itk(path: Path) -> tuple[np.ndarray, Geometry]:
     return array, Geometry(spacing, origin, tuple(direction.ravel()))
 
 
-def _picture_to_array(image) -> np.ndarray:
-    """One PIL frame as (H, W) gray or (H, W, 3) RGB, keeping 16-bit gray as is."""
-    from PIL import ImageOps
+#: EXIF orientation tag.
+_EXIF_ORIENTATION = 0x0112
 
+
+def _picture_to_array(image) -> np.ndarray:
+    """One PIL frame as (H, W) gray or (H, W, 3) RGB, keeping 16-bit gray as is.
+
+    Pixels are kept in the order stored, as ITK and Slicer read them: turned by an EXIF
+    orientation tag, the .seg.nrrd came out on a grid rotated from the one Slicer shows
+    the picture on. A tag other than "upright" is said once, with what it means for prompts."""
+    orientation = 1
     with suppress(Exception):  # a broken EXIF block should not stop reading pixels
-        image = ImageOps.exif_transpose(image)
+        orientation = int(image.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+    if orientation != 1:
+        _warn_orientation(getattr(image, "filename", "") or "a picture", orientation)
     mode = image.mode
     if mode in ("L", "I;16", "I;16B", "I;16L", "I", "F"):
         array = np.asarray(image)
@@ -243,6 +252,14 @@ def _picture_to_array(image) -> np.ndarray:
     if mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     return np.asarray(image.convert("RGB"))
+
+
+def _warn_orientation(name: str, orientation: int) -> None:
+    import logging
+
+    logging.getLogger("samusa").warning(
+        "%s carries an EXIF orientation (%d): it is read in its stored pixel order, as Slicer and ITK "
+        "read it, so a viewer that turns it shows it rotated; give prompts in the stored order", name, orientation)
 
 
 def _read_picture_pages(path: Path) -> list[np.ndarray]:

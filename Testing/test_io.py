@@ -415,3 +415,21 @@ def test_segmentation_bad_inputs(tmp_path):
     junk.write_bytes(b"junk")
     with pytest.raises(InputError, match="junk.seg.nrrd"):
         sio.read_segmentation(junk)
+
+
+def test_a_picture_with_an_exif_orientation_is_read_as_slicer_reads_it(tmp_path, caplog):
+    """Turned by its EXIF tag, a PNG's .seg.nrrd came out 385 x 403 where Slicer (ITK) shows
+    the picture 403 x 385, and the prompts landed on the turned frame."""
+    import logging
+
+    pixels = np.arange(10 * 24, dtype=np.uint8).reshape(10, 24)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to view"
+    path = tmp_path / "tagged.png"
+    Image.fromarray(pixels).save(path, exif=exif)
+    with caplog.at_level(logging.WARNING, logger="samusa"):
+        array, _ = sio.read_image(path)
+    itk = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+    np.testing.assert_array_equal(np.squeeze(array), pixels)
+    np.testing.assert_array_equal(np.squeeze(array), np.squeeze(itk))
+    assert "EXIF orientation (6)" in caplog.text and "stored pixel order" in caplog.text
