@@ -285,6 +285,46 @@ def test_a_box_is_drawn_as_an_roi_resized_refused_off_the_image_and_cleared(app,
     assert not target.read(p.segmentID, [2])[2].any()
 
 
+def test_undoing_a_box_that_replaced_another_brings_the_other_back(app):
+    """A second box on a frame replaces the first; undo removed the second only, leaving the
+    first box's mask with no box behind it, and the next "Segment this frame" emptied it."""
+    import slicer
+
+    session, _ = app
+    browser, _, _ = _cine()
+    widget = _widget(app)
+    _prepare(widget, browser)
+    browser.SetSelectedItemNumber(2)
+    selection = slicer.app.applicationLogic().GetSelectionNode()
+    interaction = slicer.app.applicationLogic().GetInteractionNode()
+
+    def draw(first, second):
+        widget.ui.boxButton.click()
+        roi = slicer.mrmlScene.GetNodeByID(selection.GetActivePlaceNodeID())
+        _corner(roi, first)
+        session.process_events()
+        interaction.SetCurrentInteractionMode(interaction.ViewTransform)
+        _corner(roi, second)
+        session.process_events()
+        return roi
+
+    draw((9.0, 7.0, 0.0), (23.0, 17.0, 0.0))
+    p = widget._parameterNode
+    target = widget.logic.target(browser, p.segmentation)
+    first_mask = target.read(p.segmentID, [2])[2]
+    second = draw((2.0, 2.0, 0.0), (8.0, 6.0, 0.0))
+    assert len(mrml.box_nodes(target, p.segmentID)) == 1  # replaced
+    widget.ui.undoButton.click()
+    session.process_events()
+    assert second.GetScene() is None
+    boxes = [b for b in mrml.box_nodes(target, p.segmentID) if b.GetNumberOfDefinedControlPoints()]
+    assert len(boxes) == 1 and mrml.roi_box(mrml.input_from_node(browser), boxes[0])[1] == pytest.approx((9.0, 7.0, 23.0, 17.0))
+    np.testing.assert_array_equal(target.read(p.segmentID, [2])[2], first_mask)
+    widget.ui.segmentFrameButton.click()
+    session.process_events()
+    np.testing.assert_array_equal(target.read(p.segmentID, [2])[2], first_mask)
+
+
 # --------------------------------------------------------------------------- observers and state
 
 

@@ -338,8 +338,38 @@ def place_box(input_: SlicerInput, node, frame: int | None = None) -> int | None
         except PromptError:
             continue
         if replaced is not None and replaced[0] == on:
+            _keep_replaced(node, other)
             scene.RemoveNode(other)
     return on
+
+
+#: Boxes a newly drawn box replaced, by the new box's node ID: copies kept off the scene, put
+#: back when the new box is undone (`restore_replaced`). Undo removed the new box only, and
+#: the frame was left with the old box's mask and no box behind it.
+_REPLACED_BOXES: dict[str, list] = {}
+
+
+def _keep_replaced(new, old) -> None:
+    copy = old.GetScene().CreateNodeByClass(BOX_CLASS)
+    copy.Copy(old)
+    copy.SetName(old.GetName())
+    _REPLACED_BOXES.setdefault(new.GetID(), []).append(copy)
+
+
+def restore_replaced(box) -> list:
+    """Put back into the scene the boxes `box` replaced when it was drawn (see
+    `place_box`); returns them. For undo, which removes `box`."""
+    scene = box.GetScene()
+    restored = []
+    for copy in _REPLACED_BOXES.pop(box.GetID(), []) if scene is not None else []:
+        scene.AddNode(copy)
+        copy.CreateDefaultDisplayNodes()
+        _style(copy, "box")
+        owner = owner_id(copy)
+        if owner:
+            copy.SetNodeReferenceID(REFERENCE_SEGMENTATION, owner)
+        restored.append(copy)
+    return restored
 
 
 def remove_prompts(input_: SlicerInput, nodes: Iterable, frame: int | None = None) -> int:

@@ -7,6 +7,7 @@ from typing import Iterable
 
 import numpy as np
 
+from .prompt_nodes import restore_replaced
 from .targets import SegmentationTarget, _segment_exists
 
 # --------------------------------------------------------------------------- undo
@@ -78,6 +79,7 @@ class UndoStack:
             node, point_id = step.prompt_point
             index = node.GetNthControlPointIndexByID(point_id) if node.GetScene() is not None else -1
             if index >= 0 and node.IsA("vtkMRMLMarkupsROINode"):
+                restore_replaced(node)  # the box it replaced on that frame comes back
                 node.GetScene().RemoveNode(node)  # a box is its whole ROI node
             elif index >= 0:
                 node.RemoveNthControlPoint(index)
