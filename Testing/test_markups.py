@@ -167,11 +167,13 @@ def test_lowercase_ras_and_missing_system_means_lps(tmp_path):
 def test_node_names_map_to_prompt_kinds(tmp_path, name, kind, object_name):
     frames = frames_along("K")
     path = tmp_path / "named.mrk.json"
-    write_document(path, node(name, [world(frames, 4, 7.0, 5.0)]))
+    nodes = [node(name, [world(frames, 4, 7.0, 5.0)])]
+    if kind == "negative":  # an object of negative clicks alone is refused: give it a positive one elsewhere
+        nodes.append(node(f"{object_name} positive", [world(frames, 1, 3.0, 3.0)]))
+    write_document(path, *nodes)
     (obj,) = read_markups(path, frames).objects
     assert obj.name == object_name
-    (prompt,) = obj.prompts
-    assert prompt.frame == 4
+    (prompt,) = [p for p in obj.prompts if p.frame == 4]
     np.testing.assert_allclose(getattr(prompt, kind), [[7.0, 5.0]], atol=1e-9)
     others = {"boundary", "positive", "negative"} - {kind}
     assert all(len(getattr(prompt, k)) == 0 for k in others)
