@@ -136,21 +136,32 @@ def test_a_frame_change_reads_no_frames(headless, monkeypatch):
     assert vtk is not None
 
 
-@pytest.mark.parametrize("kind", ["sequence", "volume"])
-def test_a_mask_edited_by_hand_becomes_that_frame_s_mask_prompt(headless, tiny_model, kind):
-    """Issue 16 item 4: what the user painted over SAMUSA's mask is kept and becomes the
-    frame's mask prompt, so propagation continues from it."""
+def _prompted_frames(headless, tiny_model, kind: str):
+    """(node, segmenter factory, target, segment): five frames of a bright block as a cine
+    or a volume, one positive click on frame 1, nothing segmented yet."""
     frames = np.zeros((5, 24, 32), np.uint8)
     frames[:, 6:18, 8:24] = 200
     if kind == "sequence":
         node, _, _ = mrml.sequence_from_array(headless.scene, frames, None, "cine")
     else:
         node = mrml.volume_from_array(headless.scene, frames, None, "cine as volume")
-    segmenter = mrml.InteractiveSegmenter(model_factory=lambda name, device: tiny_model, write_interval=0.0)
-    target = segmenter.target(node)
+
+    def segmenter():
+        return mrml.InteractiveSegmenter(model_factory=lambda name, device: tiny_model, write_interval=0.0)
+
+    target = segmenter().target(node)
     segment = target.ensure_segment()
     prompt = mrml.prompt_node(target, segment, "positive")
     mrml.add_prompt_point(prompt, (15.0, 12.0, 1.0 if kind == "volume" else 0.0), frame=1 if kind == "sequence" else None)
+    return node, segmenter, target, segment
+
+
+@pytest.mark.parametrize("kind", ["sequence", "volume"])
+def test_a_mask_edited_by_hand_becomes_that_frame_s_mask_prompt(headless, tiny_model, kind):
+    """Issue 16 item 4: what the user painted over SAMUSA's mask is kept and becomes the
+    frame's mask prompt, so propagation continues from it."""
+    node, make_segmenter, target, segment = _prompted_frames(headless, tiny_model, kind)
+    segmenter = make_segmenter()
     first = segmenter.propagate(node, target.node, segment, model="test-tiny", device="cpu")
     assert sorted(first.frames_written) == list(range(5))
     assert segmenter.hand_edited_frames(target.node, segment) == []
@@ -175,21 +186,8 @@ def test_a_frame_drawn_by_hand_is_kept_after_the_scene_is_opened_again(headless,
     """What SAMUSA wrote was known to the segmenter only: after the scene was closed and
     opened again (a new segmenter), the next propagation rewrote the frame the user had
     painted, and painted over. Now the record is saved with the scene."""
-    frames = np.zeros((5, 24, 32), np.uint8)
-    frames[:, 6:18, 8:24] = 200
-    if kind == "sequence":
-        node, _, _ = mrml.sequence_from_array(headless.scene, frames, None, "cine")
-    else:
-        node = mrml.volume_from_array(headless.scene, frames, None, "cine as volume")
-
-    def segmenter():
-        return mrml.InteractiveSegmenter(model_factory=lambda name, device: tiny_model, write_interval=0.0)
-
+    node, segmenter, target, segment = _prompted_frames(headless, tiny_model, kind)
     before = segmenter()
-    target = before.target(node)
-    segment = target.ensure_segment()
-    prompt = mrml.prompt_node(target, segment, "positive")
-    mrml.add_prompt_point(prompt, (15.0, 12.0, 1.0 if kind == "volume" else 0.0), frame=1 if kind == "sequence" else None)
     before.propagate(node, target.node, segment, model="test-tiny", device="cpu")
     drawn = np.zeros((24, 32), bool)
     drawn[4:20, 5:27] = True

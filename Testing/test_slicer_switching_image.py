@@ -31,7 +31,9 @@ def _voxels(logic, input_node, segmentation, segment_id: str, frames) -> dict[in
     return {f: int(m.sum()) for f, m in logic.target(input_node, segmentation).read(segment_id, frames).items()}
 
 
-def test_a_click_on_another_volume_leaves_the_first_volume_s_segmentation_as_it_was(app):
+def _two_volumes_the_first_segmented(app):
+    """(widget, first, second, the first's segmentation, its segment, its voxels per slice)
+    after one click on the first volume, then the second chosen."""
     session, _ = app
     first = _volume("first", (6, 20, 24), (slice(5, 15), slice(5, 15)))
     second = _volume("second", (4, 12, 16), (slice(3, 8), slice(3, 8)))
@@ -42,11 +44,17 @@ def test_a_click_on_another_volume_leaves_the_first_volume_s_segmentation_as_it_
     p = widget._parameterNode
     kept, segment = p.segmentation, p.segmentID
     before = _voxels(widget.logic, first, kept, segment, range(6))
-    assert before[2] > 0
-
     widget.ui.regionPositiveButton.click()  # stop placing
     p.inputNode = second
     session.process_events()
+    return widget, first, second, kept, segment, before
+
+
+def test_a_click_on_another_volume_leaves_the_first_volume_s_segmentation_as_it_was(app):
+    session, _ = app
+    widget, first, second, kept, segment, before = _two_volumes_the_first_segmented(app)
+    p = widget._parameterNode
+    assert before[2] > 0
     assert p.segmentation is None and "belongs to the image shown before" in widget.ui.statusLabel.text
     _place(widget, "regionPositiveButton", (5.0, 5.0, 1.0))
     session.process_events()
@@ -89,19 +97,8 @@ def test_a_click_on_another_cine_leaves_the_first_cine_s_frames_as_they_were(app
 def test_choosing_the_other_image_s_segmentation_again_is_refused_with_the_fix(app):
     """The segmentation selector can still offer the old one; the click then says why not,
     removes its point, and nothing of the old image changes."""
-    session, _ = app
-    first = _volume("first", (6, 20, 24), (slice(5, 15), slice(5, 15)))
-    second = _volume("second", (4, 12, 16), (slice(3, 8), slice(3, 8)))
-    widget = _widget(app)
-    _prepare(widget, first)
-    _place(widget, "regionPositiveButton", (10.0, 10.0, 2.0))
-    session.process_events()
+    widget, first, second, kept, segment, before = _two_volumes_the_first_segmented(app)
     p = widget._parameterNode
-    kept, segment = p.segmentation, p.segmentID
-    before = _voxels(widget.logic, first, kept, segment, range(6))
-    widget.ui.regionPositiveButton.click()
-    p.inputNode = second
-    session.process_events()
     p.segmentation, p.segmentID = kept, segment  # the user picks it again
     with pytest.raises(InputError, match="made for another image.*Create new segmentation"):
         widget.logic.ensureSegmentation(second, kept)

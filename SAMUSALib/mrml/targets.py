@@ -243,7 +243,7 @@ class SegmentationTarget:
         return add_segment(self.node, name, color, segment_id or "")
 
     # ---- windows (stored with the scene, per segment)
-    def _window_holder(self):
+    def _state_holder(self):
         return self.node
 
     def _window_axis(self) -> str | None:
@@ -256,7 +256,7 @@ class SegmentationTarget:
         it was set on only: read along another axis, slices 1-3 of K were sagittal slices
         1-3, and propagation overwrote slices that cut through the masks computed along K.
         (A window stored before the axis was recorded holds along any.)"""
-        text = self._window_holder().GetAttribute(ATTRIBUTE_WINDOW + segment_id)
+        text = self._state_holder().GetAttribute(ATTRIBUTE_WINDOW + segment_id)
         if not text:
             return None
         start, end, *axis = text.split()
@@ -265,7 +265,7 @@ class SegmentationTarget:
         return TemporalWindow(int(start), min(int(end), self.input.num_frames - 1))
 
     def set_window(self, segment_id: str, window: TemporalWindow | tuple[int, int] | None) -> None:
-        holder = self._window_holder()
+        holder = self._state_holder()
         if window is None:
             holder.RemoveAttribute(ATTRIBUTE_WINDOW + segment_id)
             return
@@ -278,14 +278,14 @@ class SegmentationTarget:
     def written_record(self, segment_id: str) -> dict[int, str]:
         """{frame: digest of the mask SAMUSA last wrote there} (`mask_digest`), as saved
         with the scene; empty where none was."""
-        text = self._window_holder().GetAttribute(ATTRIBUTE_WRITTEN + segment_id)
+        text = self._state_holder().GetAttribute(ATTRIBUTE_WRITTEN + segment_id)
         try:
             return {int(frame): str(digest) for frame, digest in json.loads(text).items()} if text else {}
         except (ValueError, AttributeError):
             return {}  # not ours to read: no frame is then known to be SAMUSA's
 
     def set_written_record(self, segment_id: str, record: Mapping[int, str]) -> None:
-        self._window_holder().SetAttribute(ATTRIBUTE_WRITTEN + segment_id, json.dumps({str(f): d for f, d in sorted(record.items())}))
+        self._state_holder().SetAttribute(ATTRIBUTE_WRITTEN + segment_id, json.dumps({str(f): d for f, d in sorted(record.items())}))
 
     # ---- voxels
     def read(self, segment_id: str, frames: Iterable[int]) -> dict[int, np.ndarray]:
@@ -390,7 +390,7 @@ class SequenceTarget(SegmentationTarget):
         self.sequence = sequence
         self._frame_shape = (1, *input_.frames.frame_shape)
 
-    def _window_holder(self):
+    def _state_holder(self):
         return self.sequence
 
     def item(self, frame: int, create: bool = True):
@@ -525,6 +525,11 @@ def made_for_another_image(input_: SlicerInput, segmentation_node) -> str | None
     the new image rewrote the old one's masks on the new grid (and, for a cine, copied
     them into the old cine's frames). A segmentation made for another grid but still
     empty is not refused: it takes this input's grid."""
+    return _another_image(input_, segmentation_node, _reference_geometry(segmentation_node))
+
+
+def _another_image(input_: SlicerInput, segmentation_node, geometry) -> str | None:
+    """`made_for_another_image`, given the node's `_reference_geometry`."""
     own = input_.browser if input_.kind != "volume" else None
     scene = segmentation_node.GetScene()
     for browser in scene.GetNodesByClass("vtkMRMLSequenceBrowserNode") if scene is not None else ():
@@ -532,7 +537,6 @@ def made_for_another_image(input_: SlicerInput, segmentation_node) -> str | None
             return f"it holds the frames of '{browser.GetName()}'"
     if own is not None and own.IsProxyNodeID(segmentation_node.GetID()):
         return None
-    geometry = _reference_geometry(segmentation_node)
     if geometry is None or _on_grid(geometry, input_) or not _holds_voxels(segmentation_node):
         return None
     dims, want = geometry[0], _input_grid(input_)[0]
@@ -563,14 +567,14 @@ def target_for(input_: SlicerInput, segmentation_node=None, name: str = "SAMUSA 
         segmentation_node = _new_segmentation(input_, name)
     if not segmentation_node.IsA("vtkMRMLSegmentationNode"):
         raise InputError(f"'{segmentation_node.GetName()}' is not a segmentation")
-    elsewhere = made_for_another_image(input_, segmentation_node)
+    geometry = _reference_geometry(segmentation_node)
+    elsewhere = _another_image(input_, segmentation_node, geometry)
     if elsewhere:
         raise InputError(
             f"the segmentation '{segmentation_node.GetName()}' was made for another image ({elsewhere}); "
             f"choose 'Create new segmentation' for '{input_.node.GetName()}', or show the image it was made for"
         )
     if input_.kind == "volume":
-        geometry = _reference_geometry(segmentation_node)
         if (geometry is None or not _on_grid(geometry, input_)) and create:  # none, or empty (checked above)
             segmentation_node.SetReferenceImageGeometryParameterFromVolumeNode(input_.node)
         return VolumeTarget(input_, segmentation_node)
