@@ -447,7 +447,8 @@ class SAMUSAWidget(PromptPlacing, ScriptedLoadableModuleWidget, VTKObservationMi
             return
         with slicer.util.tryWithErrorDisplay(_("Could not clear the prompts."), waitCursor=True):
             frame = self.logic.currentFrame(p.inputNode, p.axis.value) if currentFrameOnly else None
-            self.logic.clearPrompts(p.inputNode, p.segmentation, p.segmentID, frame, p.axis.value)
+            self.logic.clearPrompts(p.inputNode, p.segmentation, p.segmentID, frame, p.axis.value,
+                                    p.modelName, p.device)
 
     # ------------------------------------------------------------------ segmenting
     def onSegmentFrame(self) -> None:

@@ -177,8 +177,15 @@ def test_a_mask_edited_by_hand_becomes_that_frame_s_mask_prompt(headless, tiny_m
     assert 3 not in again.frames_written  # kept as drawn
     np.testing.assert_array_equal(target.read(segment, [3])[3], drawn)
     assert 4 in again.frames_computed  # carried on from the drawing
-    assert segmenter.clear_prompts(node, target.node, segment, frame=3) >= 1
+    assert segmenter.clear_prompts(node, target.node, segment, frame=3, model="test-tiny", device="cpu") >= 1
     assert segmenter.hand_edited_frames(target.node, segment) == []
+    assert not np.array_equal(target.read(segment, [3])[3], drawn)  # its prompts' mask went with them
+    # undoing the clear gives the drawing back, as the frame's prompt and on the frame
+    assert segmenter.undo().description == "clear prompts"
+    assert segmenter.hand_edited_frames(target.node, segment) == [3]
+    np.testing.assert_array_equal(target.read(segment, [3])[3], drawn)
+    assert 3 not in segmenter.propagate(node, target.node, segment, model="test-tiny", device="cpu").frames_written
+    np.testing.assert_array_equal(target.read(segment, [3])[3], drawn)
 
 
 @pytest.mark.parametrize("kind", ["sequence", "volume"])

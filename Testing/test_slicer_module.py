@@ -74,7 +74,10 @@ def test_logic_windows_frames_and_prompts(samusa):
     assert logic.stampPoint(proxy, node, index) == 4 and mrml.point_frame(node, index) == 4
     assert logic.clearPrompts(proxy, segmentation, segment, frame=3) == 0
     assert logic.clearPrompts(proxy, segmentation, segment, frame=4) == 1
-    assert not logic.canUndo() and not logic.undo()
+    assert node.GetNumberOfControlPoints() == 0
+    assert logic.canUndo() and logic.undo()  # clearing is undone like any other action
+    assert node.GetNumberOfControlPoints() == 1 and mrml.point_frame(node, 0) == 4
+    assert not logic.canUndo()
 
 
 def test_logic_current_frame_of_a_volume_follows_the_aligned_slice_view(samusa):

@@ -285,6 +285,12 @@ def test_a_box_is_drawn_as_an_roi_resized_refused_off_the_image_and_cleared(app,
     assert not target.read(p.segmentID, [2])[2].any()
 
 
+def _replaced_boxes() -> dict:
+    import importlib
+
+    return importlib.import_module("SAMUSALib.mrml.prompt_nodes")._REPLACED_BOXES
+
+
 def test_undoing_a_box_that_replaced_another_brings_the_other_back(app):
     """A second box on a frame replaces the first; undo removed the second only, leaving the
     first box's mask with no box behind it, and the next "Segment this frame" emptied it."""
@@ -323,6 +329,68 @@ def test_undoing_a_box_that_replaced_another_brings_the_other_back(app):
     widget.ui.segmentFrameButton.click()
     session.process_events()
     np.testing.assert_array_equal(target.read(p.segmentID, [2])[2], first_mask)
+    # the box kept for undo is let go once its step can no longer be undone
+    third = draw((2.0, 2.0, 0.0), (8.0, 6.0, 0.0))
+    assert third.GetID() in _replaced_boxes()
+    widget.logic.segmenter.drop_session()
+    assert third.GetID() not in _replaced_boxes()
+
+
+def test_undoing_clear_all_prompts_brings_back_the_points_the_box_and_the_masks(app):
+    """"Clear all prompts" then undo restored the masks but not the points, so the next
+    Propagate said the segment had no prompts. Undo now puts back every point on its frame
+    and the box, even while a point tool is still placing into the same node."""
+    import slicer
+
+    session, _ = app
+    browser, _, _ = _cine()
+    widget = _widget(app)
+    _prepare(widget, browser)
+    selection = slicer.app.applicationLogic().GetSelectionNode()
+    interaction = slicer.app.applicationLogic().GetInteractionNode()
+    browser.SetSelectedItemNumber(1)
+    widget.ui.boxButton.click()
+    roi = slicer.mrmlScene.GetNodeByID(selection.GetActivePlaceNodeID())
+    _corner(roi, (9.0, 7.0, 0.0))
+    session.process_events()
+    interaction.SetCurrentInteractionMode(interaction.ViewTransform)
+    _corner(roi, (23.0, 17.0, 0.0))
+    session.process_events()
+    browser.SetSelectedItemNumber(3)
+    boundary = _place(widget, "boundaryButton", (10.0, 8.0, 0.0))
+    session.process_events()
+    _place(widget, "boundaryButton", (21.0, 15.0, 0.0), start=False)
+    session.process_events()
+    p = widget._parameterNode
+    target = widget.logic.target(browser, p.segmentation)
+    before = target.read(p.segmentID, [1, 3])
+    assert before[1].any() and before[3].any()
+    points = [(mrml.point_frame(boundary, i), tuple(boundary.GetNthControlPointPositionWorld(i))) for i in range(2)]
+
+    widget.ui.clearAllPromptsButton.click()
+    session.process_events()
+    assert boundary.GetNumberOfControlPoints() == 0 and roi.GetScene() is None
+    assert not any(m.any() for m in target.read(p.segmentID, [1, 3]).values())
+    assert interaction.GetCurrentInteractionMode() == interaction.Place  # the boundary tool is still on
+
+    browser.SetSelectedItemNumber(0)  # points put back are not clicks on the frame shown
+    widget.ui.undoButton.click()
+    session.process_events()
+    assert [(mrml.point_frame(boundary, i), tuple(boundary.GetNthControlPointPositionWorld(i)))
+            for i in range(boundary.GetNumberOfControlPoints())] == points
+    boxes = [b for b in mrml.box_nodes(target, p.segmentID) if b.GetNumberOfDefinedControlPoints()]
+    assert len(boxes) == 1 and mrml.point_frame(boxes[0], 0) == 1
+    assert mrml.roi_box(mrml.input_from_node(browser), boxes[0])[1] == pytest.approx((9.0, 7.0, 23.0, 17.0))
+    after = target.read(p.segmentID, [1, 3])
+    for frame in (1, 3):
+        np.testing.assert_array_equal(after[frame], before[frame])
+    widget.ui.propagateButton.click()  # said "no prompts yet" before the fix
+    session.process_events()
+    assert "no prompts" not in widget.ui.statusLabel.text
+    assert all(m.any() for m in target.read(p.segmentID, list(range(5))).values())
+    _, engine = widget.logic.segmenter.session(browser, model="test-tiny", device="cpu")
+    prompts = engine.objects[widget.logic.segmenter._objects[(p.segmentation.GetID(), p.segmentID)]].prompts
+    assert prompts[1].box == pytest.approx((9.0, 7.0, 23.0, 17.0)) and len(prompts[3].boundary) == 2
 
 
 # --------------------------------------------------------------------------- observers and state

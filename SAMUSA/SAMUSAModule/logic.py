@@ -448,15 +448,16 @@ class SAMUSALogic(ScriptedLoadableModuleLogic):
         self.log(text)
         return result
 
-    def clearPrompts(self, inputNode, segmentationNode, segmentId: str, frame=None, axis: str = "K") -> int:
-        """Remove a segment's prompts on a frame (None: all). With a session open, the frames
-        that lost their prompts lose the masks those prompts made."""
-        removed = self.segmenter.clear_prompts(inputNode, segmentationNode, segmentId, frame, axis=axis)
-        if removed and self.segmenter.has_session and not self.missingDependencies():
-            parameters = self.getParameterNode()
-            self.segmenter.segment_frame(inputNode, segmentationNode, segmentId, None, model=parameters.modelName,
-                                         device=parameters.device, axis=axis)
-        self.log(_("Removed {count} prompt point(s).").format(count=removed))
+    def clearPrompts(self, inputNode, segmentationNode, segmentId: str, frame=None, axis: str = "K",
+                     modelName: Optional[str] = None, device: str = "auto") -> int:
+        """Remove a segment's prompts on a frame (None: all); undo puts them back. With
+        `modelName` and a session open, the frames that lost their prompts lose the masks
+        those prompts made."""
+        if modelName is not None and self.missingDependencies(modelName):
+            modelName = None
+        removed = self.segmenter.clear_prompts(inputNode, segmentationNode, segmentId, frame, axis=axis,
+                                               model=modelName, device=device)
+        self.log(_("Removed {count} prompt(s).").format(count=removed))
         return removed
 
     def undo(self) -> bool:

@@ -5,6 +5,7 @@ placed on; prompts per frame read from them."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 import numpy as np
@@ -349,11 +350,25 @@ def place_box(input_: SlicerInput, node, frame: int | None = None) -> int | None
 _REPLACED_BOXES: dict[str, list] = {}
 
 
+def _box_copy(box):
+    """A copy of a box's ROI node, kept off the scene until it is put back (`_add_back`)."""
+    copy = box.GetScene().CreateNodeByClass(BOX_CLASS)
+    copy.Copy(box)
+    copy.SetName(box.GetName())
+    return copy
+
+
+def _add_back(scene, copy) -> None:
+    scene.AddNode(copy)
+    copy.CreateDefaultDisplayNodes()
+    _style(copy, "box")
+    owner = owner_id(copy)
+    if owner:
+        copy.SetNodeReferenceID(REFERENCE_SEGMENTATION, owner)
+
+
 def _keep_replaced(new, old) -> None:
-    copy = old.GetScene().CreateNodeByClass(BOX_CLASS)
-    copy.Copy(old)
-    copy.SetName(old.GetName())
-    _REPLACED_BOXES.setdefault(new.GetID(), []).append(copy)
+    _REPLACED_BOXES.setdefault(new.GetID(), []).append(_box_copy(old))
 
 
 def restore_replaced(box) -> list:
@@ -362,20 +377,53 @@ def restore_replaced(box) -> list:
     scene = box.GetScene()
     restored = []
     for copy in _REPLACED_BOXES.pop(box.GetID(), []) if scene is not None else []:
-        scene.AddNode(copy)
-        copy.CreateDefaultDisplayNodes()
-        _style(copy, "box")
-        owner = owner_id(copy)
-        if owner:
-            copy.SetNodeReferenceID(REFERENCE_SEGMENTATION, owner)
+        _add_back(scene, copy)
         restored.append(copy)
     return restored
 
 
-def remove_prompts(input_: SlicerInput, nodes: Iterable, frame: int | None = None) -> int:
+def forget_replaced(box_ids: Iterable[str]) -> None:
+    """Drop the boxes kept for undoing these boxes (their undo steps are gone)."""
+    for box_id in box_ids:
+        _REPLACED_BOXES.pop(box_id, None)
+
+
+@dataclass
+class RemovedPrompts:
+    """What `remove_prompts` took away, so that undo can put it back: each point with its
+    node, index, position, label and description (its frame stamp); each box as a copy of
+    its ROI node, with the scene it was in."""
+
+    points: list[tuple] = field(default_factory=list)
+    boxes: list[tuple] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.points or self.boxes)
+
+    def put_back(self) -> int:
+        """Return the points to their nodes at their former places (nodes since deleted
+        are skipped) and the boxes to their scenes; returns how many came back."""
+        back = 0
+        for scene, copy in self.boxes:
+            if scene is not None:
+                _add_back(scene, copy)
+                back += 1
+        for node, index, world, label, description in sorted(self.points, key=lambda p: p[1]):
+            if node.GetScene() is None:
+                continue
+            index = min(index, node.GetNumberOfControlPoints())
+            node.InsertControlPointWorld(index, vtk.vtkVector3d(*map(float, world)), label)
+            node.SetNthControlPointDescription(index, description)
+            back += 1
+        self.points, self.boxes = [], []
+        return back
+
+
+def remove_prompts(input_: SlicerInput, nodes: Iterable, frame: int | None = None,
+                   kept: RemovedPrompts | None = None) -> int:
     """Remove a segment's points and boxes on one frame (or all); returns how many were
     removed. Points and boxes that lie on no frame (beyond the image) go too: they belong
-    to none. A box goes with its ROI node."""
+    to none. A box goes with its ROI node. What is removed is recorded in `kept`, for undo."""
     removed = 0
     for node in nodes:
         if node is None:
@@ -387,6 +435,8 @@ def remove_prompts(input_: SlicerInput, nodes: Iterable, frame: int | None = Non
                 placed = None, None  # off the image or its frames: on no frame
             if frame is None or placed is None or placed[0] in (None, frame):
                 removed += int(placed is not None)
+                if kept is not None and placed is not None:
+                    kept.boxes.append((node.GetScene(), _box_copy(node)))
                 node.GetScene().RemoveNode(node)
             continue
         doomed = []
@@ -403,6 +453,11 @@ def remove_prompts(input_: SlicerInput, nodes: Iterable, frame: int | None = Non
             if on == frame:
                 doomed.append(index)
         for index in reversed(doomed):
+            if kept is not None:
+                world = [0.0, 0.0, 0.0]
+                node.GetNthControlPointPositionWorld(index, world)
+                kept.points.append((node, index, tuple(world), node.GetNthControlPointLabel(index),
+                                    node.GetNthControlPointDescription(index) or ""))
             node.RemoveNthControlPoint(index)
         removed += len(doomed)
     return removed

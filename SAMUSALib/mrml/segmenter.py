@@ -341,22 +341,29 @@ class InteractiveSegmenter:
         started = time.perf_counter()
         input_, session = self.session(input_node, model=model, device=device, axis=axis)
         target = target_for(input_, segmentation_node)
+        step = self.undo_stack.begin(target, segment_id, "segment frame")
+        step.prompt_point = prompt_point
+        written, changed = self._write_changed(session, input_, target, segment_id, frame, step)
+        self.undo_stack.push(step)
+        return ActionResult(segment_id, written, [], changed, time.perf_counter() - started, target=target)
+
+    def _write_changed(self, session, input_, target, segment_id: str, frame: int | None,
+                       step: UndoStep) -> tuple[list[int], list[int]]:
+        """Write the masks of the frames whose prompts changed (and `frame`) inside the
+        window; returns (frames written, frames whose prompts changed)."""
         obj_id, changed = self._sync(session, input_, target, segment_id)
         frames = set(changed)
         if frame is not None and int(frame) in session.computed_frames(obj_id):
             frames.add(int(frame))  # rewrite its mask (e.g. after a manual edit); never blank a frame
         window = target.window(segment_id)
         frames = sorted(f for f in frames if window is None or f in window)
-        step = self.undo_stack.begin(target, segment_id, "segment frame")
-        step.prompt_point = prompt_point
         writer = _Writer(target, segment_id, step, 0.0)
         writer.keep_as_drawn = set(self._hand_masks.get(self._key(target, segment_id), {}))
         writer.on_write = lambda masks: self._record(target, segment_id, masks)
         for f in frames:
             writer.add(f, session.mask(obj_id, f))
         writer.flush()
-        self.undo_stack.push(step)
-        return ActionResult(segment_id, writer.written, [], changed, time.perf_counter() - started, target=target)
+        return writer.written, changed
 
     def propagate(self, input_node, segmentation_node, segment_id: str, *, direction: str = "both",
                   model: str, device: str = "auto", axis: str = "K",
@@ -413,28 +420,40 @@ class InteractiveSegmenter:
         self._cancel = True
 
     def clear_prompts(self, input_node, segmentation_node, segment_id: str, frame: int | None = None, *,
-                      axis: str = "K") -> int:
-        """Remove a segment's prompts on one frame (or all). Masks change at the next
-        `segment_frame` / `propagate`: a frame left without prompts then loses the mask
-        its prompts made (propagation refills it from its neighbours)."""
+                      axis: str = "K", model: str | None = None, device: str = "auto") -> int:
+        """Remove a segment's prompts on one frame (or all), as one undo step: undo puts the
+        points, boxes and hand drawings back, with the masks. With `model` and a session
+        open, the frames left without prompts lose the masks their prompts made at once;
+        otherwise at the next `segment_frame` / `propagate` (propagation refills them from
+        their neighbours)."""
         input_ = self.input(input_node, axis)
         target = target_for(input_, segmentation_node)
         self._written_of(target, segment_id)  # what the scene says was drawn by hand
+        step = self.undo_stack.begin(target, segment_id, "clear prompts")
         hand = self._hand_masks.get(self._key(target, segment_id), {})
-        dropped = [f for f in hand if frame is None or f == frame]
-        for f in dropped:
-            del hand[f]  # its voxels stay; it is no longer a prompt
-        if dropped:
+        step.hand_drawn = {f: hand.pop(f) for f in [f for f in hand if frame is None or f == frame]}
+        if step.hand_drawn:  # its voxels stay; it is no longer a prompt
             self._save_record(target, segment_id)
         nodes = [*prompt_nodes(target, segment_id).values(), *box_nodes(target, segment_id)]
-        return remove_prompts(input_, nodes, frame) + len(dropped)
+        removed = remove_prompts(input_, nodes, frame, kept=step.removed) + len(step.hand_drawn)
+        if removed and model is not None and self.has_session:
+            _, session = self.session(input_node, model=model, device=device, axis=axis)
+            self._write_changed(session, input_, target, segment_id, None, step)
+        self.undo_stack.push(step)
+        return removed
 
     def undo(self) -> UndoStep | None:
-        """Undo the last write; the session forgets the segment's propagated frames so the
+        """Undo the last action; the session forgets the segment's propagated frames so the
         next propagate recomputes them from the (restored) prompts."""
         step = self.undo_stack.undo()
         if step is not None and step.target.node.GetScene() is not None:
             self._record(step.target, step.segment_id, step.masks())
+            if step.hand_drawn:  # drawings the action had stopped using are prompts again
+                key = self._key(step.target, step.segment_id)
+                for frame in step.hand_drawn:
+                    self._written_of(step.target, step.segment_id).pop(frame, None)
+                self._hand_masks.setdefault(key, {}).update(step.hand_drawn)
+                self._save_record(step.target, step.segment_id)
         if step is not None and self._session is not None:
             obj_id = self._objects.get((step.target.node.GetID(), step.segment_id))
             if obj_id is not None and obj_id in self._session.objects:

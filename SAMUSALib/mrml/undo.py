@@ -7,7 +7,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .prompt_nodes import restore_replaced
+from .prompt_nodes import RemovedPrompts, forget_replaced, restore_replaced
 from .targets import SegmentationTarget, _segment_exists
 
 # --------------------------------------------------------------------------- undo
@@ -23,6 +23,8 @@ class UndoStep:
     frame_shape: tuple[int, int]
     before: dict[int, np.ndarray] = field(default_factory=dict)
     prompt_point: tuple[object, str] | None = None  # (markups node, control point ID) the action added
+    removed: RemovedPrompts = field(default_factory=RemovedPrompts)  # prompts the action took away
+    hand_drawn: dict[int, np.ndarray] = field(default_factory=dict)  # drawings it stopped using as prompts
 
     def keep(self, frames: Iterable[int]) -> None:
         """Save the current voxels of frames not saved yet in this step."""
@@ -60,10 +62,12 @@ class UndoStack:
         return UndoStep(description, target, segment_id, target.input.frames.frame_shape)
 
     def push(self, step: UndoStep) -> None:
-        if not step.before and step.prompt_point is None:
+        if not step.before and step.prompt_point is None and not step.removed and not step.hand_drawn:
             return
         self._steps.append(step)
-        del self._steps[: max(0, len(self._steps) - self.levels)]
+        dropped = self._steps[: max(0, len(self._steps) - self.levels)]
+        del self._steps[: len(dropped)]
+        _forget(dropped)
 
     def peek(self) -> UndoStep | None:
         return self._steps[-1] if self._steps else None
@@ -83,8 +87,16 @@ class UndoStack:
                 node.GetScene().RemoveNode(node)  # a box is its whole ROI node
             elif index >= 0:
                 node.RemoveNthControlPoint(index)
+        step.removed.put_back()
         return step
 
     def clear(self) -> None:
+        _forget(self._steps)
         self._steps.clear()
+
+
+def _forget(steps: Iterable[UndoStep]) -> None:
+    """Steps that can no longer be undone release the boxes kept for them."""
+    forget_replaced(step.prompt_point[0].GetID() for step in steps
+                    if step.prompt_point is not None and step.prompt_point[0].GetID())
 
