@@ -15,6 +15,7 @@ not part of the object's name ("lesion box" is the box of "lesion").
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from pathlib import Path
@@ -34,12 +35,35 @@ _BOX_WORD = re.compile(r"\bbox\b", re.I)
 _FRAME_PLANE = {"K": (0, 1), "J": (0, 2), "I": (1, 2)}  # (x, y) as (i, j, k) indices
 
 
+_TYPE_WORDS = {"negative": "negative", "outside": "negative", "positive": "positive", "inside": "positive",
+               "boundary": "boundary"}
+
+
 def _kind_and_object(name: str) -> tuple[str, str]:
     for kind, pattern in _KINDS:
         if pattern.search(name):
             rest = pattern.sub(" ", name)
-            return kind, " ".join(rest.replace(":", " ").split()) or "object"
-    return "boundary", " ".join(name.split()) or "object"
+            return kind, _checked_object(name, kind, " ".join(rest.replace(":", " ").split()) or "object")
+    return "boundary", _checked_object(name, "boundary", " ".join(name.split()) or "object")
+
+
+def _checked_object(name: str, kind: str, object_name: str) -> str:
+    """Refuse an object name holding a misspelt type word. Read as written, "lesion negtive"
+    was the boundary points of a second object named "lesion negtive": the lesion lost its
+    corrections, and the other object got a mask of its own. Words of five letters or more
+    within difflib's 0.8 of a type word count as misspelt."""
+    for word in re.findall(r"[A-Za-z]+", object_name):
+        if len(word) < 5 or word.lower() in _TYPE_WORDS:
+            continue
+        close = difflib.get_close_matches(word.lower(), list(_TYPE_WORDS), n=1, cutoff=0.8)
+        if close:
+            meant = close[0]
+            raise PromptError(
+                f"markups node '{name}': '{word}' looks like the prompt type word '{meant}' misspelt; as written "
+                f"it would hold {kind} points of an object named '{object_name}'. Rename the node, e.g. "
+                f"'{name.replace(word, meant)}' for {_TYPE_WORDS[meant]} points"
+            )
+    return object_name
 
 
 def _world_to_ijk(frames: FrameSource, coordinate_system: str) -> np.ndarray:

@@ -179,6 +179,29 @@ def test_node_names_map_to_prompt_kinds(tmp_path, name, kind, object_name):
     assert all(len(getattr(prompt, k)) == 0 for k in others)
 
 
+@pytest.mark.parametrize("name, meant", [("lesion negtive", "lesion negative"), ("vessel postive", "vessel positive"),
+                                         ("lesion boundry", "lesion boundary"), ("outsde lesion", "outside lesion"),
+                                         ("lesion negatives", "lesion negative")])
+def test_a_misspelt_type_word_is_refused_with_the_name_meant(tmp_path, name, meant):
+    """"lesion negtive" was read as boundary points of a second object named "lesion
+    negtive": the lesion lost its corrections and a stray object got a mask of its own."""
+    frames = frames_along("K")
+    path = tmp_path / "typo.mrk.json"
+    write_document(path, node("lesion boundary", [world(frames, 4, 7.0, 5.0)]),
+                   node("vessel boundary", [world(frames, 2, 3.0, 3.0)]), node(name, [world(frames, 4, 2.0, 2.0)]))
+    with pytest.raises(PromptError, match=f"'{meant}'"):
+        read_markups(path, frames)
+
+
+@pytest.mark.parametrize("name", ["posterior wall", "left side lesion", "region1", "thyroid nodule", "outer boundary"])
+def test_object_names_near_no_type_word_are_read_as_boundary_points(tmp_path, name):
+    frames = frames_along("K")
+    path = tmp_path / "named.mrk.json"
+    write_document(path, node(name, [world(frames, 4, 7.0, 5.0)]))
+    (obj,) = read_markups(path, frames).objects
+    assert len(obj.prompts[0].boundary) == 1
+
+
 def test_nodes_of_one_object_merge_per_frame(tmp_path):
     frames = frames_along("K")
     path = tmp_path / "merged.mrk.json"
