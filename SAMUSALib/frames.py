@@ -186,6 +186,12 @@ class FrameSource:
         """The frame as float32 in [0, 1], (H, W) or (H, W, 3)."""
         return self.window.apply(self.raw_frame(index))
 
+    def is_blank(self, index: int) -> bool:
+        """Whether every pixel of the frame holds the same value (a black or frozen-out
+        frame): there is nothing on it for a model to follow."""
+        raw = self.raw_frame(index)
+        return bool(raw.size) and bool(np.all(raw == raw.flat[0]))
+
     def _sample_indices(self, count: int = 16) -> list[int]:
         return sorted(set(np.linspace(0, self.num_frames - 1, min(count, self.num_frames)).astype(int)))
 

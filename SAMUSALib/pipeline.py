@@ -6,14 +6,18 @@ validate the same way and give the same masks for the same inputs.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from .engine import ProgressCallback, PropagationReport, Session
+from .errors import PromptError
 from .frames import FrameSource
 from .prompts import PromptSet
+
+log = logging.getLogger("samusa")
 
 
 @dataclass
@@ -49,6 +53,7 @@ def segment(
     input fails fast with nothing written.
     """
     prompts.check(frames.num_frames, frames.frame_shape)
+    _check_not_blank(frames, prompts)
     session = Session(frames, model, feature_cache_mb=feature_cache_mb)
     session.apply(prompts)
     report = session.propagate(direction, progress=progress, cancel=cancel)
@@ -61,3 +66,31 @@ def segment(
         report=report,
         session=session,
     )
+
+
+def _check_not_blank(frames: FrameSource, prompts: PromptSet) -> None:
+    """Refuse prompts on a frame where every pixel is the same (a model still returns a mask
+    there, of nothing); name blank frames that propagation will cross."""
+    prompted = sorted({p.frame for obj in prompts.objects for p in obj.prompts})
+    blank = [f for f in prompted if frames.is_blank(f)]
+    if blank:
+        value = frames.raw_frame(blank[0]).flat[0]
+        raise PromptError(
+            f"frame(s) {', '.join(map(str, blank))} are blank (every pixel is {value}): there is nothing to "
+            "segment there. Put the prompts on a frame that shows the structure, or check that the input "
+            "was exported with its image"
+        )
+    crossed = [f for f in range(frames.num_frames) if frames.is_blank(f)
+               and any(obj.window is None or f in obj.window for obj in prompts.objects)]
+    if crossed:
+        log.warning("frame(s) %s are blank (every pixel the same): their masks come from the "
+                    "model's memory of the frames around them, not from anything on them", _ranges(crossed))
+
+
+def _ranges(frames: list[int]) -> str:
+    runs, start = [], frames[0]
+    for previous, current in zip(frames, frames[1:] + [None]):
+        if current is None or current != previous + 1:
+            runs.append(f"{start}" if start == previous else f"{start}-{previous}")
+            start = current
+    return ", ".join(runs)

@@ -301,6 +301,12 @@ def _image(tmp: Path, array: np.ndarray, name: str) -> Path:
     return path
 
 
+def _blanked(frames: np.ndarray, *blank: int) -> np.ndarray:
+    frames = frames.copy()
+    frames[list(blank)] = 0
+    return frames
+
+
 def _case(words, *, out="result.seg.nrrd", image=None, prompts=None, extra=()):
     """A bad run: `image`/`prompts` build the input files (default: the good cine and prompts)."""
     return {"words": words, "out": out, "image": image, "prompts": prompts, "extra": list(extra)}
@@ -351,6 +357,10 @@ BAD = {
     "image with NaN": _case(
         ["frame 5", "NaN"],
         image=lambda t: _image(t, np.where(np.arange(12)[:, None, None] == 5, np.nan, np.ones((12, 64, 80), np.float32)).astype(np.float32), "nan.nrrd")),
+    "prompts on a blank frame": _case(
+        ["frame(s) 4 are blank", "every pixel is 0", "nothing to segment"],
+        image=lambda t: _image(t, _blanked(cine_phantom(num_frames=NUM_FRAMES, height=HEIGHT, width=WIDTH, seed=1).frames, 4),
+                               "blank4.nrrd")),
     "RGB input along I": _case(["RGB", "along K"], image=lambda t: (
         Image.fromarray(np.full((HEIGHT, WIDTH, 3), [200, 10, 10], np.uint8)).save(t / "red.png") or t / "red.png"), extra=["--axis", "I"]),
     "missing checkpoint": _case(["not found", "missing.pt"], extra=["--model", "{tmp}/missing.pt", "--device", "cpu"]),
@@ -390,6 +400,20 @@ def test_bad_input_fails_cleanly(capsys, tmp_path, phantom, cine_nrrd, name):
             assert word in lines[0], lines[0]
         assert stdout == ""
         assert folder_state(work) == before  # no output, no temporary file, old output byte-identical
+
+
+def test_blank_frames_crossed_by_propagation_are_named_in_a_warning(capsys, caplog, tmp_path, phantom):
+    """A cine with black frames in its window got masks there without a word: they come from
+    the model's memory, not from the picture."""
+    image = _image(tmp_path, _blanked(phantom.frames, 5, 6), "blank56.nrrd")
+    prompts = _prompts(tmp_path, phantom)  # frame 4, window 3-6
+    out = tmp_path / "result.seg.nrrd"
+    with caplog.at_level("WARNING", logger="samusa"):
+        code, _, stderr = run(capsys, "segment", image, "--prompts", prompts, "--out", out, *FAST)
+    assert code == 0, stderr
+    warnings = [r.getMessage() for r in caplog.records if "blank" in r.getMessage()]
+    assert len(warnings) == 1 and "frame(s) 5-6 are blank" in warnings[0], warnings
+    assert out.exists()
 
 
 # --------------------------------------------------------------------------- failures half way
