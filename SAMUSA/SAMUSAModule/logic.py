@@ -238,12 +238,9 @@ class SAMUSALogic(ScriptedLoadableModuleLogic):
 
     def shownVolume(self, inputNode):
         """The volume node the views show for an input (a cine's proxy volume)."""
-        if inputNode is None or not inputNode.IsA("vtkMRMLSequenceBrowserNode"):
-            return inputNode
-        from SAMUSALib.mrml import browser_of_proxy  # noqa: F401  (imports SAMUSALib lazily)
-        from SAMUSALib.mrml.inputs import _volume_sequence_of
+        from SAMUSALib.mrml import shown_volume
 
-        return inputNode.GetProxyNode(_volume_sequence_of(inputNode))
+        return shown_volume(inputNode)
 
     @staticmethod
     def browserOf(inputNode):
@@ -392,14 +389,12 @@ class SAMUSALogic(ScriptedLoadableModuleLogic):
         self.log(self.windowText(inputNode, segmentationNode, segmentId, axis))
 
     def setWindowStart(self, inputNode, segmentationNode, segmentId: str, frame: int, axis: str = "K") -> None:
-        window = self.window(inputNode, segmentationNode, segmentId, axis)
-        end = None if window is None else max(window[1], frame)
-        self.setWindow(inputNode, segmentationNode, segmentId, frame, end, axis)
+        self.segmenter.set_window_start(inputNode, segmentationNode, segmentId, frame, axis=axis)
+        self.log(self.windowText(inputNode, segmentationNode, segmentId, axis))
 
     def setWindowEnd(self, inputNode, segmentationNode, segmentId: str, frame: int, axis: str = "K") -> None:
-        window = self.window(inputNode, segmentationNode, segmentId, axis)
-        start = 0 if window is None else min(window[0], frame)
-        self.setWindow(inputNode, segmentationNode, segmentId, start, frame, axis)
+        self.segmenter.set_window_end(inputNode, segmentationNode, segmentId, frame, axis=axis)
+        self.log(self.windowText(inputNode, segmentationNode, segmentId, axis))
 
     def clearWindow(self, inputNode, segmentationNode, segmentId: str, axis: str = "K") -> None:
         self.setWindow(inputNode, segmentationNode, segmentId, None, None, axis)

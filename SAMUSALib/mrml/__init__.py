@@ -50,7 +50,15 @@ from .geometry import (
     sequence_from_array,
     volume_from_array,
 )
-from .inputs import SlicerInput, browser_of_proxy, current_frame_of_browser, frame_shown, input_fingerprint, input_from_node
+from .inputs import (
+    SlicerInput,
+    browser_of_proxy,
+    current_frame_of_browser,
+    frame_shown,
+    input_fingerprint,
+    input_from_node,
+    shown_volume,
+)
 from .prompt_nodes import (
     ATTRIBUTE_PROMPT,
     ATTRIBUTE_SEGMENT,
@@ -102,6 +110,7 @@ __all__ = [
     "input_from_node",
     "input_fingerprint",
     "browser_of_proxy",
+    "shown_volume",
     "geometry_from_ijk_to_ras",
     "ijk_to_ras_of",
     "volume_from_array",

@@ -39,6 +39,14 @@ def _volume_sequence_of(browser):
     )
 
 
+def shown_volume(node):
+    """The volume node the views show for an input: a cine browser's proxy volume, else the
+    node itself."""
+    if node is None or not node.IsA("vtkMRMLSequenceBrowserNode"):
+        return node
+    return node.GetProxyNode(_volume_sequence_of(node))
+
+
 def browser_of_proxy(volume_node):
     """The sequence browser whose proxy `volume_node` is (a cine shown frame by frame), or None."""
     scene = volume_node.GetScene()

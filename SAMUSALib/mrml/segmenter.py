@@ -330,6 +330,22 @@ class InteractiveSegmenter:
         target.set_window(segment_id, window)
         return window
 
+    def set_window_start(self, input_node, segmentation_node, segment_id: str, frame: int, *,
+                         axis: str = "K") -> TemporalWindow | None:
+        """Start the window at `frame`; its end stays (the last frame if none), or moves to
+        `frame` if it was before it."""
+        window = self.target(input_node, segmentation_node, axis=axis).window(segment_id)
+        end = None if window is None else max(window.end, int(frame))
+        return self.set_window(input_node, segmentation_node, segment_id, int(frame), end, axis=axis)
+
+    def set_window_end(self, input_node, segmentation_node, segment_id: str, frame: int, *,
+                       axis: str = "K") -> TemporalWindow | None:
+        """End the window at `frame`; its start stays (frame 0 if none), or moves to `frame`
+        if it was after it."""
+        window = self.target(input_node, segmentation_node, axis=axis).window(segment_id)
+        start = 0 if window is None else min(window.start, int(frame))
+        return self.set_window(input_node, segmentation_node, segment_id, start, int(frame), axis=axis)
+
     # ---- actions
     def segment_frame(self, input_node, segmentation_node, segment_id: str, frame: int | None = None, *,
                       model: str, device: str = "auto", axis: str = "K", prompt_point=None) -> ActionResult:
