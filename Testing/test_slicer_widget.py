@@ -285,6 +285,38 @@ def test_a_box_is_drawn_as_an_roi_resized_refused_off_the_image_and_cleared(app,
     assert not target.read(p.segmentID, [2])[2].any()
 
 
+def test_undoing_a_correction_then_clicking_elsewhere_keeps_the_corrected_frame_s_mask(app):
+    """Undo put a propagated frame's mask back after a correction click there; the next click
+    on another frame then rewrote that frame with the mask of no prompts (742 voxels to 0)."""
+    session, _ = app
+    browser, _, _ = _cine(frames=4)
+    widget = _widget(app)
+    _prepare(widget, browser)
+    p = widget._parameterNode
+    browser.SetSelectedItemNumber(1)
+    _place(widget, "boundaryButton", (12.0, 9.0, 0.0))
+    session.process_events()
+    _place(widget, "boundaryButton", (20.0, 14.0, 0.0), start=False)
+    session.process_events()
+    widget.ui.boundaryButton.click()
+    widget.ui.propagateButton.click()
+    session.process_events()
+    target = widget.logic.target(browser, p.segmentation)
+    propagated = target.read(p.segmentID, [3])[3]
+    assert propagated.any()
+    browser.SetSelectedItemNumber(3)
+    _place(widget, "regionNegativeButton", (15.0, 11.0, 0.0))  # a correction on frame 3
+    session.process_events()
+    widget.ui.undoButton.click()
+    session.process_events()
+    np.testing.assert_array_equal(target.read(p.segmentID, [3])[3], propagated)
+    browser.SetSelectedItemNumber(0)
+    _place(widget, "regionPositiveButton", (14.0, 10.0, 0.0))  # a click on frame 0
+    session.process_events()
+    np.testing.assert_array_equal(target.read(p.segmentID, [3])[3], propagated)
+    assert "0, 3" not in widget.ui.statusLabel.text
+
+
 def _replaced_boxes() -> dict:
     import importlib
 

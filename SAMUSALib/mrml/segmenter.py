@@ -12,7 +12,7 @@ from ..errors import PromptError
 from ..prompts import FramePrompt, TemporalWindow
 from .inputs import SlicerInput, input_fingerprint, input_from_node
 from .prompt_nodes import box_nodes, frame_prompts, prompt_nodes, remove_prompts
-from .targets import SegmentationTarget, made_for_another_image, mask_digest, target_for
+from .targets import SegmentationTarget, _segment_exists, made_for_another_image, mask_digest, target_for
 from .undo import UndoStack, UndoStep
 
 # --------------------------------------------------------------------------- the interactive segmenter
@@ -474,7 +474,24 @@ class InteractiveSegmenter:
             obj_id = self._objects.get((step.target.node.GetID(), step.segment_id))
             if obj_id is not None and obj_id in self._session.objects:
                 self._session.objects[obj_id].forget_results()
+                self._resync(step)
         return step
+
+    def _resync(self, step: UndoStep) -> None:
+        """Take the prompts undo restored into the session now. Left for the next action,
+        a frame whose click was undone counted as changed there and was rewritten with
+        the mask of no prompts: undo a correction, click on another frame, and the
+        corrected frame went blank."""
+        if self._input is None or step.target.node.GetScene() is None:
+            return
+        if step.target.input.fingerprint != self._input.fingerprint:
+            return  # the session is another image's now
+        if not _segment_exists(step.target.node, step.segment_id):
+            return
+        try:
+            self._sync(self._session, self._input, step.target, step.segment_id)
+        except PromptError:
+            pass  # prompts the scene now holds outside the window: the next action says so
 
 
 def _same_prompt(a: FramePrompt | None, b: FramePrompt) -> bool:
