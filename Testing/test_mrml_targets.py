@@ -189,6 +189,28 @@ def test_a_mask_edited_by_hand_becomes_that_frame_s_mask_prompt(headless, tiny_m
 
 
 @pytest.mark.parametrize("kind", ["sequence", "volume"])
+def test_a_deleted_segment_is_named_as_deleted_and_the_others_are_left_alone(headless, tiny_model, kind):
+    """Deleted in the Segment Editor while the panel still named it, a segment made the next
+    click fail with "'NoneType' object has no attribute 'GetName'"."""
+    node, make_segmenter, target, segment = _prompted_frames(headless, tiny_model, kind)
+    segmenter = make_segmenter()
+    other = target.ensure_segment()
+    mrml.add_prompt_point(mrml.prompt_node(target, other, "positive"), (12.0, 10.0, 1.0 if kind == "volume" else 0.0),
+                          frame=1 if kind == "sequence" else None)
+    segmenter.segment_frame(node, target.node, other, model="test-tiny", device="cpu")
+    kept = target.read(other, [1])[1]
+    assert kept.any()
+    target.node.GetSegmentation().RemoveSegment(segment)
+    for action in (lambda: segmenter.segment_frame(node, target.node, segment, model="test-tiny", device="cpu"),
+                   lambda: segmenter.propagate(node, target.node, segment, model="test-tiny", device="cpu"),
+                   lambda: segmenter.clear_prompts(node, target.node, segment),
+                   lambda: segmenter.set_window(node, target.node, segment, 1, 3)):
+        with pytest.raises(PromptError, match="deleted.*choose a segment or add one"):
+            action()
+    np.testing.assert_array_equal(target.read(other, [1])[1], kept)
+
+
+@pytest.mark.parametrize("kind", ["sequence", "volume"])
 def test_a_frame_drawn_by_hand_is_kept_after_the_scene_is_opened_again(headless, tiny_model, kind):
     """What SAMUSA wrote was known to the segmenter only: after the scene was closed and
     opened again (a new segmenter), the next propagation rewrote the frame the user had

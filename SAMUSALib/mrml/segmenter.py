@@ -315,6 +315,7 @@ class InteractiveSegmenter:
         start frame 0."""
         input_ = self.input(input_node, axis)
         target = target_for(input_, segmentation_node)
+        _require_segment(target, segment_id)
         if start is None and end is None:
             target.set_window(segment_id, None)
             return None
@@ -357,6 +358,7 @@ class InteractiveSegmenter:
         started = time.perf_counter()
         input_, session = self.session(input_node, model=model, device=device, axis=axis)
         target = target_for(input_, segmentation_node)
+        _require_segment(target, segment_id)
         step = self.undo_stack.begin(target, segment_id, "segment frame")
         step.prompt_point = prompt_point
         written, changed = self._write_changed(session, input_, target, segment_id, frame, step)
@@ -396,6 +398,7 @@ class InteractiveSegmenter:
         self._cancel = False
         input_, session = self.session(input_node, model=model, device=device, axis=axis)
         target = target_for(input_, segmentation_node)
+        _require_segment(target, segment_id)
         obj_id, changed = self._sync(session, input_, target, segment_id)
         if not session.prompted_frames(obj_id):
             raise PromptError(
@@ -444,6 +447,7 @@ class InteractiveSegmenter:
         their neighbours)."""
         input_ = self.input(input_node, axis)
         target = target_for(input_, segmentation_node)
+        _require_segment(target, segment_id)
         self._written_of(target, segment_id)  # what the scene says was drawn by hand
         step = self.undo_stack.begin(target, segment_id, "clear prompts")
         hand = self._hand_masks.get(self._key(target, segment_id), {})
@@ -492,6 +496,16 @@ class InteractiveSegmenter:
             self._sync(self._session, self._input, step.target, step.segment_id)
         except PromptError:
             pass  # prompts the scene now holds outside the window: the next action says so
+
+
+def _require_segment(target: SegmentationTarget, segment_id: str) -> None:
+    """A segment deleted while the panel still named it (Segment Editor, Data module) failed
+    deep inside the write with "'NoneType' object has no attribute 'GetName'"."""
+    if not _segment_exists(target.node, segment_id):
+        raise PromptError(
+            f"the segment {segment_id!r} is no longer in '{target.node.GetName()}' (it was deleted): "
+            "choose a segment or add one"
+        )
 
 
 def _same_prompt(a: FramePrompt | None, b: FramePrompt) -> bool:
