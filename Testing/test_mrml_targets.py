@@ -189,6 +189,26 @@ def test_a_mask_edited_by_hand_becomes_that_frame_s_mask_prompt(headless, tiny_m
 
 
 @pytest.mark.parametrize("kind", ["sequence", "volume"])
+def test_propagating_after_the_window_narrowed_clears_samusa_s_masks_outside_it(headless, tiny_model, kind):
+    """After a full propagation, "Start here" / "End here" on frames 1 and 3 and Propagate
+    left frames 0 and 4 with their masks: the structure stayed marked on frames the user had
+    just said it is not on. Undo brings the cleared masks back."""
+    node, make_segmenter, target, segment = _prompted_frames(headless, tiny_model, kind)
+    segmenter = make_segmenter()
+    segmenter.propagate(node, target.node, segment, model="test-tiny", device="cpu")
+    before = target.read(segment, range(5))
+    assert all(mask.any() for mask in before.values())
+    segmenter.set_window_start(node, target.node, segment, 1)
+    segmenter.set_window_end(node, target.node, segment, 3)
+    result = segmenter.propagate(node, target.node, segment, model="test-tiny", device="cpu")
+    assert result.frames_cleared == [0, 4]
+    assert not target.read(segment, [0])[0].any() and not target.read(segment, [4])[4].any()
+    assert segmenter.undo().description == "propagate"
+    for frame, mask in target.read(segment, [0, 4]).items():
+        np.testing.assert_array_equal(mask, before[frame])
+
+
+@pytest.mark.parametrize("kind", ["sequence", "volume"])
 def test_a_deleted_segment_is_named_as_deleted_and_the_others_are_left_alone(headless, tiny_model, kind):
     """Deleted in the Segment Editor while the panel still named it, a segment made the next
     click fail with "'NoneType' object has no attribute 'GetName'"."""

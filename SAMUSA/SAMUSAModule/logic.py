@@ -438,6 +438,9 @@ class SAMUSALogic(ScriptedLoadableModuleLogic):
         text = _("Propagated {count} frame(s) of segment '{segment}' in {seconds:.1f} s ({fps:.1f} frames/s).").format(
             count=computed, segment=result.target.segment_name(segmentId), seconds=seconds,
             fps=computed / seconds if seconds > 0 else 0.0)
+        if result.frames_cleared:
+            text += " " + _("Cleared the masks of {count} frame(s) outside the window.").format(
+                count=len(result.frames_cleared))
         if result.cancelled:
             text += " " + _("Cancelled: finished frames were kept, the others left as they were.")
         self.log(text)

@@ -34,6 +34,7 @@ class ActionResult:
     seconds: float = 0.0
     cancelled: bool = False
     target: SegmentationTarget | None = None
+    frames_cleared: list[int] = field(default_factory=list)  # SAMUSA's masks outside a narrowed window
 
     @property
     def fps(self) -> float:
@@ -411,6 +412,9 @@ class InteractiveSegmenter:
         writer.keep_as_drawn = set(self._hand_masks.get(self._key(target, segment_id), {}))
         writer.on_write = lambda masks: self._record(target, segment_id, masks)
         computed: list[int] = []
+        cleared = self._outside_window(target, segment_id, window)
+        for f in cleared:  # the structure is not on these frames: the masks SAMUSA left there go
+            writer.add(f, np.zeros(input_.frames.frame_shape, bool))
         for f in changed:
             if window is None or f in window:
                 writer.add(f, session.mask(obj_id, f))
@@ -432,7 +436,18 @@ class InteractiveSegmenter:
             if writer.alive:
                 self.undo_stack.push(step)
         return ActionResult(segment_id, writer.written, computed, changed, time.perf_counter() - started,
-                            cancelled=bool(report and report.cancelled) or not writer.alive, target=target)
+                            cancelled=bool(report and report.cancelled) or not writer.alive, target=target,
+                            frames_cleared=[f for f in cleared if f in writer.written])
+
+    def _outside_window(self, target, segment_id: str, window: TemporalWindow | None) -> list[int]:
+        """Frames outside the window still showing a mask SAMUSA wrote there: after the
+        window was narrowed, they marked the structure on frames the user had just said it
+        is not on. Frames drawn by hand are not SAMUSA's to clear."""
+        if window is None:
+            return []
+        empty = mask_digest(np.zeros(target.input.frames.frame_shape, bool))
+        written = self._written_of(target, segment_id)
+        return sorted(f for f, (_, digest) in written.items() if f not in window and digest != empty)
 
     def cancel(self) -> None:
         """Ask a running propagate() to stop after the current frame."""
