@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from SAMUSALib import mrml
+from SAMUSALib.errors import PromptError
 
 pytestmark = pytest.mark.mrml
 
@@ -268,6 +269,10 @@ def test_a_box_is_drawn_as_an_roi_resized_refused_off_the_image_and_cleared(app,
     session.process_events()
     assert engine.objects[obj].prompts[2].box == pytest.approx((13.0, 10.0, 19.0, 14.0))
     np.testing.assert_array_equal(target.read(p.segmentID, [2])[2], engine.mask(obj, 2))
+    widget.ui.undoButton.click()  # the resize is undone: the box is as drawn again
+    session.process_events()
+    assert mrml.roi_box(mrml.input_from_node(browser), roi)[1] == pytest.approx((9.0, 7.0, 23.0, 17.0))
+    assert engine.objects[obj].prompts[2].box == pytest.approx((9.0, 7.0, 23.0, 17.0))
 
     widget.ui.boxButton.click()  # another box, off the image (the frame is 32 x 24)
     off = slicer.mrmlScene.GetNodeByID(selection.GetActivePlaceNodeID())
@@ -315,6 +320,44 @@ def test_undoing_a_correction_then_clicking_elsewhere_keeps_the_corrected_frame_
     session.process_events()
     np.testing.assert_array_equal(target.read(p.segmentID, [3])[3], propagated)
     assert "0, 3" not in widget.ui.statusLabel.text
+
+
+def test_undo_of_a_drag_puts_the_point_back_and_a_drag_off_the_image_is_refused(app):
+    """Undo after dragging a point restored the mask but left the point where it was dragged,
+    so the next Propagate used the moved point; a point dragged off the image was kept and
+    made every later action fail."""
+    import vtk
+
+    session, _ = app
+    browser, _, _ = _cine(frames=3)
+    widget = _widget(app)
+    _prepare(widget, browser)
+    p = widget._parameterNode
+    browser.SetSelectedItemNumber(1)
+    node = _place(widget, "regionPositiveButton", (15.0, 11.0, 0.0))
+    session.process_events()
+    widget.ui.regionPositiveButton.click()  # the tool off: the user drags
+    target = widget.logic.target(browser, p.segmentation)
+    clicked = target.read(p.segmentID, [1])[1]
+
+    def drag(ras):
+        node.SetNthControlPointPositionWorld(0, vtk.vtkVector3d(*ras))
+        node.InvokeEvent(node.PointEndInteractionEvent)
+        session.process_events()
+
+    drag((3.0, 3.0, 0.0))  # onto the background
+    assert not np.array_equal(target.read(p.segmentID, [1])[1], clicked)
+    widget.ui.undoButton.click()
+    session.process_events()
+    assert tuple(node.GetNthControlPointPositionWorld(0)) == (15.0, 11.0, 0.0)
+    np.testing.assert_array_equal(target.read(p.segmentID, [1])[1], clicked)
+
+    with pytest.raises(PromptError, match="outside the 32x24 frame.*put back where it was"):
+        drag((60.0, 9.0, 0.0))
+    assert tuple(node.GetNthControlPointPositionWorld(0)) == (15.0, 11.0, 0.0)
+    widget.ui.propagateButton.click()  # failed on the point off the image before
+    session.process_events()
+    assert all(mask.any() for mask in target.read(p.segmentID, range(3)).values())
 
 
 def _replaced_boxes() -> dict:

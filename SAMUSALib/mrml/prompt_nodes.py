@@ -419,6 +419,41 @@ class RemovedPrompts:
         return back
 
 
+def prompt_positions(target: SegmentationTarget, segment_id: str) -> dict[tuple[str, str], tuple]:
+    """Where each of a segment's points and boxes is: {(node ID, point ID): (node, position,
+    description)}, a point's position its world RAS, a box's its centre and size. Kept by
+    the segmenter at each read of the prompts, so that a drag can be told and undone."""
+    positions = {}
+    for node in [*prompt_nodes(target, segment_id).values(), *box_nodes(target, segment_id)]:
+        for index, world in _defined_points(node):
+            description = node.GetNthControlPointDescription(index) or ""
+            if node.IsA(BOX_CLASS):
+                center = [0.0] * 3
+                node.GetCenterWorld(center)
+                world = np.array([*center, *node.GetSize()])
+            positions[(node.GetID(), node.GetNthControlPointID(index))] = (node, tuple(map(float, world)), description)
+    return positions
+
+
+def moved_since(seen: Mapping[tuple[str, str], tuple], now: Mapping[tuple[str, str], tuple]) -> list[tuple]:
+    """The points and boxes of `seen` that are still there but somewhere else now."""
+    return [seen[key] + (key[1],) for key in seen if key in now and not np.allclose(seen[key][1], now[key][1])]
+
+
+def move_back(moved: Iterable[tuple]) -> None:
+    """Put points and boxes back where `moved_since` saw them (nodes since deleted skipped)."""
+    for node, position, description, point_id in moved:
+        index = node.GetNthControlPointIndexByID(point_id) if node.GetScene() is not None else -1
+        if index < 0:
+            continue
+        if node.IsA(BOX_CLASS):
+            node.SetCenterWorld(*position[:3])
+            node.SetSize(*position[3:])
+        else:
+            node.SetNthControlPointPositionWorld(index, *position)
+        node.SetNthControlPointDescription(index, description)
+
+
 def remove_prompts(input_: SlicerInput, nodes: Iterable, frame: int | None = None,
                    kept: RemovedPrompts | None = None) -> int:
     """Remove a segment's points and boxes on one frame (or all); returns how many were

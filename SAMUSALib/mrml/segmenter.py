@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import PromptError
 from ..prompts import FramePrompt, TemporalWindow
 from .inputs import SlicerInput, input_fingerprint, input_from_node
-from .prompt_nodes import box_nodes, frame_prompts, prompt_nodes, remove_prompts
+from .prompt_nodes import box_nodes, frame_prompts, move_back, moved_since, prompt_nodes, prompt_positions, remove_prompts
 from .targets import SegmentationTarget, _segment_exists, made_for_another_image, mask_digest, target_for
 from .undo import UndoStack, UndoStep
 
@@ -117,6 +117,8 @@ class InteractiveSegmenter:
         self._written: dict[tuple[str, str], dict[int, tuple]] = {}
         # masks the user drew over SAMUSA's (e.g. with the Segment Editor): mask prompts
         self._hand_masks: dict[tuple[str, str], dict[int, np.ndarray]] = {}
+        # where each segment's points and boxes were when last read (`prompt_positions`)
+        self._positions: dict[tuple[str, str], dict] = {}
 
     # ---- session
     def model(self, model: str, device: str):
@@ -193,6 +195,7 @@ class InteractiveSegmenter:
         self._objects.clear()
         self._written.clear()
         self._hand_masks.clear()
+        self._positions.clear()
         self.undo_stack.clear()
 
     @property
@@ -223,6 +226,7 @@ class InteractiveSegmenter:
         Returns (object id, frames whose prompts changed)."""
         obj_id = self._object_id(target, segment_id)
         wanted = frame_prompts(input_, prompt_nodes(target, segment_id), box_nodes(target, segment_id))
+        self._positions[self._key(target, segment_id)] = prompt_positions(target, segment_id)
         hand = self._hand_edits(target, segment_id)
         for frame, mask in hand.items():
             prompt = wanted.get(frame) or FramePrompt(frame)
@@ -362,7 +366,14 @@ class InteractiveSegmenter:
         _require_segment(target, segment_id)
         step = self.undo_stack.begin(target, segment_id, "segment frame")
         step.prompt_point = prompt_point
-        written, changed = self._write_changed(session, input_, target, segment_id, frame, step)
+        step.moved = moved_since(self._positions.get(self._key(target, segment_id), {}), prompt_positions(target, segment_id))
+        try:
+            written, changed = self._write_changed(session, input_, target, segment_id, frame, step)
+        except PromptError as error:
+            if not step.moved:
+                raise
+            move_back(step.moved)  # kept, a point dragged off the image made every later action fail
+            raise PromptError(f"{error}; the {_moved_words(step.moved)} put back where it was") from None
         self.undo_stack.push(step)
         return ActionResult(segment_id, written, [], changed, time.perf_counter() - started, target=target)
 
@@ -511,6 +522,14 @@ class InteractiveSegmenter:
             self._sync(self._session, self._input, step.target, step.segment_id)
         except PromptError:
             pass  # prompts the scene now holds outside the window: the next action says so
+
+
+def _moved_words(moved: list[tuple]) -> str:
+    boxes = sum(1 for node, *_ in moved if node.IsA("vtkMRMLMarkupsROINode"))
+    points = len(moved) - boxes
+    words = [w for w in (f"{points} point(s)" if points > 1 else "point" if points else "",
+                         f"{boxes} box(es)" if boxes > 1 else "box" if boxes else "") if w]
+    return " and ".join(words) + (" moved was" if len(moved) == 1 else " moved were")
 
 
 def _require_segment(target: SegmentationTarget, segment_id: str) -> None:

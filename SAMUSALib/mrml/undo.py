@@ -7,7 +7,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .prompt_nodes import RemovedPrompts, forget_replaced, restore_replaced
+from .prompt_nodes import RemovedPrompts, forget_replaced, move_back, restore_replaced
 from .targets import SegmentationTarget, _segment_exists
 
 # --------------------------------------------------------------------------- undo
@@ -25,6 +25,7 @@ class UndoStep:
     prompt_point: tuple[object, str] | None = None  # (markups node, control point ID) the action added
     removed: RemovedPrompts = field(default_factory=RemovedPrompts)  # prompts the action took away
     hand_drawn: dict[int, np.ndarray] = field(default_factory=dict)  # drawings it stopped using as prompts
+    moved: list[tuple] = field(default_factory=list)  # points and boxes dragged, where they were (`moved_since`)
 
     def keep(self, frames: Iterable[int]) -> None:
         """Save the current voxels of frames not saved yet in this step."""
@@ -62,7 +63,7 @@ class UndoStack:
         return UndoStep(description, target, segment_id, target.input.frames.frame_shape)
 
     def push(self, step: UndoStep) -> None:
-        if not step.before and step.prompt_point is None and not step.removed and not step.hand_drawn:
+        if not step.before and step.prompt_point is None and not step.removed and not step.hand_drawn and not step.moved:
             return
         self._steps.append(step)
         dropped = self._steps[: max(0, len(self._steps) - self.levels)]
@@ -88,6 +89,7 @@ class UndoStack:
             elif index >= 0:
                 node.RemoveNthControlPoint(index)
         step.removed.put_back()
+        move_back(step.moved)
         return step
 
     def clear(self) -> None:
