@@ -115,6 +115,27 @@ def test_seg_round_trip_segments_frames_and_references(tmp_path, source_and_mask
     assert all("PlanePositionSequence" in f for f in seg.PerFrameFunctionalGroupsSequence)
 
 
+def test_seg_of_a_single_frame_ultrasound_image_round_trips(tmp_path, phantom):
+    """A single-frame US Image Storage export (the commonest) ran the whole segmentation and
+    then failed: "'FileDataset' object has no attribute 'PixelSpacing'"; highdicom reads a
+    single-frame source's plane from its top-level attributes."""
+    path = write_us(tmp_path / "still.dcm", phantom.frames[3:4], regions=[region(0, 0, 79, 63, 0.02, 0.03)])
+    source = read_dicom(path)
+    mask = phantom.masks[1][3:4].copy()
+    assert mask.any()
+    out = write_dicom_seg(tmp_path / "still_seg.dcm", {1: mask}, source, names={1: "lesion"})
+    seg = hd.seg.segread(out)
+    (frame,) = seg.PerFrameFunctionalGroupsSequence
+    (item,) = frame.DerivationImageSequence[0].SourceImageSequence
+    assert item.ReferencedSOPInstanceUID == pydicom.dcmread(path).SOPInstanceUID
+    measures = seg.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
+    assert [float(v) for v in measures.PixelSpacing] == pytest.approx([0.3, 0.2])
+    back, names, _ = read_dicom_seg(out, 1)
+    assert names == {1: "lesion"}
+    np.testing.assert_array_equal(back[1], mask)
+    assert "PixelSpacing" not in pydicom.dcmread(path)  # the source file is left as it was
+
+
 def test_seg_is_read_by_dcmqi_as_quantitative_reporting_does(tmp_path, source_and_masks):
     """Slicer's QuantitativeReporting loads DICOM SEG with dcmqi's segimage2itkimage (PyPI dcmqi):
     each segment must come out on the .seg.nrrd grid (region spacing, frame k at k mm)."""

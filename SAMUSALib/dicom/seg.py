@@ -59,12 +59,19 @@ def _with_plane_geometry(source, geometry: Geometry, count: int):
     if "FrameOfReferenceUID" not in view:
         view.FrameOfReferenceUID = hd.UID()
     matrix = geometry.ijk_to_lps()
+    direction = np.reshape(geometry.direction, (3, 3))
+    if "NumberOfFrames" not in view and count == 1:
+        # a single-frame image: highdicom reads its plane from the top-level attributes
+        view.PixelSpacing = [float(geometry.spacing[1]), float(geometry.spacing[0])]
+        view.SliceThickness = float(geometry.spacing[2])
+        view.ImageOrientationPatient = [float(v) for v in np.concatenate([direction[:, 0], direction[:, 1]])]
+        view.ImagePositionPatient = [float(v) for v in (matrix @ [0.0, 0.0, 0.0, 1.0])[:3]]
+        return view
     measures = Dataset()
     measures.PixelSpacing = [float(geometry.spacing[1]), float(geometry.spacing[0])]  # row, column spacing
     measures.SliceThickness = float(geometry.spacing[2])
     measures.SpacingBetweenSlices = float(geometry.spacing[2])
     orientation = Dataset()
-    direction = np.reshape(geometry.direction, (3, 3))
     orientation.ImageOrientationPatient = [float(v) for v in np.concatenate([direction[:, 0], direction[:, 1]])]
     shared = Dataset()
     shared.PixelMeasuresSequence = Sequence([measures])
@@ -182,22 +189,25 @@ def read_dicom_seg(
             seg = hd.seg.segread(path)
         except Exception as exc:  # noqa: BLE001 - pydicom/highdicom raise many types
             raise InputError(f"could not read {path} as a DICOM SEG: {exc}") from exc
-        sources = {
-            (item.ReferencedSOPInstanceUID, int(item.get("ReferencedFrameNumber", 1) or 1))
-            for frame in seg.PerFrameFunctionalGroupsSequence
-            for derivation in frame.get("DerivationImageSequence", [])
-            for item in derivation.get("SourceImageSequence", [])
-        }
+        items = [item for frame in seg.PerFrameFunctionalGroupsSequence
+                 for derivation in frame.get("DerivationImageSequence", [])
+                 for item in derivation.get("SourceImageSequence", [])]
+        sources = {(item.ReferencedSOPInstanceUID, int(item.get("ReferencedFrameNumber", 1) or 1)) for item in items}
         uids = {uid for uid, _ in sources}
         if len(uids) != 1:
             raise InputError(f"{path} segments {len(uids)} source images; read_dicom_seg reads a SEG of one image or cine")
         uid = uids.pop()
         count = num_frames or max(n for _, n in sources)
         numbers = [int(s.SegmentNumber) for s in seg.SegmentSequence]
-        pixels = seg.get_pixels_by_source_frame(
-            uid, source_frame_numbers=list(range(1, count + 1)), segment_numbers=numbers,
-            assert_missing_frames_are_empty=True, combine_segments=False,
-        )
+        if not any("ReferencedFrameNumber" in item for item in items):  # a single-frame source image
+            pixels = seg.get_pixels_by_source_instance(
+                [uid], segment_numbers=numbers, assert_missing_frames_are_empty=True, combine_segments=False,
+            )
+        else:
+            pixels = seg.get_pixels_by_source_frame(
+                uid, source_frame_numbers=list(range(1, count + 1)), segment_numbers=numbers,
+                assert_missing_frames_are_empty=True, combine_segments=False,
+            )
     masks, names, colors = {}, {}, {}
     for index, item in enumerate(seg.SegmentSequence):
         tracking = str(item.get("TrackingID", ""))
