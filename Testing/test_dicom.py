@@ -125,9 +125,13 @@ def test_several_regions_choose_largest_tissue_or_the_one_holding_the_prompts(tm
     assert small.region.index == 0 and small.geometry.spacing[:2] == pytest.approx((0.1, 0.1))
     assert small.frame_times_ms == image.frame_times_ms and small.array is image.array
     assert read_dicom(path, points=[(10, 40)]).region.index == 1  # only the colour-flow region holds it
+    # points in two regions of different spacing: one grid cannot hold both (the other
+    # region's object came out at the wrong size, and the warning said "outside every region")
+    with pytest.raises(InputError, match=r"region 0 .* at 0.1 x 0.1 mm and region 2 .* at 0.2 x 0.2 mm.*run of their own"):
+        image.for_points([(5, 5), (6, 6), (60, 10)])
     with caplog.at_level(logging.WARNING):
-        mixed = image.for_points([(5, 5), (6, 6), (60, 10)])
-    assert mixed.region.index == 0 and "outside every calibrated ultrasound region" in caplog.text
+        mixed = image.for_points([(5, 5), (6, 6), (10, 62)])  # the last in the Doppler strip only
+    assert mixed.region.index == 0 and "1 prompt point(s) lie outside every calibrated ultrasound region" in caplog.text
     assert [r.index for r in parse_regions(pydicom.dcmread(path)) if r.is_calibrated_2d] == [0, 1, 2]
     assert choose_region(parse_regions(pydicom.dcmread(path))[3:], 64, 80) is None
 

@@ -319,12 +319,18 @@ def test_cli_dicom_errors_are_one_line_and_write_nothing(capsys, tmp_path, phant
     report.write_bytes(Path(get_testdata_file("reportsi.dcm", download=False)).read_bytes())
     junk = work / "junk.dcm"
     junk.write_bytes(np.random.default_rng(0).bytes(1000))
+    dual = write_us(work / "dual.dcm", phantom.frames, regions=[region(0, 0, 39, 63, 0.01, 0.01),
+                                                                 region(40, 0, 79, 63, 0.02, 0.02)])
+    both = work / "both.json"  # an object in each panel: one grid cannot hold both spacings
+    both.write_text(json.dumps({"objects": [{"id": 1, "prompts": [{"frame": 1, "positive": [[10, 10]]}]},
+                                            {"id": 2, "prompts": [{"frame": 1, "positive": [[60, 10]]}]}]}))
     cases = [
-        (nrrd_in, "out.dcm", ["DICOM SEG output", "cine.nrrd is not DICOM", "out.seg.nrrd"]),
-        (report, "out.seg.nrrd", ["structured report", "not an image"]),
-        (junk, "out.dcm", ["not a DICOM file"]),
+        (nrrd_in, "out.dcm", ["DICOM SEG output", "cine.nrrd is not DICOM", "out.seg.nrrd"], prompts),
+        (report, "out.seg.nrrd", ["structured report", "not an image"], prompts),
+        (junk, "out.dcm", ["not a DICOM file"], prompts),
+        (dual, "out.seg.nrrd", ["two calibrated ultrasound regions", "0.1 x 0.1 mm", "0.2 x 0.2 mm"], both),
     ]
-    for image, out_name, words in cases:
+    for image, out_name, words, prompts in cases:
         out = work / out_name
         for existing in (None, b"earlier result"):
             if existing is not None:

@@ -18,6 +18,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..errors import InputError
+
 log = logging.getLogger(__name__)
 
 SPATIAL_FORMAT_2D = 1
@@ -90,6 +92,26 @@ class UltrasoundRegion:
         return f"region {self.index} (x {self.x0}..{self.x1}, y {self.y0}..{self.y1})"
 
 
+def _check_one_spacing(chosen: UltrasoundRegion, candidates: Sequence[UltrasoundRegion], points) -> None:
+    """Refuse prompts spread over regions of different spacing: the output has one grid, so
+    objects in the other region came out at the wrong size (half, for 0.1 against 0.2 mm),
+    while the warning said their points lay outside every region."""
+    for region in candidates:
+        inside = [p for p in points if region.contains(*p) and not chosen.contains(*p)]
+        if inside and not np.allclose(region.spacing_mm, chosen.spacing_mm, rtol=1e-3):
+            raise InputError(
+                f"the prompts lie in two calibrated ultrasound regions of different pixel spacing: "
+                f"{chosen.describe()} at {_mm(chosen)} and {region.describe()} at {_mm(region)} "
+                f"(first point there: {inside[0]}); a segmentation has one grid, so segment the objects "
+                "of each region in a run of their own"
+            )
+
+
+def _mm(region: UltrasoundRegion) -> str:
+    x, y = region.spacing_mm
+    return f"{x:g} x {y:g} mm"
+
+
 def _number(item, keyword: str, default=0):
     value = item.get(keyword)
     if value is None or value == "":
@@ -143,10 +165,12 @@ def choose_region(
         holding = [r for r in candidates if counts[r.index] == best]
         chosen = max(holding, key=lambda r: (r.data_type == DATA_TYPE_TISSUE, r.area(height, width)))
         if best < len(points):
-            outside = [p for p in points if not chosen.contains(*p)]
-            log.warning(
-                "%d prompt point(s) lie outside every calibrated ultrasound region (first: %s); "
-                "the spacing comes from %s", len(outside), outside[0], chosen.describe(),
-            )
+            _check_one_spacing(chosen, candidates, points)
+            outside = [p for p in points if not any(r.contains(*p) for r in candidates)]
+            if outside:
+                log.warning(
+                    "%d prompt point(s) lie outside every calibrated ultrasound region (first: %s); "
+                    "the spacing comes from %s", len(outside), outside[0], chosen.describe(),
+                )
         return chosen
     return max(candidates, key=lambda r: (r.data_type == DATA_TYPE_TISSUE, r.area(height, width)))
