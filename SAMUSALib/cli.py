@@ -224,6 +224,13 @@ def cmd_segment(args: argparse.Namespace) -> int:
         from .batch.segment import cmd_batch
         from .models import default_model_id
 
+        if args.overlay:  # it was ignored without a word
+            raise InputError(
+                "--overlay draws one run's masks; a batch writes one .seg.nrrd per case into its --out folder. "
+                "Leave --overlay out, and run `samusa segment CASE --prompts P --out X.seg.nrrd --overlay X.png` "
+                "on a case to see its overlay"
+            )
+        args.batch_started = True
         return cmd_batch(args, model=args.model or default_model_id())
     if not args.prompts or not args.out:
         raise InputError("segment needs --prompts FILE and --out FILE.seg.nrrd (or a folder, glob or manifest of many inputs)")
@@ -427,7 +434,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: nothing was written", file=sys.stderr)
+        if getattr(args, "batch_started", False):
+            print("interrupted: the cases finished so far are kept; run the same command again to do the rest",
+                  file=sys.stderr)
+        else:
+            print("interrupted: nothing was written", file=sys.stderr)
         return 130
 
 

@@ -215,6 +215,25 @@ def test_a_case_with_a_user_error_is_reported_and_the_others_complete(capsys, tm
     assert "2 segmented, 0 up to date, 1 failed" in lines[-1]
 
 
+def test_a_batch_refuses_overlay_and_an_interrupt_says_finished_cases_are_kept(capsys, tmp_path, monkeypatch):
+    """`--overlay` with a batch was ignored without a word; Ctrl-C during a batch said "nothing
+    was written" while finished cases had been written."""
+    from SAMUSALib.batch import segment as batch_segment
+
+    images, prompts, out = make_cases(tmp_path, 2, frames=2)
+    argv = ["segment", str(images / "case*.nrrd"), "--prompts", str(prompts), "--out", str(out), *FAST]
+    code = cli.main([*argv, "--overlay", str(tmp_path / "ov.png")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--overlay draws one run's masks" in err and not (out.exists() and any(out.iterdir()))
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch_segment, "run_batch", interrupted)
+    assert cli.main(argv) == 130
+    assert "the cases finished so far are kept; run the same command again" in capsys.readouterr().err
+
+
 def test_a_worker_killed_during_a_case_has_it_rerun_once_elsewhere(capsys, tmp_path, shared_model):
     """The default LocalCluster (no --scheduler); the worker running case0 gets SIGKILL."""
     from SAMUSALib.batch.segment import run_batch
