@@ -301,6 +301,17 @@ def _image(tmp: Path, array: np.ndarray, name: str) -> Path:
     return path
 
 
+def _segmentation_file(tmp: Path, name: str) -> Path:
+    """Three overlapping segments as layers: read as an image, it was an RGB picture."""
+    import nrrd
+
+    path = tmp / name
+    layers = np.zeros((3, NUM_FRAMES, HEIGHT, WIDTH), np.uint8)
+    layers[:, :, 10:30, 10:30] = 1
+    nrrd.write(str(path), layers, {"Segment0_ID": "lesion", "Segment0_Layer": "0", "kinds": ["list", "domain", "domain", "domain"]})
+    return path
+
+
 def _blanked(frames: np.ndarray, *blank: int) -> np.ndarray:
     frames = frames.copy()
     frames[list(blank)] = 0
@@ -361,6 +372,11 @@ BAD = {
         ["frame(s) 4 are blank", "every pixel is 0", "nothing to segment"],
         image=lambda t: _image(t, _blanked(cine_phantom(num_frames=NUM_FRAMES, height=HEIGHT, width=WIDTH, seed=1).frames, 4),
                                "blank4.nrrd")),
+    "a segmentation as the input": _case(
+        ["is a segmentation", "give the image it was made from"],
+        image=lambda t: _segmentation_file(t, "earlier.seg.nrrd")),
+    "a segmentation renamed .nrrd as the input": _case(
+        ["is a segmentation"], image=lambda t: _segmentation_file(t, "layers.nrrd")),
     "RGB input along I": _case(["RGB", "along K"], image=lambda t: (
         Image.fromarray(np.full((HEIGHT, WIDTH, 3), [200, 10, 10], np.uint8)).save(t / "red.png") or t / "red.png"), extra=["--axis", "I"]),
     "missing checkpoint": _case(["not found", "missing.pt"], extra=["--model", "{tmp}/missing.pt", "--device", "cpu"]),

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import InputError
+
 
 def read_job(input_path: Path, prompts_path: Path, *, axis: str = "K", window: tuple[int, int] | None = None):
     """(frames, prompts, geometry) for an image/cine/volume and its prompts file
@@ -28,6 +30,7 @@ def read_job_source(input_path: Path, prompts_path: Path, *, axis: str = "K", wi
     from ..prompts import TemporalWindow, load_prompts
 
     input_path = Path(input_path)
+    _refuse_segmentation(input_path)
     dicom = input_path.is_file() and (input_path.suffix.lower() in DICOM_SUFFIXES or is_dicom(input_path))
     source = read_dicom(input_path) if dicom else None
     array, geometry = (source.array, source.geometry) if source is not None else read_image(input_path)
@@ -61,3 +64,21 @@ def prompt_points(prompts) -> list:
             if prompt.box is not None:
                 points += [prompt.box[:2], prompt.box[2:]]
     return points
+
+
+def _refuse_segmentation(path: Path) -> None:
+    """A .seg.nrrd given as the image was segmented as one: three layers read as an RGB
+    picture, two refused as "2 components per voxel" (a DICOM SEG was already refused)."""
+    if not path.is_file() or not path.name.lower().endswith(".nrrd"):
+        return
+    import nrrd
+
+    try:
+        header = nrrd.read_header(str(path))
+    except Exception:  # noqa: BLE001 - not readable as NRRD: read_image names the problem
+        return
+    if path.name.lower().endswith(".seg.nrrd") or any(str(key).startswith("Segment0_") for key in header):
+        raise InputError(
+            f"{path} is a segmentation (a .seg.nrrd as SAMUSA or Slicer write), not an image: give the image "
+            "it was made from as the input"
+        )
