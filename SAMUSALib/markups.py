@@ -133,7 +133,7 @@ def read_markups(path: str | Path, frames: FrameSource, window: tuple[int, int] 
     if not path.exists():
         raise PromptError(f"markups file {path} does not exist")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8-sig"))  # Notepad saves a BOM
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise PromptError(f"markups file {path} is not valid JSON: {error}") from None
     nodes = data.get("markups") if isinstance(data, dict) else None
@@ -158,6 +158,11 @@ def read_markups(path: str | Path, frames: FrameSource, window: tuple[int, int] 
         if node.get("type") == "ROI":
             prompt = _roi_box(frames, node, to_ijk, name)
             key = (object_name, prompt.frame)
+            if key in per_frame and per_frame[key].box is not None:  # one would replace the other
+                raise PromptError(
+                    f"markups node '{name}' is a second box of '{object_name}' on frame {prompt.frame}: an object "
+                    "takes one box per frame; delete one, or name the other ROI after another object"
+                )
             per_frame[key] = per_frame[key].merged(prompt) if key in per_frame else prompt
             continue
         control_points = node.get("controlPoints") or []

@@ -156,7 +156,7 @@ class FramePrompt:
                 )
         if self.box is not None:
             x0, y0, x1, y1 = self.box
-            if x1 < -0.5 or y1 < -0.5 or x0 > width - 0.5 or y0 > height - 0.5:
+            if x1 < 0 or y1 < 0 or x0 > width - 1 or y0 > height - 1:  # holds no pixel centre
                 raise PromptError(
                     f"box {list(self.box)} on frame {self.frame} lies outside the {width}x{height} frame"
                 )
@@ -218,8 +218,15 @@ class ObjectPrompts:
             raise PromptError(f"object {self.id} ({self.name}) has no prompts")
         if self.window is not None:
             self.window.check(num_frames)
+        boxes: dict[int, int] = {}
         for prompt in self.prompts:
             prompt.check(num_frames, frame_shape)
+            boxes[prompt.frame] = boxes.get(prompt.frame, 0) + (prompt.box is not None)
+            if boxes[prompt.frame] > 1:  # the engine kept the last one, without a word
+                raise PromptError(
+                    f"object {self.id} ({self.name}) has two boxes on frame {prompt.frame}: an object takes one "
+                    "box per frame; keep one, or give the other structure an object of its own"
+                )
             if self.window is not None and prompt.frame not in self.window:
                 raise PromptError(
                     f"object {self.id} has a prompt on frame {prompt.frame}, outside its window "
@@ -312,7 +319,7 @@ def load_prompts(path: str | Path) -> PromptSet:
     if not path.exists():
         raise PromptError(f"prompts file {path} does not exist")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8-sig"))  # Notepad saves a BOM
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise PromptError(f"prompts file {path} is not valid JSON: {error}") from None
     return PromptSet.from_dict(data)

@@ -334,6 +334,13 @@ BAD = {
     "box outside the image": _case(
         ["box", "outside the 80x64 frame"],
         prompts=lambda t, ph: _prompts(t, ph, prompts=[{"frame": 4, "box": [90, 70, 120, 90]}])),
+    "box touching only the corner": _case(
+        ["box", "outside the 80x64 frame"],
+        prompts=lambda t, ph: _prompts(t, ph, prompts=[{"frame": 4, "box": [-500, -500, -0.5, -0.5]}])),
+    "two boxes on one frame": _case(
+        ["two boxes on frame 4", "one box per frame"],
+        prompts=lambda t, ph: _prompts(t, ph, prompts=[{"frame": 4, "box": [10, 10, 30, 30]},
+                                                       {"frame": 4, "box": [40, 20, 60, 50]}])),
     "inverted box": _case(["box", "inverted"], prompts=lambda t, ph: _prompts(t, ph, prompts=[{"frame": 4, "box": [50, 10, 20, 40]}])),
     "empty objects list": _case(["no objects"], prompts=lambda t, ph: write_json(t / "p.json", {"objects": []})),
     "object with no prompts": _case(["object 1 (lesion) has no prompts"], prompts=lambda t, ph: _prompts(t, ph, prompts=[])),
@@ -416,6 +423,18 @@ def test_bad_input_fails_cleanly(capsys, tmp_path, phantom, cine_nrrd, name):
             assert word in lines[0], lines[0]
         assert stdout == ""
         assert folder_state(work) == before  # no output, no temporary file, old output byte-identical
+
+
+def test_a_prompts_file_saved_with_a_byte_order_mark_is_read(capsys, tmp_path, phantom, cine_nrrd):
+    """Windows Notepad saves UTF-8 with a BOM: the file was refused as "not valid JSON"."""
+    plain = _prompts(tmp_path, phantom)
+    marked = tmp_path / "notepad.json"
+    marked.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
+    out = tmp_path / "result.seg.nrrd"
+    code, _, stderr = run(capsys, "segment", cine_nrrd, "--prompts", marked, "--out", out, *FAST)
+    assert code == 0, stderr
+    masks, _, _ = read_segmentation(out)
+    assert masks[1][4].any()
 
 
 def test_blank_frames_crossed_by_propagation_are_named_in_a_warning(capsys, caplog, tmp_path, phantom):

@@ -253,6 +253,16 @@ def test_roi_becomes_a_box_on_its_centre_frame(tmp_path):
     np.testing.assert_allclose(prompt.box, (2.0, 3.0, 10.0, 9.0), atol=1e-9)
 
 
+def test_two_rois_of_one_object_on_one_frame_are_refused(tmp_path):
+    """The second box replaced the first without a word."""
+    frames = frames_along("K")
+    path = tmp_path / "boxes.mrk.json"
+    write_document(path, roi(world(frames, 3, 5.0, 4.0), [4.0, 4.0, 0.5]),
+                   roi(world(frames, 3, 10.0, 8.0), [4.0, 4.0, 0.5]))
+    with pytest.raises(PromptError, match="second box of 'lesion' on frame 3"):
+        read_markups(path, frames)
+
+
 def test_roi_in_ras_with_slicer_orientation_and_centre_in_control_point(tmp_path):
     """Slicer writes an LPS-file ROI with orientation diag(-1, -1, 1); older files keep the
     centre only as the control point's position."""
