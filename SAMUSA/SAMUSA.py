@@ -158,6 +158,8 @@ class SAMUSAWidget(PromptPlacing, ScriptedLoadableModuleWidget, VTKObservationMi
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartImportEvent, self.onSceneStartImport)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndImportEvent, self.onSceneEndImport)
 
         self.ui.segmentSelector.connect("currentSegmentChanged(QString)", self.onSegmentSelected)
         self.ui.addSegmentButton.connect("clicked()", self.onAddSegment)
@@ -274,6 +276,18 @@ class SAMUSAWidget(PromptPlacing, ScriptedLoadableModuleWidget, VTKObservationMi
         if self.parent.isEntered:
             self.initializeParameterNode()
             self._observeInteractionNode(True)
+
+    def onSceneStartImport(self, caller, event) -> None:
+        """Let go of the panel while a scene is read: its selectors, bound to the parameter
+        node, wrote back "no segmentation" when the saved parameter node named one not read
+        yet, and the first click after reopening a scene started a second segmentation."""
+        if self._busy:
+            return
+        self.setParameterNode(None)
+
+    def onSceneEndImport(self, caller, event) -> None:
+        if self.parent.isEntered and not self._busy:
+            self.initializeParameterNode()
 
     def initializeParameterNode(self) -> None:
         self.setParameterNode(self.logic.getParameterNode())

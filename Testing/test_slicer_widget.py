@@ -360,6 +360,61 @@ def test_undo_of_a_drag_puts_the_point_back_and_a_drag_off_the_image_is_refused(
     assert all(mask.any() for mask in target.read(p.segmentID, range(3)).values())
 
 
+def _save_scene(folder: Path) -> str:
+    """What File > Save does: each storable node written by its default storage node, then
+    the scene file."""
+    import slicer
+
+    scene = slicer.mrmlScene
+    scene.SetRootDirectory(str(folder))
+    for i in range(scene.GetNumberOfNodes()):
+        node = scene.GetNthNode(i)
+        if not node.IsA("vtkMRMLStorableNode") or not node.GetSaveWithScene():
+            continue
+        if node.GetStorageNode() is None and not node.AddDefaultStorageNode():
+            continue
+        storage = node.GetStorageNode()
+        storage.SetFileName(str(folder / f"{node.GetID()}.{storage.GetDefaultWriteFileExtension()}"))
+        assert storage.WriteData(node), node.GetID()
+    url = str(folder / "scene.mrml")
+    scene.SetURL(url)
+    assert scene.Commit(url)
+    return url
+
+
+def test_a_reopened_scene_keeps_the_panel_s_segmentation_and_the_next_click_goes_into_it(app, tmp_path):
+    """After File > Close and opening the saved scene, the panel had lost its segmentation
+    (its selectors, bound to the parameter node, wrote "none" back while the scene was read)
+    and the next click started a second "SAMUSA segmentation"."""
+    import slicer
+
+    session, _ = app
+    frames = np.full((6, 24, 32), 40, np.uint8)
+    frames[:, 8:16, 10:22] = 200
+    volume = mrml.volume_from_array(slicer.mrmlScene, frames, None, "volume")
+    widget = _widget(app)
+    _prepare(widget, volume)
+    _place(widget, "regionPositiveButton", (15.0, 11.0, 2.0))
+    session.process_events()
+    widget.ui.regionPositiveButton.click()
+    p = widget._parameterNode
+    segmentation_id, segment = p.segmentation.GetID(), p.segmentID
+    url = _save_scene(tmp_path)
+
+    slicer.mrmlScene.Clear(0)
+    slicer.mrmlScene.SetURL(url)
+    assert slicer.mrmlScene.Import()
+    session.process_events()
+    p = widget._parameterNode
+    assert p.segmentation is not None and p.segmentation.GetID() == segmentation_id and p.segmentID == segment
+    volume = p.inputNode
+    _place(widget, "regionPositiveButton", (15.0, 11.0, 4.0))
+    session.process_events()
+    assert slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode") == 1
+    target = widget.logic.target(volume, p.segmentation)
+    assert all(target.read(segment, [2, 4])[f].any() for f in (2, 4))
+
+
 def _replaced_boxes() -> dict:
     import importlib
 
