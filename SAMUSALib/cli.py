@@ -437,6 +437,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "batch_started", False):
             print("interrupted: the cases finished so far are kept; run the same command again to do the rest",
                   file=sys.stderr)
+        elif args.func is cmd_train:
+            print("interrupted: the run's last saved state (state.pt in its out folder) is kept; run the same "
+                  "command again to continue from it", file=sys.stderr)
         else:
             print("interrupted: nothing was written", file=sys.stderr)
         return 130

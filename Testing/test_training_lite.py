@@ -173,6 +173,56 @@ def test_splits_keep_each_patient_on_one_side(tmp_path):
     assert len(held) == 6 and not ({s.group for s in train} & {s.group for s in held})
 
 
+def test_a_resumed_run_refuses_another_config_and_names_a_damaged_state(base, folder, tmp_path, monkeypatch):
+    """Resumed with other data or options, a run said only "resumed at step 2" and its
+    weights then claimed a training they never had; a Ctrl-C while state.pt was written left
+    a 668-byte file in place of the last good one, and the rerun died in torch."""
+    from SAMUSALib.training import runs
+
+    train_lite(_config(folder, tmp_path, steps=2), progress=lambda message: None)
+    state = Path(tmp_path / "run" / "state.pt")
+    good = state.read_bytes()
+    with pytest.raises(InputError, match=r"differs from the run .* in boundary_box \(False -> True\).*another `out:`"):
+        train_lite(_config(folder, tmp_path, steps=4, resume=True, boundary_box=True), progress=lambda message: None)
+    assert state.read_bytes() == good  # nothing trained, nothing written
+
+    def interrupted(obj, path, *args, **kwargs):
+        Path(path).write_bytes(b"PK\x03\x04 half a state")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs.torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train_lite(_config(folder, tmp_path, steps=4, resume=True), progress=lambda message: None)
+    monkeypatch.undo()
+    assert state.read_bytes() == good  # the last good state survives the interrupted save
+    messages = []
+    train_lite(_config(folder, tmp_path, steps=3, resume=True), progress=messages.append)
+    assert any("resumed at step 2" in m for m in messages)
+    state.write_bytes(b"PK\x03\x04 damaged")
+    with pytest.raises(InputError, match="state.pt cannot be read .* damaged; delete it .* `resume: false`"):
+        train_lite(_config(folder, tmp_path, steps=4, resume=True), progress=lambda message: None)
+
+
+@pytest.mark.parametrize("option, value, words", [
+    ("steps", "abc", "`steps` must be a whole number"),
+    ("steps", 2.5, "`steps` must be a whole number"),
+    ("lr", "fast", "`lr` must be a number"),
+    ("batch", 0, "`batch` must be above 0"),
+    ("holdout", 1.5, "`holdout` is a share"),
+    ("boundary_loss", {"sigmaa": 2}, r"`boundary_loss` does not take \['sigmaa'\]"),
+    ("boundary_loss", {"target": "middle"}, "`boundary_loss`: boundary loss target must be one of"),
+    ("modes", {"boundry": 0.5, "region": 0.5}, r"`modes`: \['boundry'\] unknown"),
+    ("train", "bbt4", r"`train` must be a list of text; got 'bbt4'; write it as a list: \[bbt4\]"),
+    ("boundary_box", "yes", "`boundary_box` must be true or false"),
+])
+def test_a_config_value_of_the_wrong_type_or_range_is_named_before_any_data_is_read(option, value, words):
+    """Each of these failed deep inside training (some after the data was embedded) with a
+    traceback that named no option; a misspelt mode trained without that mode, silently."""
+    values = {"train": ["x"], option: value}
+    with pytest.raises(InputError, match=words):
+        LiteTrainConfig.from_dict(values)
+
+
 def test_configs_name_what_is_wrong(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: samusa-lite\ntrain: [x]\nstepz: 3\n")

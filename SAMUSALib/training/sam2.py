@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -104,6 +104,8 @@ class Sam2TrainConfig:
             raise InputError("boundary_label must be 1 (positive) or 0: SAM2's prompt encoder has no other point labels")
         if self.clip_frames < 2:
             raise InputError("clip_frames must be at least 2 (a prompted frame and one tracked from memory)")
+        if len(self.loss_weights) != 4:
+            raise InputError(f"loss_weights takes four numbers (focal, dice, iou, object); got {self.loss_weights!r}")
         if self.steps < 0 or self.batch < 1 or self.accumulate < 1:
             raise InputError("steps must be >= 0, batch and accumulate >= 1")
 
@@ -347,7 +349,7 @@ def train_sam2(config: Sam2TrainConfig, progress: Callable[[str], None] = print)
                 for key, value in validations[-1].items():
                     if key != "step":
                         writer.add_scalar(f"validation/{key}", value, step + 1)
-            run.save(step + 1, stateful, config=asdict(config))
+            run.save(step + 1, stateful)
         if out_of_time:
             progress(f"time limit reached after step {step + 1}")
             break
