@@ -34,6 +34,17 @@ def test_eval_image_protocol_writes_json_markdown_and_plots(tmp_path, capsys):
         assert (out / name).stat().st_size > 5000
         assert f"({name})" in markdown
 
+    # run again into the same folder: the earlier report was replaced without a word, and
+    # plots the new run did not draw stayed beside its results
+    again = ["eval", "--protocol", "image", "--data", "phantom:1", "--model", "test-tiny", "--prompt", "box",
+             "--no-plots", "--out", str(out), "--quiet"]
+    before = (out / "results.json").read_bytes()
+    assert main(again) == 2
+    assert "already holds an evaluation report" in capsys.readouterr().err and (out / "results.json").read_bytes() == before
+    assert main([*again, "--force"]) == 0
+    assert set(json.loads((out / "results.json").read_text())["summary"]) == {"box"}
+    assert not (out / "overlays.png").exists() and not (out / "iou_vs_clicks.png").exists()
+
 
 def test_eval_video_protocol_on_one_phantom_object(tmp_path):
     out = tmp_path / "video"

@@ -383,7 +383,7 @@ def write_png(path: Path, array: np.ndarray) -> None:
     Image.fromarray(array).save(path)
 
 
-def test_dataset_loaders_read_pairs_label_maps_sequences_and_volumes(tmp_path):
+def test_dataset_loaders_read_pairs_label_maps_sequences_and_volumes(tmp_path, caplog):
     import SimpleITK as sitk
 
     rng = np.random.default_rng(0)
@@ -394,8 +394,10 @@ def test_dataset_loaders_read_pairs_label_maps_sequences_and_volumes(tmp_path):
         write_png(tmp_path / "pairs/images" / f"{stem}.png", image)
     write_png(tmp_path / "pairs/masks/a.png", mask)
     write_png(tmp_path / "pairs/masks/b.png", mask)
-    cases = image_pairs(tmp_path / "pairs")
-    assert [c.id for c in cases] == ["a", "b"]  # c has no mask
+    with caplog.at_level("WARNING", logger="samusa"):
+        cases = image_pairs(tmp_path / "pairs")
+    assert [c.id for c in cases] == ["a", "b"]  # c has no mask: left out, and said so
+    assert "1 image(s) in" in caplog.text and "left out (first: c.png)" in caplog.text
     assert cases[0].array.shape == (1, 30, 40) and cases[0].references[1].sum() == 200
     assert cases[0].units == "px"
     assert [c.id for c in load_cases(tmp_path / "pairs", "image", limit=1)] == ["a"]

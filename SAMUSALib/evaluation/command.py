@@ -33,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--region-encoding", action="append", default=None, metavar="E", help="compare these encodings of region clicks (LiteMedSAM: points, search); repeat or comma-separate")
     parser.add_argument("--prompt", action="append", default=None, metavar="TYPE", help="prompt type(s): boundary, region, box, box+region, box+boundary; repeat or comma-separate (default per protocol: image %s; video %s; volume %s)" % tuple(DEFAULT_PROMPTS[p] for p in PROTOCOLS))
     parser.add_argument("--out", required=True, help="output folder for results.json, summary.md and the PNG plots")
+    parser.add_argument("--force", action="store_true", help="replace the report an earlier run left in --out")
     parser.add_argument("--max-clicks", type=int, default=10, help="image protocol: clicks per case (default 10)")
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.85, 0.90], help="image protocol: IoU targets for clicks-to-reach (default 0.85 0.90)")
     parser.add_argument("--clicks", type=int, default=5, help="video/volume protocols: clicks per prompted frame (default 5; a box is one)")
@@ -131,6 +132,7 @@ def run_eval(args: argparse.Namespace) -> dict:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file; give a folder")
+    _clear_earlier_report(out, getattr(args, "force", False))
     cases = load_cases(args.data, protocol, ids=args.cases, limit=args.limit, axis=args.axis, seed=args.seed)
     if args.objects:
         wanted = set(args.objects)
@@ -287,3 +289,22 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+#: What an evaluation writes into --out (report.py, compare.py, trackers.py).
+REPORT_FILES = ("results.json", "summary.md", "comparison.json", "comparison.md", "tables.md", "iou_vs_clicks.png",
+                "overlays.png", "iou_per_frame.png", "iou_per_slice.png", "dice_vs_clicks.png", "dice_per_frame.png")
+
+
+def _clear_earlier_report(out: Path, force: bool) -> None:
+    """An earlier report in --out was replaced without a word, and the plots the new run did
+    not draw stayed beside its results (BUS-BRA overlays under CAMUS figures). Refused;
+    with --force the earlier report's files go first."""
+    earlier = [name for name in REPORT_FILES if (out / name).is_file()]
+    if not earlier:
+        return
+    if not force:
+        raise InputError(f"{out} already holds an evaluation report ({', '.join(earlier)}): give another --out, "
+                         "or add --force to replace it")
+    for name in earlier:
+        (out / name).unlink()

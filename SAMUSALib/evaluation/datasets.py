@@ -28,6 +28,7 @@ Units: picture files carry no pixel size, so their distances are in pixels
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,13 +223,19 @@ def _pairs(folder: Path, images: str, masks: str) -> list[tuple[str, Path, Path]
         if not where.is_dir():
             raise InputError(f"{folder} has no {where.name}/ folder; expected {images}/ and {masks}/")
     mask_by_stem = {_stem(p): p for p in _frame_files(mask_dir)}
-    out = []
+    out, unmatched = [], []
     for image in _frame_files(image_dir):
         stem = _stem(image)
         if stem in mask_by_stem:
             out.append((stem, image, mask_by_stem[stem]))
+        else:
+            unmatched.append(image.name)
     if not out:
         raise InputError(f"no image in {image_dir} has a mask of the same name in {mask_dir}")
+    if unmatched:  # left out without a word, "evaluated 2 cases" of 4
+        logging.getLogger("samusa").warning(
+            "%d image(s) in %s have no mask of the same name in %s and are left out (first: %s)",
+            len(unmatched), image_dir, mask_dir, ", ".join(unmatched[:3]))
     return out
 
 
