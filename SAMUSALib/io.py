@@ -82,6 +82,13 @@ def check_object_id(obj_id) -> int:
 # --------------------------------------------------------------------------- atomic output
 
 
+def new_file_mode(path: Path) -> int:
+    """The permissions a file written by renaming a temporary one over `path` should get:
+    the file's own if it exists, else what the umask gives a new file (a temporary file
+    from mkstemp is 0600: nobody else on a shared machine could read the result)."""
+    return path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask()
+
+
 def _umask() -> int:
     with suppress(OSError, ValueError):
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -116,8 +123,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
             yield tmp
             with open(tmp, "rb") as written:
                 os.fsync(written.fileno())
-            mode = path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask()
-            os.chmod(tmp, mode)
+            os.chmod(tmp, new_file_mode(path))
             os.replace(tmp, path)
         except OSError as exc:
             raise InputError(

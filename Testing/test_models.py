@@ -177,6 +177,19 @@ def test_checkpoint_with_wrong_size_config(tiny, tmp_path):
         models.load_model(path, device="cpu")
 
 
+def test_a_saved_checkpoint_is_readable_by_others_as_a_new_file_would_be(tiny, tmp_path):
+    """Written through mkstemp, a fine-tuned checkpoint was 0600: on a shared cluster nobody
+    else could load it. It now gets what the umask gives a new file."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = models.save_checkpoint(tmp_path / "shared.pt", tiny, {"note": "x"})
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
 def test_save_checkpoint_rejects_unloadable_metadata(tiny, tmp_path):
     with pytest.raises(ModelError, match="metadata"):
         models.save_checkpoint(tmp_path / "x.pt", tiny, {"bad": object()})

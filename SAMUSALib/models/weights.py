@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from ..errors import ModelError
+from ..io import new_file_mode
 from .cache_folder import CACHE_ENV, cache_dir
 from .loaded import LoadedModel
 from .registry import PROMPT_TYPES, REGISTRY, ModelSpec, families, get_spec, override_key, size_overrides
@@ -227,6 +228,7 @@ def download_checkpoint(
                 f"{dest}. The download was corrupted or the server sent a different file; "
                 "try again or use another source."
             )
+        os.chmod(tmp, new_file_mode(dest))
         os.replace(tmp, dest)
         _write_stamp(dest, digest)
         return dest
@@ -360,6 +362,7 @@ def save_checkpoint(
             torch.save({"model": state, "samusa": meta}, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp_name, new_file_mode(path))
         os.replace(tmp_name, path)
     finally:
         with contextlib.suppress(OSError):
