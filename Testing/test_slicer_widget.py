@@ -290,15 +290,21 @@ def test_a_box_is_drawn_as_an_roi_resized_refused_off_the_image_and_cleared(app,
     assert not target.read(p.segmentID, [2])[2].any()
 
 
+def _panel_on_cine(app, frames: int):
+    """(session, browser, widget): the panel on a new cine with test-tiny, frame 1 shown."""
+    session, _ = app
+    browser, _, _ = _cine(frames=frames)
+    widget = _widget(app)
+    _prepare(widget, browser)
+    browser.SetSelectedItemNumber(1)
+    return session, browser, widget
+
+
 def test_undoing_a_correction_then_clicking_elsewhere_keeps_the_corrected_frame_s_mask(app):
     """Undo put a propagated frame's mask back after a correction click there; the next click
     on another frame then rewrote that frame with the mask of no prompts (742 voxels to 0)."""
-    session, _ = app
-    browser, _, _ = _cine(frames=4)
-    widget = _widget(app)
-    _prepare(widget, browser)
+    session, browser, widget = _panel_on_cine(app, frames=4)
     p = widget._parameterNode
-    browser.SetSelectedItemNumber(1)
     _place(widget, "boundaryButton", (12.0, 9.0, 0.0))
     session.process_events()
     _place(widget, "boundaryButton", (20.0, 14.0, 0.0), start=False)
@@ -328,12 +334,8 @@ def test_undo_of_a_drag_puts_the_point_back_and_a_drag_off_the_image_is_refused(
     made every later action fail."""
     import vtk
 
-    session, _ = app
-    browser, _, _ = _cine(frames=3)
-    widget = _widget(app)
-    _prepare(widget, browser)
+    session, browser, widget = _panel_on_cine(app, frames=3)
     p = widget._parameterNode
-    browser.SetSelectedItemNumber(1)
     node = _place(widget, "regionPositiveButton", (15.0, 11.0, 0.0))
     session.process_events()
     widget.ui.regionPositiveButton.click()  # the tool off: the user drags
