@@ -22,6 +22,7 @@ from typing import Iterator, Mapping
 import numpy as np
 
 from .errors import InputError
+from .permissions import new_file_mode
 from .frames import Geometry
 
 ITK_FORMATS = {
@@ -80,23 +81,6 @@ def check_object_id(obj_id) -> int:
 
 
 # --------------------------------------------------------------------------- atomic output
-
-
-def new_file_mode(path: Path) -> int:
-    """The permissions a file written by renaming a temporary one over `path` should get:
-    the file's own if it exists, else what the umask gives a new file (a temporary file
-    from mkstemp is 0600: nobody else on a shared machine could read the result)."""
-    return path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask()
-
-
-def _umask() -> int:
-    with suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 @contextmanager

@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from ..errors import ModelError
-from ..io import new_file_mode
+from ..permissions import new_file_mode
 from .cache_folder import CACHE_ENV, cache_dir
 from .loaded import LoadedModel
 from .registry import PROMPT_TYPES, REGISTRY, ModelSpec, families, get_spec, override_key, size_overrides
