@@ -188,6 +188,44 @@ def test_a_mask_edited_by_hand_becomes_that_frame_s_mask_prompt(headless, tiny_m
     np.testing.assert_array_equal(target.read(segment, [3])[3], drawn)
 
 
+def _click(segmenter, node, target, segment, prompt, world, frame):
+    """A click as the panel makes it: a stamped point, then segment_frame naming it for undo."""
+    index = mrml.add_prompt_point(prompt, world, frame=frame)
+    return segmenter.segment_frame(node, target.node, segment, model="test-tiny", device="cpu",
+                                   prompt_point=(prompt, prompt.GetNthControlPointID(index)))
+
+
+def test_undo_keeps_working_on_points_that_undo_put_back_and_on_a_drag_refused(headless, tiny_model):
+    """A point undo put back gets a new ID: undoing the click that had made it then found
+    nothing to remove (two points left of one, frame 2 blank under a visible point). A
+    point dragged off the image and put back was dragged off again by undoing the next
+    click. A clear whose re-segmentation failed could not be undone."""
+    node, make_segmenter, target, segment = _prompted_frames(headless, tiny_model, "sequence")
+    segmenter = make_segmenter()
+    prompt = mrml.prompt_node(target, segment, "positive")
+    segmenter.segment_frame(node, target.node, segment, model="test-tiny", device="cpu")  # frame 1's point
+    for frame in (2, 3):
+        _click(segmenter, node, target, segment, prompt, (15.0, 12.0, 0.0), frame)
+    assert segmenter.clear_prompts(node, target.node, segment, frame=2, model="test-tiny", device="cpu") == 1
+    for _ in range(3):  # the clear, the click on frame 3, the click on frame 2
+        segmenter.undo()
+    assert [mrml.point_frame(prompt, i) for i in range(prompt.GetNumberOfControlPoints())] == [1]
+
+    prompt.SetNthControlPointPositionWorld(0, 60.0, 9.0, 0.0)  # dragged off the 32 x 24 frame
+    with pytest.raises(PromptError, match="put back where it was"):
+        segmenter.segment_frame(node, target.node, segment, model="test-tiny", device="cpu")
+    _click(segmenter, node, target, segment, prompt, (12.0, 10.0, 0.0), 2)
+    segmenter.undo()
+    assert tuple(prompt.GetNthControlPointPositionWorld(0)) == (15.0, 12.0, 0.0)
+
+    segmenter.set_window(node, target.node, segment, 0, 3)
+    mrml.add_prompt_point(prompt, (15.0, 12.0, 0.0), frame=4)  # outside the window, as a script might add it
+    with pytest.raises(PromptError, match="outside its window"):
+        segmenter.clear_prompts(node, target.node, segment, frame=1, model="test-tiny", device="cpu")
+    assert segmenter.undo().description == "clear prompts"
+    assert 1 in [mrml.point_frame(prompt, i) for i in range(prompt.GetNumberOfControlPoints())]
+
+
 @pytest.mark.parametrize("kind", ["sequence", "volume"])
 def test_propagating_after_the_window_narrowed_clears_samusa_s_masks_outside_it(headless, tiny_model, kind):
     """After a full propagation, "Start here" / "End here" on frames 1 and 3 and Propagate

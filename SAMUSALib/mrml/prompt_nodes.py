@@ -367,19 +367,32 @@ def _add_back(scene, copy) -> None:
         copy.SetNodeReferenceID(REFERENCE_SEGMENTATION, owner)
 
 
+def _point_ids(node) -> list[str]:
+    return [node.GetNthControlPointID(i) for i in range(node.GetNumberOfControlPoints())]
+
+
 def _keep_replaced(new, old) -> None:
-    _REPLACED_BOXES.setdefault(new.GetID(), []).append(_box_copy(old))
+    _REPLACED_BOXES.setdefault(new.GetID(), []).append((_box_copy(old), old.GetID(), _point_ids(old)))
 
 
-def restore_replaced(box) -> list:
+def _box_back(scene, copy, old_id: str, old_points: list[str], renamed: dict) -> None:
+    """Add a kept box back; the scene gives it a new ID, so say which (`Renamed`)."""
+    _add_back(scene, copy)
+    for old_point, new_point in zip(old_points, _point_ids(copy)):
+        renamed[(old_id, old_point)] = (copy, new_point)
+    if old_id in _REPLACED_BOXES:  # boxes it had replaced, kept under its old ID
+        _REPLACED_BOXES[copy.GetID()] = _REPLACED_BOXES.pop(old_id)
+
+
+def restore_replaced(box) -> dict:
     """Put back into the scene the boxes `box` replaced when it was drawn (see
-    `place_box`); returns them. For undo, which removes `box`."""
+    `place_box`); returns what got new IDs (see `RemovedPrompts.put_back`). For undo,
+    which removes `box`."""
     scene = box.GetScene()
-    restored = []
-    for copy in _REPLACED_BOXES.pop(box.GetID(), []) if scene is not None else []:
-        _add_back(scene, copy)
-        restored.append(copy)
-    return restored
+    renamed: dict = {}
+    for copy, old_id, old_points in _REPLACED_BOXES.pop(box.GetID(), []) if scene is not None else []:
+        _box_back(scene, copy, old_id, old_points, renamed)
+    return renamed
 
 
 def forget_replaced(box_ids: Iterable[str]) -> None:
@@ -391,8 +404,8 @@ def forget_replaced(box_ids: Iterable[str]) -> None:
 @dataclass
 class RemovedPrompts:
     """What `remove_prompts` took away, so that undo can put it back: each point with its
-    node, index, position, label and description (its frame stamp); each box as a copy of
-    its ROI node, with the scene it was in."""
+    node, index, position, label, description (its frame stamp) and ID; each box as a copy
+    of its ROI node, with the scene it was in, its ID and its points' IDs."""
 
     points: list[tuple] = field(default_factory=list)
     boxes: list[tuple] = field(default_factory=list)
@@ -400,23 +413,25 @@ class RemovedPrompts:
     def __bool__(self) -> bool:
         return bool(self.points or self.boxes)
 
-    def put_back(self) -> int:
+    def put_back(self) -> dict[tuple[str, str], tuple]:
         """Return the points to their nodes at their former places (nodes since deleted
-        are skipped) and the boxes to their scenes; returns how many came back."""
-        back = 0
-        for scene, copy in self.boxes:
+        are skipped) and the boxes to their scenes. Returns {(old node ID, old point ID):
+        (node, new point ID)}: a point put back gets a new ID (and a box a new node), which
+        the steps still to undo must follow, or undoing the click that made it finds
+        nothing to remove."""
+        renamed: dict = {}
+        for scene, copy, old_id, old_points in self.boxes:
             if scene is not None:
-                _add_back(scene, copy)
-                back += 1
-        for node, index, world, label, description in sorted(self.points, key=lambda p: p[1]):
+                _box_back(scene, copy, old_id, old_points, renamed)
+        for node, index, world, label, description, point_id in sorted(self.points, key=lambda p: p[1]):
             if node.GetScene() is None:
                 continue
             index = min(index, node.GetNumberOfControlPoints())
             node.InsertControlPointWorld(index, vtk.vtkVector3d(*map(float, world)), label)
             node.SetNthControlPointDescription(index, description)
-            back += 1
+            renamed[(node.GetID(), point_id)] = (node, node.GetNthControlPointID(index))
         self.points, self.boxes = [], []
-        return back
+        return renamed
 
 
 def prompt_positions(target: SegmentationTarget, segment_id: str) -> dict[tuple[str, str], tuple]:
@@ -471,7 +486,7 @@ def remove_prompts(input_: SlicerInput, nodes: Iterable, frame: int | None = Non
             if frame is None or placed is None or placed[0] in (None, frame):
                 removed += int(placed is not None)
                 if kept is not None and placed is not None:
-                    kept.boxes.append((node.GetScene(), _box_copy(node)))
+                    kept.boxes.append((node.GetScene(), _box_copy(node), node.GetID(), _point_ids(node)))
                 node.GetScene().RemoveNode(node)
             continue
         doomed = []
@@ -492,7 +507,7 @@ def remove_prompts(input_: SlicerInput, nodes: Iterable, frame: int | None = Non
                 world = [0.0, 0.0, 0.0]
                 node.GetNthControlPointPositionWorld(index, world)
                 kept.points.append((node, index, tuple(world), node.GetNthControlPointLabel(index),
-                                    node.GetNthControlPointDescription(index) or ""))
+                                    node.GetNthControlPointDescription(index) or "", node.GetNthControlPointID(index)))
             node.RemoveNthControlPoint(index)
         removed += len(doomed)
     return removed

@@ -373,6 +373,7 @@ class InteractiveSegmenter:
             if not step.moved:
                 raise
             move_back(step.moved)  # kept, a point dragged off the image made every later action fail
+            self._positions[self._key(target, segment_id)] = prompt_positions(target, segment_id)
             raise PromptError(f"{error}; the {_moved_words(step.moved)} put back where it was") from None
         self.undo_stack.push(step)
         return ActionResult(segment_id, written, [], changed, time.perf_counter() - started, target=target)
@@ -482,10 +483,12 @@ class InteractiveSegmenter:
             self._save_record(target, segment_id)
         nodes = [*prompt_nodes(target, segment_id).values(), *box_nodes(target, segment_id)]
         removed = remove_prompts(input_, nodes, frame, kept=step.removed) + len(step.hand_drawn)
-        if removed and model is not None and self.has_session:
-            _, session = self.session(input_node, model=model, device=device, axis=axis)
-            self._write_changed(session, input_, target, segment_id, None, step)
-        self.undo_stack.push(step)
+        try:
+            if removed and model is not None and self.has_session:
+                _, session = self.session(input_node, model=model, device=device, axis=axis)
+                self._write_changed(session, input_, target, segment_id, None, step)
+        finally:  # a clear whose re-segmentation failed is still undone by Ctrl+Z
+            self.undo_stack.push(step)
         return removed
 
     def undo(self) -> UndoStep | None:
@@ -494,6 +497,8 @@ class InteractiveSegmenter:
         step = self.undo_stack.undo()
         if step is not None and step.target.node.GetScene() is not None:
             self._record(step.target, step.segment_id, step.masks())
+            if _segment_exists(step.target.node, step.segment_id):  # where undo left the points
+                self._positions[self._key(step.target, step.segment_id)] = prompt_positions(step.target, step.segment_id)
             if step.hand_drawn:  # drawings the action had stopped using are prompts again
                 key = self._key(step.target, step.segment_id)
                 for frame in step.hand_drawn:

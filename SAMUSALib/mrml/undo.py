@@ -80,21 +80,38 @@ class UndoStack:
         step = self._steps.pop()
         if step.target.node.GetScene() is not None and _segment_exists(step.target.node, step.segment_id):
             step.target.write(step.segment_id, step.masks())
+        renamed: dict = {}
         if step.prompt_point is not None:
             node, point_id = step.prompt_point
             index = node.GetNthControlPointIndexByID(point_id) if node.GetScene() is not None else -1
             if index >= 0 and node.IsA("vtkMRMLMarkupsROINode"):
-                restore_replaced(node)  # the box it replaced on that frame comes back
+                renamed.update(restore_replaced(node))  # the box it replaced on that frame comes back
                 node.GetScene().RemoveNode(node)  # a box is its whole ROI node
             elif index >= 0:
                 node.RemoveNthControlPoint(index)
-        step.removed.put_back()
+        renamed.update(step.removed.put_back())
         move_back(step.moved)
+        _follow(self._steps, renamed)
         return step
 
     def clear(self) -> None:
         _forget(self._steps)
         self._steps.clear()
+
+
+def _follow(steps: Iterable[UndoStep], renamed: dict) -> None:
+    """Point the steps still to undo at the prompts undo put back under new IDs."""
+    if not renamed:
+        return
+    for step in steps:
+        if step.prompt_point is not None:
+            node, point_id = step.prompt_point
+            step.prompt_point = renamed.get((node.GetID(), point_id), step.prompt_point)
+        moved = []
+        for node, position, description, point_id in step.moved:
+            node, point_id = renamed.get((node.GetID(), point_id), (node, point_id))
+            moved.append((node, position, description, point_id))
+        step.moved = moved
 
 
 def _forget(steps: Iterable[UndoStep]) -> None:
