@@ -144,6 +144,7 @@ class SAMUSAWidget(PromptPlacing, ScriptedLoadableModuleWidget, VTKObservationMi
         self._observedInteractionNode = None
         self._shownModel = None
         self._closedDuringRun = False
+        self._importedDuringRun = False
 
     # ------------------------------------------------------------------ lifecycle
     def setup(self) -> None:
@@ -280,13 +281,15 @@ class SAMUSAWidget(PromptPlacing, ScriptedLoadableModuleWidget, VTKObservationMi
     def onSceneStartImport(self, caller, event) -> None:
         """Let go of the panel while a scene is read: its selectors, bound to the parameter
         node, wrote back "no segmentation" when the saved parameter node named one not read
-        yet, and the first click after reopening a scene started a second segmentation."""
-        if self._busy:
-            return
-        self.setParameterNode(None)
+        yet, and the first click after reopening a scene started a second segmentation.
+        (During a run the panel stays bound, the run holding it; it is taken up afresh after.)"""
+        if not self._busy:
+            self.setParameterNode(None)
 
     def onSceneEndImport(self, caller, event) -> None:
-        if self.parent.isEntered and not self._busy:
+        if self._busy:
+            self._importedDuringRun = True  # taken back when the run ends (`_run`)
+        elif self.parent.isEntered:
             self.initializeParameterNode()
 
     def initializeParameterNode(self) -> None:
@@ -523,6 +526,10 @@ class SAMUSAWidget(PromptPlacing, ScriptedLoadableModuleWidget, VTKObservationMi
             if self._closedDuringRun:
                 self._closedDuringRun = False
                 self._showStatus(_("The scene was closed: the run was cancelled."))
+            if self._importedDuringRun:
+                self._importedDuringRun = False
+                if self.parent.isEntered:
+                    self.initializeParameterNode()
 
     # ------------------------------------------------------------------ dependencies
     def _ensureDependencies(self) -> bool:

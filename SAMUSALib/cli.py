@@ -438,8 +438,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("interrupted: the cases finished so far are kept; run the same command again to do the rest",
                   file=sys.stderr)
         elif args.func is cmd_train:
-            print("interrupted: the run's last saved state (state.pt in its out folder) is kept; run the same "
-                  "command again to continue from it", file=sys.stderr)
+            print("interrupted: a state saved before (state.pt in the run's out folder) is kept; run the same "
+                  "command again to continue from it (without one, the run starts again)", file=sys.stderr)
         else:
             print("interrupted: nothing was written", file=sys.stderr)
         return 130

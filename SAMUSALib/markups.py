@@ -51,11 +51,13 @@ def _checked_object(name: str, kind: str, object_name: str) -> str:
     """Refuse an object name holding a misspelt type word. Read as written, "lesion negtive"
     was the boundary points of a second object named "lesion negtive": the lesion lost its
     corrections, and the other object got a mask of its own. Words of five letters or more
-    within difflib's 0.8 of a type word count as misspelt."""
+    within difflib's 0.8 of a type word, and starting with its first two letters, count as
+    misspelt."""
     for word in re.findall(r"[A-Za-z]+", object_name):
         if len(word) < 5 or word.lower() in _TYPE_WORDS:
             continue
-        close = difflib.get_close_matches(word.lower(), list(_TYPE_WORDS), n=1, cutoff=0.8)
+        close = [w for w in difflib.get_close_matches(word.lower(), list(_TYPE_WORDS), n=1, cutoff=0.8)
+                 if w[:2] == word[:2].lower()]  # "native artery", "onside" are names, not misspellings
         if close:
             meant = close[0]
             raise PromptError(

@@ -193,7 +193,8 @@ def test_a_misspelt_type_word_is_refused_with_the_name_meant(tmp_path, name, mea
         read_markups(path, frames)
 
 
-@pytest.mark.parametrize("name", ["posterior wall", "left side lesion", "region1", "thyroid nodule", "outer boundary"])
+@pytest.mark.parametrize("name", ["posterior wall", "left side lesion", "region1", "thyroid nodule", "outer boundary",
+                                  "native artery", "onside nodule"])
 def test_object_names_near_no_type_word_are_read_as_boundary_points(tmp_path, name):
     frames = frames_along("K")
     path = tmp_path / "named.mrk.json"

@@ -214,6 +214,8 @@ def test_a_resumed_run_refuses_another_config_and_names_a_damaged_state(base, fo
     ("modes", {"boundry": 0.5, "region": 0.5}, r"`modes`: \['boundry'\] unknown"),
     ("train", "bbt4", r"`train` must be a list of text; got 'bbt4'; write it as a list: \[bbt4\]"),
     ("boundary_box", "yes", "`boundary_box` must be true or false"),
+    ("settle", 1.5, "`settle` is a share"),
+    ("validate_every", 0, "`validate_every` must be above 0"),
 ])
 def test_a_config_value_of_the_wrong_type_or_range_is_named_before_any_data_is_read(option, value, words):
     """Each of these failed deep inside training (some after the data was embedded) with a

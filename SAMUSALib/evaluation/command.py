@@ -132,7 +132,7 @@ def run_eval(args: argparse.Namespace) -> dict:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file; give a folder")
-    _clear_earlier_report(out, getattr(args, "force", False))
+    earlier = _earlier_report(out, getattr(args, "force", False))
     cases = load_cases(args.data, protocol, ids=args.cases, limit=args.limit, axis=args.axis, seed=args.seed)
     if args.objects:
         wanted = set(args.objects)
@@ -141,6 +141,8 @@ def run_eval(args: argparse.Namespace) -> dict:
         cases = [case for case in cases if case.references]
     if not cases:
         raise InputError(f"no cases (with the objects asked for) found in {args.data}")
+    for path in earlier:  # --force, and the data read: the earlier report goes
+        path.unlink()
 
     if len(models) > 1 or args.boundary_encoding or args.region_encoding:
         return run_comparison(args, models, cases, prompt_types)
@@ -296,15 +298,15 @@ REPORT_FILES = ("results.json", "summary.md", "comparison.json", "comparison.md"
                 "overlays.png", "iou_per_frame.png", "iou_per_slice.png", "dice_vs_clicks.png", "dice_per_frame.png")
 
 
-def _clear_earlier_report(out: Path, force: bool) -> None:
-    """An earlier report in --out was replaced without a word, and the plots the new run did
-    not draw stayed beside its results (BUS-BRA overlays under CAMUS figures). Refused;
-    with --force the earlier report's files go first."""
-    earlier = [name for name in REPORT_FILES if (out / name).is_file()]
-    if not earlier:
-        return
-    if not force:
-        raise InputError(f"{out} already holds an evaluation report ({', '.join(earlier)}): give another --out, "
+def _earlier_report(out: Path, force: bool) -> list[Path]:
+    """The files of a report an earlier run left in --out (and in its variants' folders,
+    where it compared models). Refused without --force: the earlier report was replaced
+    without a word, and the plots the new run did not draw stayed beside its results
+    (BUS-BRA overlays under CAMUS figures). The caller removes them once the data is read."""
+    folders = [out, *(sub for sub in sorted(out.iterdir()) if (sub / "results.json").is_file())] if out.is_dir() else []
+    earlier = [folder / name for folder in folders for name in REPORT_FILES if (folder / name).is_file()]
+    if earlier and not force:
+        names = ", ".join(str(path.relative_to(out)) for path in earlier[:4]) + (", ..." if len(earlier) > 4 else "")
+        raise InputError(f"{out} already holds an evaluation report ({names}): give another --out, "
                          "or add --force to replace it")
-    for name in earlier:
-        (out / name).unlink()
+    return earlier

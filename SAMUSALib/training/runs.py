@@ -27,8 +27,8 @@ _TYPES = {
     "list[float]": lambda v: isinstance(v, list) and all(_TYPES["float"](x) for x in v),
 }
 #: Options that must be positive (> 0), and those that must not be negative.
-_POSITIVE = ("batch", "lr", "accumulate", "log_every")
-_NOT_NEGATIVE = ("steps", "validate_images", "warmup", "weight_decay", "corrections", "min_points", "max_points", "validate_every",
+_POSITIVE = ("batch", "lr", "accumulate", "log_every", "validate_every")
+_NOT_NEGATIVE = ("steps", "validate_images", "warmup", "weight_decay", "corrections", "min_points", "max_points",
                  "augmented_copies", "boundary_embedding_lr", "jitter", "box_noise")
 _SHARES = ("holdout", "no_history", "sequence", "settle", "boundary_box_drop", "video_fraction")
 
@@ -50,6 +50,9 @@ def check_options(config_class, values: dict, what: str) -> None:
         kind = kind.removesuffix("|None")
         if value is None and optional:
             continue
+        if value is None and kind.startswith("list"):  # every entry commented out under `validate:`
+            values[name] = []
+            continue
         check = _TYPES.get(kind)
         if check is not None and not check(value):
             hint = f"; write it as a list: [{value}]" if kind.startswith("list") and isinstance(value, str) else ""
@@ -58,7 +61,7 @@ def check_options(config_class, values: dict, what: str) -> None:
             raise InputError(f"{what} option `{name}` must be above 0; got {value!r}")
         if name in _NOT_NEGATIVE and value < 0:
             raise InputError(f"{what} option `{name}` must not be negative; got {value!r}")
-        if name in _SHARES and not 0 <= value < 1 + (name != "holdout"):
+        if name in _SHARES and not (0 <= value < 1 if name == "holdout" else 0 <= value <= 1):
             raise InputError(f"{what} option `{name}` is a share: between 0 and 1; got {value!r}")
     if "boundary_loss" in values:
         from .losses import BoundaryLossConfig
@@ -158,7 +161,8 @@ class RunState:
 
 #: Options a resumed run may change: how long it runs and how it reports, not what it learns.
 _MAY_CHANGE = {"steps", "time_limit_minutes", "validate_every", "log_every", "threads", "resume", "out", "cache",
-               "config_file", "tensorboard", "progress_bar", "device"}
+               "config_file", "tensorboard", "progress_bar", "device", "validate", "validate_images", "validate_clicks",
+               "weights_id", "role"}
 
 
 def _options(config) -> dict:
