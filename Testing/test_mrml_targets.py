@@ -188,6 +188,19 @@ def test_a_mask_edited_by_hand_becomes_that_frame_s_mask_prompt(headless, tiny_m
     np.testing.assert_array_equal(target.read(segment, [3])[3], drawn)
 
 
+def test_a_volume_segmented_along_k_then_along_j_keeps_a_record_per_axis(headless, tiny_model):
+    """What SAMUSA wrote was recorded by frame number alone: after propagating along K, the
+    same segmentation read along J took K's slices 0-4 for J slices drawn by hand, kept them
+    as drawn and used them as mask prompts."""
+    node, make_segmenter, target, segment = _prompted_frames(headless, tiny_model, "volume")
+    segmenter = make_segmenter()
+    segmenter.propagate(node, target.node, segment, model="test-tiny", device="cpu")
+    along_j = segmenter.propagate(node, target.node, segment, model="test-tiny", device="cpu", axis="J")
+    assert segmenter.hand_edited_frames(target.node, segment, "J") == []
+    assert {0, 1, 2, 3, 4} <= set(along_j.frames_written)
+    assert segmenter.hand_edited_frames(target.node, segment, "K") == []  # and K's record is still K's
+
+
 def _click(segmenter, node, target, segment, prompt, world, frame):
     """A click as the panel makes it: a stamped point, then segment_frame naming it for undo."""
     index = mrml.add_prompt_point(prompt, world, frame=frame)

@@ -114,11 +114,11 @@ class InteractiveSegmenter:
         self._objects: dict[tuple[str, str], int] = {}
         self._cancel = False
         # what SAMUSA wrote, per (segmentation ID, segment ID): {frame: (voxel stamp, mask bytes)}
-        self._written: dict[tuple[str, str], dict[int, tuple]] = {}
+        self._written: dict[tuple[str, str, str], dict[int, tuple]] = {}
         # masks the user drew over SAMUSA's (e.g. with the Segment Editor): mask prompts
-        self._hand_masks: dict[tuple[str, str], dict[int, np.ndarray]] = {}
+        self._hand_masks: dict[tuple[str, str, str], dict[int, np.ndarray]] = {}
         # where each segment's points and boxes were when last read (`prompt_positions`)
-        self._positions: dict[tuple[str, str], dict] = {}
+        self._positions: dict[tuple[str, str, str], dict] = {}
 
     # ---- session
     def model(self, model: str, device: str):
@@ -257,8 +257,10 @@ class InteractiveSegmenter:
         return obj_id, sorted(set(changed))
 
     # ---- masks edited by hand
-    def _key(self, target, segment_id: str) -> tuple[str, str]:
-        return (target.node.GetID(), segment_id)
+    def _key(self, target, segment_id: str) -> tuple[str, str, str]:
+        """A segment as read along one axis: a volume's slice 3 along K is not its slice 3
+        along J (K's written frames were read as J slices drawn by hand)."""
+        return (target.node.GetID(), segment_id, target.input.axis)
 
     def _written_of(self, target, segment_id: str) -> dict[int, tuple]:
         """{frame: (voxel stamp, digest)} of what SAMUSA last wrote; for a segment this
@@ -309,9 +311,9 @@ class InteractiveSegmenter:
                 self._save_record(target, segment_id)
         return dict(hand)
 
-    def hand_edited_frames(self, segmentation_node, segment_id: str) -> list[int]:
-        """Frames of a segment whose masks the user drew by hand (now mask prompts)."""
-        return sorted(self._hand_masks.get((segmentation_node.GetID(), segment_id), {}))
+    def hand_edited_frames(self, segmentation_node, segment_id: str, axis: str = "K") -> list[int]:
+        """Frames (slices along `axis`) of a segment whose masks the user drew by hand (now mask prompts)."""
+        return sorted(self._hand_masks.get((segmentation_node.GetID(), segment_id, axis), {}))
 
     def set_window(self, input_node, segmentation_node, segment_id: str, start: int | None, end: int | None,
                    *, axis: str = "K") -> TemporalWindow | None:

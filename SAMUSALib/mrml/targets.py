@@ -278,14 +278,21 @@ class SegmentationTarget:
     def written_record(self, segment_id: str) -> dict[int, str]:
         """{frame: digest of the mask SAMUSA last wrote there} (`mask_digest`), as saved
         with the scene; empty where none was."""
-        text = self._state_holder().GetAttribute(ATTRIBUTE_WRITTEN + segment_id)
+        text = self._state_holder().GetAttribute(self._written_attribute(segment_id))
         try:
             return {int(frame): str(digest) for frame, digest in json.loads(text).items()} if text else {}
         except (ValueError, AttributeError):
             return {}  # not ours to read: no frame is then known to be SAMUSA's
 
     def set_written_record(self, segment_id: str, record: Mapping[int, str]) -> None:
-        self._state_holder().SetAttribute(ATTRIBUTE_WRITTEN + segment_id, json.dumps({str(f): d for f, d in sorted(record.items())}))
+        self._state_holder().SetAttribute(self._written_attribute(segment_id),
+                                          json.dumps({str(f): d for f, d in sorted(record.items())}))
+
+    def _written_attribute(self, segment_id: str) -> str:
+        """A volume read along I or J keeps its own record (frame numbers are slices along
+        one axis); along K, and for a cine, the name records had before axes were told apart."""
+        axis = self.input.axis if self.kind == "volume" else "K"
+        return ATTRIBUTE_WRITTEN + segment_id + ("" if axis == "K" else f".{axis}")
 
     # ---- voxels
     def read(self, segment_id: str, frames: Iterable[int]) -> dict[int, np.ndarray]:
