@@ -451,7 +451,7 @@ class InteractiveSegmenter:
                 self.undo_stack.push(step)
         return ActionResult(segment_id, writer.written, computed, changed, time.perf_counter() - started,
                             cancelled=bool(report and report.cancelled) or not writer.alive, target=target,
-                            frames_cleared=[f for f in cleared if f in writer.written])
+                            frames_cleared=sorted(set(cleared) & set(writer.written)))
 
     def _outside_window(self, target, segment_id: str, window: TemporalWindow | None) -> list[int]:
         """Frames outside the window still showing a mask SAMUSA wrote there: after the
@@ -502,10 +502,10 @@ class InteractiveSegmenter:
             if _segment_exists(step.target.node, step.segment_id):  # where undo left the points
                 self._positions[self._key(step.target, step.segment_id)] = prompt_positions(step.target, step.segment_id)
             if step.hand_drawn:  # drawings the action had stopped using are prompts again
-                key = self._key(step.target, step.segment_id)
+                written = self._written_of(step.target, step.segment_id)
                 for frame in step.hand_drawn:
-                    self._written_of(step.target, step.segment_id).pop(frame, None)
-                self._hand_masks.setdefault(key, {}).update(step.hand_drawn)
+                    written.pop(frame, None)
+                self._hand_masks.setdefault(self._key(step.target, step.segment_id), {}).update(step.hand_drawn)
                 self._save_record(step.target, step.segment_id)
         if step is not None and self._session is not None:
             obj_id = self._objects.get((step.target.node.GetID(), step.segment_id))

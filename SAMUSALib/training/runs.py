@@ -184,9 +184,7 @@ def _options(config) -> dict:
 def _changed_options(saved: dict | None, now: dict) -> list[str]:
     if not saved:
         return []  # a state saved before configs were kept: nothing to compare
-    saved = {k: v for k, v in saved.items() if k not in _MAY_CHANGE}
-    saved = {k: ([Path(str(x)).name for x in v] if k in ("train", "train_videos", "validate") and isinstance(v, list)
-                 else Path(v).name if k == "init" and isinstance(v, str) else v) for k, v in saved.items()}
+    saved = _options(saved)  # states saved by older SAMUSA kept every option, paths whole
     return [f"{key} ({saved.get(key)!r} -> {now.get(key)!r})" for key in sorted(set(saved) | set(now))
             if saved.get(key) != now.get(key)]
 

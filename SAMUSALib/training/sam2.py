@@ -95,9 +95,6 @@ class Sam2TrainConfig:
             raise InputError(f"freeze: {bad} unknown; choose from {sorted(PARTS)}")
         if set(self.freeze) == set(PARTS):
             raise InputError("freeze names every part of SAM2: nothing would be trained")
-        unknown_modes = sorted(set(self.modes) - set(MODES))
-        if unknown_modes:
-            raise InputError(f"modes: {unknown_modes} unknown; choose from {list(MODES)}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise InputError(f"precision must be auto, fp32, bf16 or fp16; got {self.precision!r}")
         if not 0 <= self.boundary_label <= 1:
