@@ -58,6 +58,7 @@ def segment(
     session.apply(prompts)
     report = session.propagate(direction, progress=progress, cancel=cancel)
     frame_masks = {obj.id: session.masks(obj.id) for obj in prompts.objects}
+    _warn_blank_masks(frames, frame_masks)
     return SegmentationResult(
         frames=frames,
         frame_masks=frame_masks,
@@ -70,7 +71,7 @@ def segment(
 
 def _check_not_blank(frames: FrameSource, prompts: PromptSet) -> None:
     """Refuse prompts on a frame where every pixel is the same (a model still returns a mask
-    there, of nothing); name blank frames that propagation will cross."""
+    there, of nothing)."""
     prompted = sorted({p.frame for obj in prompts.objects for p in obj.prompts})
     blank = [f for f in prompted if frames.is_blank(f)]
     if blank:
@@ -80,11 +81,18 @@ def _check_not_blank(frames: FrameSource, prompts: PromptSet) -> None:
             "segment there. Put the prompts on a frame that shows the structure, or check that the input "
             "was exported with its image"
         )
-    crossed = [f for f in range(frames.num_frames) if frames.is_blank(f)
-               and any(obj.window is None or f in obj.window for obj in prompts.objects)]
-    if crossed:
+
+
+def _warn_blank_masks(frames: FrameSource, frame_masks: dict[int, np.ndarray]) -> None:
+    """Name the blank frames (every pixel the same) that got a mask: it comes from the model's
+    memory, not from the picture. Only those: a model that drops the object there (no window
+    holding it) gives them nothing, and a warning about masks that are not there sends the
+    user looking for them."""
+    masked = [f for f in range(frames.num_frames)
+              if any(masks[f].any() for masks in frame_masks.values()) and frames.is_blank(f)]
+    if masked:
         log.warning("frame(s) %s are blank (every pixel the same): their masks come from the "
-                    "model's memory of the frames around them, not from anything on them", _ranges(crossed))
+                    "model's memory of the frames around them, not from anything on them", _ranges(masked))
 
 
 def _ranges(frames: list[int]) -> str:

@@ -451,6 +451,23 @@ def test_blank_frames_crossed_by_propagation_are_named_in_a_warning(capsys, capl
     assert out.exists()
 
 
+def test_blank_frames_the_model_gives_no_mask_are_not_named_in_the_warning(capsys, caplog, tmp_path, phantom):
+    """Without a window the default model drops the object on black frames: the warning said
+    their masks came from memory when they had none, and sent the user looking for them. It
+    names exactly the blank frames that got a mask."""
+    image = _image(tmp_path, _blanked(phantom.frames, 6, 7), "blank67.nrrd")
+    prompts = _prompts(tmp_path, phantom, window=None)
+    out = tmp_path / "result.seg.nrrd"
+    with caplog.at_level("WARNING", logger="samusa"):
+        code, _, stderr = run(capsys, "segment", image, "--prompts", prompts, "--out", out, "--device", "cpu", "--quiet")
+    assert code == 0, stderr
+    masks, _, _ = read_segmentation(out)
+    masked = [f for f in (6, 7) if masks[1][f].any()]
+    warnings = [r.getMessage() for r in caplog.records if "blank" in r.getMessage()]
+    assert masked == [] and warnings == [], (masked, warnings)
+    assert masks[1][4].any()  # the prompted frame was segmented
+
+
 # --------------------------------------------------------------------------- failures half way
 
 
