@@ -155,12 +155,22 @@ class FrameSource:
             int(s) for i, s in enumerate(spatial) if i != self._np_axis
         )
         if self.num_frames < 1 or min(self.frame_shape) < 2:
-            raise InputError(
-                f"frames of shape {self.frame_shape} x {self.num_frames} are too small to segment"
-            )
+            raise InputError(self._too_small(spatial))
         self._check_finite()
         self.intensity_mask = self._check_intensity_mask(intensity_mask)
         self.window = self._choose_window(normalization)
+
+    def _too_small(self, spatial: tuple[int, ...]) -> str:
+        """Why frames along this axis cannot be segmented, and the axis that would work: a
+        single 2D image sliced along I or J gave frames one pixel high."""
+        names = {n: a for a, n in AXES.items()}
+        thin = [names[i] for i, size in enumerate(spatial) if i != self._np_axis and size < 2]
+        message = f"frames of shape {self.frame_shape} x {self.num_frames} are too small to segment"
+        if len(thin) == 1 and sum(size >= 2 for size in spatial) == 2:
+            flat = "a single 2D image" if thin[0] == "K" else f"one voxel thick along {thin[0]}"
+            message += (f": the input is {flat}, and slicing it along {self.axis} gives frames one voxel "
+                        f"wide; slice it along {thin[0]} (--axis {thin[0]})")
+        return message
 
     def __len__(self) -> int:
         return self.num_frames

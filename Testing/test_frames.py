@@ -244,3 +244,16 @@ def test_float_volume_normalisation_samples_frames_only():
     finally:
         tracemalloc.stop()
     assert peak < array.nbytes  # the NaN check and the percentiles go frame by frame / over a sample
+
+
+def test_a_single_2d_image_sliced_along_i_or_j_is_told_to_slice_along_k():
+    """A 2D image read as a one-slice volume, sliced along I or J, gave frames one voxel high
+    and the error only said they were too small."""
+    image = np.tile(np.arange(60, dtype=np.uint8), (1, 50, 1))
+    for axis in ("I", "J"):
+        with pytest.raises(InputError, match=r"single 2D image.*along K \(--axis K\)"):
+            FrameSource(image, axis=axis)
+    assert FrameSource(image, axis="K").frame_shape == (50, 60)
+    thin = np.tile(np.arange(60, dtype=np.uint8), (40, 1, 1))  # one voxel along J
+    with pytest.raises(InputError, match=r"one voxel thick along J.*--axis J"):
+        FrameSource(thin, axis="K")
