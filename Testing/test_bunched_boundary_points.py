@@ -146,6 +146,46 @@ def test_four_bunched_points_keep_the_lesion_where_none_holds_the_fit_s_far_side
     assert not any(spread), spread
 
 
+#: CAMUS frames where the evaluation's bunched points (seed 0) give a fit that is a speck
+#: beside the boundary heads' mask of the left ventricle (found in the per-prompt records,
+#: docs/samusa_lite2.md, "A fit that is a speck is not blended in")
+SPECK_FRAMES = ("patient0027_4CH_ED", "patient0027_4CH_ES")
+
+
+def test_bunched_points_whose_fit_is_a_speck_keep_the_heads_mask_not_a_blend_with_it(model, monkeypatch):
+    """Three to five points bunched on an arc of the left ventricle's border, at once, as the
+    evaluation places them: LiteMedSAM's fit is a speck by the points, and averaging its
+    logits with the heads' mask left about the speck. Baselines in the same test: the
+    blend (the rule turned off) and the points' filled box. Five points spread round the
+    same ventricles: the rule does not fire. Measured: 0.930 0.912 0.884 0.903 0.896 0.892
+    kept, 0.340 0.347 0.884 0.903 0.090 0.096 blended, 0.314 0.314 0.314 0.052 0.066 0.080
+    the box."""
+    from SAMUSALib.evaluation.clicks import case_rng
+
+    cases = {case.id: case for case in load_cases(require_shared_data("camus"), "image")}
+    kept, blended, box, spread = [], [], [], []
+    for name in SPECK_FRAMES:
+        case = cases[name]
+        image, reference = case.array[0], case.references[1][0]
+        key = f"{case.id}|1|boundary at once"
+        for k in (3, 4, 5):
+            points = boundary_layout(reference, k, "clustered", np.random.default_rng(case_rng(0, key).integers(2**32)))
+            mask, how = _segment(model, image, points)
+            kept.append(dice(mask, reference))
+            with monkeypatch.context() as patch:
+                patch.setattr(click_rules, "SPECK_AREA", 0.0)
+                blended.append(dice(_segment(model, image, points)[0], reference))
+            filled = np.zeros_like(reference)
+            (x0, y0), (x1, y1) = np.round(points.min(axis=0)).astype(int), np.round(points.max(axis=0)).astype(int)
+            filled[y0 : y1 + 1, x0 : x1 + 1] = True
+            box.append(dice(filled, reference))
+        spread.append("speck" in _segment(model, image, boundary_layout(reference, 5, "even", np.random.default_rng(0)))[1])
+    assert np.mean(kept) > np.mean(blended) + 0.2, (kept, blended)
+    assert min(np.subtract(kept, blended)) > -0.02, (kept, blended)  # no prompt loses
+    assert np.mean(kept) > np.mean(box) + 0.3, (kept, box)
+    assert not any(spread), spread
+
+
 def test_the_outer_two_points_are_the_furthest_apart_in_any_order():
     points = np.array([[10.0, 5.0], [14.0, 3.0], [30.0, 9.0], [22.0, 2.0]])
     for order in ([0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1]):
@@ -232,6 +272,25 @@ def test_the_fit_falls_short_only_when_small_or_within_and_weaker_bordered():
     assert not weaker._fit_falls_short(0, np.stack([disc, large]), False, around)
     assert not weaker._fit_falls_short(0, np.stack([disc, large]), False, arc[:3])  # three points: not asked
     assert not Given([0.5, 0.5 - 0.5 * margin])._fit_falls_short(0, np.stack([disc, large]), False, arc)
+
+
+def test_a_fit_is_a_speck_when_smaller_and_shallower_than_the_model_s_mask():
+    """Made-up masks. The model's mask runs through a valve into a second chamber; the fit
+    is the clicked chamber alone: smaller but as deep, a structure (blending it in is what
+    rescues such points). A band along the first chamber's top, or a small disc in it
+    (the fit of points bunched there), is smaller and shallower: a speck."""
+    yy, xx = np.mgrid[:96, :160]
+    chamber = (yy - 48) ** 2 + (xx - 48) ** 2 < 30**2
+    both = chamber | ((yy - 48) ** 2 + (xx - 112) ** 2 < 30**2) | ((np.abs(yy - 48) < 6) & (xx > 48) & (xx < 112))
+    band = chamber & (yy < 30)
+    small = (yy - 30) ** 2 + (xx - 48) ** 2 < 10**2
+    assert click_rules.depth(chamber) == pytest.approx(30, abs=1) and click_rules.depth(band) < 10
+    assert not click_rules.fit_is_a_speck(both, chamber)
+    assert click_rules.fit_is_a_speck(chamber, band) and click_rules.fit_is_a_speck(both, band)
+    assert click_rules.fit_is_a_speck(chamber, small)
+    assert not click_rules.fit_is_a_speck(chamber, chamber)  # not smaller
+    assert not click_rules.fit_is_a_speck(chamber, np.zeros_like(chamber))  # nothing fitted
+    assert click_rules.depth(np.zeros((5, 5), bool)) == 0.0
 
 
 def test_the_share_outside_the_box_and_its_setting():

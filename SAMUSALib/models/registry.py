@@ -235,9 +235,10 @@ REGISTRY["samusa-lite"] = dataclasses.replace(
     size_bytes=8_180_059,
     # boundary points alone: heads trained further to read them without their extent as a
     # box (samusa train configs/samusa_lite2_unboxed.yaml, then
-    # configs/samusa_lite2_boundary_heads.yaml; docs/samusa_lite2.md)
+    # configs/samusa_lite2_boundary_heads.yaml, then configs/samusa_lite2_boundary_heads3.yaml;
+    # docs/samusa_lite2.md)
     boundary_weights="samusa_lite2_boundary.pt",
-    boundary_sha256="5ddc950150377c4cd7e2a4e0a60b3efd24cc362ced017c75660cf815566ab03c",
+    boundary_sha256="7946db470b040d19cf9c4aebab73a9cec1568077326f65cd64e4221e0c46901e",
     description=(
         "SAMUSA-Lite 2: SAMUSA-Lite trained for clicks given one at a time or all at once, in any "
         "order and spacing, a little off the border; its mask depends on the clicks alone, not their "

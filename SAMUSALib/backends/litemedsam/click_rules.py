@@ -23,6 +23,7 @@ from collections import OrderedDict
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from ...errors import InputError
 from ...prompts import FramePrompt
@@ -74,6 +75,13 @@ ONE_SIDE_MIN_POINTS = 4
 #: like any points. Part of arbitration: `ARBITRATION_ENV` off turns it off too.
 BUNCHED_PAIR_ENV = "SAMUSA_BUNCHED_PAIR"
 BUNCHED_ANGLE = float(np.radians(220))
+
+
+#: Blending keeps the model's mask instead when LiteMedSAM's fit is a speck beside it
+#: (`fit_is_a_speck`): under `SPECK_AREA` of the model's mask's area, and shallower, its
+#: deepest point (distance to its border) under `SPECK_DEPTH` of the model's mask's.
+SPECK_AREA = 0.5
+SPECK_DEPTH = 0.85
 
 
 #: Opt-in (`ClickRules._uncut_by_points_box`): "on" (a share of 0.8) or a share in (0, 1.0]:
@@ -143,6 +151,24 @@ def outer_pair(points: np.ndarray) -> np.ndarray:
     distance = np.hypot(*(points[:, None] - points[None]).transpose(2, 0, 1))
     i, j = np.unravel_index(int(np.argmax(distance)), distance.shape)
     return points[[min(i, j), max(i, j)]]
+
+
+def depth(mask: np.ndarray) -> float:
+    """The distance from the mask's deepest pixel to its border (pixels): its half-thickness."""
+    rows, cols = np.nonzero(mask)
+    if rows.size == 0:
+        return 0.0
+    crop = np.pad(mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1], 1)
+    return float(ndimage.distance_transform_edt(crop).max())
+
+
+def fit_is_a_speck(own: np.ndarray, fit: np.ndarray) -> bool:
+    """Whether LiteMedSAM's fit is a speck beside the model's mask rather than a structure
+    of its own: under `SPECK_AREA` of the model's mask and shallower (under `SPECK_DEPTH`
+    of its `depth`). A fit that is smaller but as deep is a structure the model's mask ran
+    past (a chamber, with the next one through the valve)."""
+    own_area, fit_area = int(own.sum()), int(fit.sum())
+    return 0 < fit_area < SPECK_AREA * own_area and depth(fit) < SPECK_DEPTH * depth(own)
 
 
 def outside_share(mask: np.ndarray, box) -> float:
@@ -247,6 +273,8 @@ class ClickRules:
         blend = abs(fitted - own) < ARBITRATION_BLEND_PX
         if (blend or fitted < own) and self._fit_falls_short(prompt.frame, masks, blend, prompt.boundary):
             return encodings.Decoded(decoded.logits, decoded.iou, f"{decoded.how} (the fit falls short)")
+        if blend and fit_is_a_speck(*masks):
+            return encodings.Decoded(decoded.logits, decoded.iou, f"{decoded.how} (the fit is a speck)")
         if blend:
             logits = (decoded.logits.float() + fit.logits.float()) / 2
             return encodings.Decoded(logits, (decoded.iou + fit.iou) / 2, f"{decoded.how} + {fit.how} (blended)")
