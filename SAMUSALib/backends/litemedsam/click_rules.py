@@ -252,8 +252,15 @@ class ClickRules:
         (boundary@5 0.64 alone, 0.71 arbitrated; docs/samusa_lite2.md). Except where the
         fit falls short of the model's mask (`_fit_falls_short`: points bunched on one arc),
         which is then kept, and where the points are bunched tighter still (`_outer_pair`),
-        read from the outer two. Every candidate depends on the points alone, so the result
-        stays independent of click order.
+        read from the outer two. Nor is a fit that is a speck beside the model's mask
+        blended in (`fit_is_a_speck`): its logits outside the speck are far more negative
+        than the model's are positive, so the mean kept about the speck (bunched points at
+        once, k = 3..5: CAMUS 0.531 0.524 0.534 -> 0.554 0.552 0.549, BUS-BRA 0.845 0.859
+        0.838 -> 0.859 0.859 0.860; evenly spread points: CAMUS one at a time 0.688 ->
+        0.676 at k = 3, its one cost, BUS-BRA one at a time 0.911 0.935 -> 0.913 0.936 at
+        k = 3, 5, the rest within 0.001; docs/samusa_lite2.md, "A fit that is a speck is
+        not blended in"). Every candidate depends on the points alone, so the result stays
+        independent of click order.
         """
         if (
             not self.arbitration
