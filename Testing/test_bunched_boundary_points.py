@@ -151,7 +151,7 @@ def test_four_bunched_points_keep_the_lesion_where_none_holds_the_fit_s_far_side
 
 #: CAMUS frames where the evaluation's bunched points (seed 0) give a fit that is a speck
 #: beside the boundary heads' mask of the left ventricle (found in the per-prompt records,
-#: docs/samusa_lite2.md, "A fit that is a speck is not blended in")
+#: docs/samusa_lite2.md, "Boundary heads, third round, and a fit that is a speck")
 SPECK_FRAMES = ("patient0027_4CH_ED", "patient0027_4CH_ES")
 
 

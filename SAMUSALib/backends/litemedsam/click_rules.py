@@ -8,8 +8,9 @@ the same mask as the same clicks one by one:
 - `_uncut_by_points_box` (opt-in): boundary points bunched on one side, decoded without
   the box their extent gives when that box cuts the object off;
 - `_arbitrate`: boundary points, the model against LiteMedSAM's ``fit`` encoding, unless
-  the fit falls short of the model's mask (`_fit_falls_short`, points bunched on one arc),
-  or the points are bunched tighter still (`_outer_pair`: the outer two are read);
+  the fit falls short of the model's mask (`_fit_falls_short`, points bunched on one arc)
+  or is a speck beside it (`fit_is_a_speck`: not blended in), or the points are bunched
+  tighter still (`_outer_pair`: the outer two are read);
 - `_referee_region`: region clicks, the model against LiteMedSAM's ``search`` encoding;
 - `_local_to_clicks`: corrective clicks change the mask they correct only where they are,
   then `_heed_clicks` and `_cut_ignored` answer clicks the mask still contradicts.
@@ -258,9 +259,9 @@ class ClickRules:
         once, k = 3..5: CAMUS 0.531 0.524 0.534 -> 0.554 0.552 0.549, BUS-BRA 0.845 0.859
         0.838 -> 0.859 0.859 0.860; evenly spread points: CAMUS one at a time 0.688 ->
         0.676 at k = 3, its one cost, BUS-BRA one at a time 0.911 0.935 -> 0.913 0.936 at
-        k = 3, 5, the rest within 0.001; docs/samusa_lite2.md, "A fit that is a speck is
-        not blended in"). Every candidate depends on the points alone, so the result stays
-        independent of click order.
+        k = 3, 5, the rest within 0.001; docs/samusa_lite2.md, "Boundary heads, third
+        round, and a fit that is a speck"). Every candidate depends on the points alone, so
+        the result stays independent of click order.
         """
         if (
             not self.arbitration
