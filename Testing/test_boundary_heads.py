@@ -121,7 +121,8 @@ def test_two_points_on_one_arc_give_the_lesion_not_the_square_on_their_chord(bus
     one arc of 15-50 % of the border. The main heads are given the square on the points'
     chord and stop at it; the boundary heads read the points without it. Baselines in the
     same test: the main heads (SAMUSA_BOUNDARY_HEADS=off) and the filled chord square.
-    Measured: 0.853 (first round of the heads 0.851), main heads 0.629, square 0.301."""
+    Measured: 0.855 (third round of the heads, 2026-12-06; second round 0.853, first
+    0.851), main heads 0.629, square 0.301."""
     from SAMUSALib.backends.litemedsam.backend import shared_embeddings
 
     cases, model = busbra
@@ -136,8 +137,9 @@ def test_another_boundary_point_never_lowers_the_mask_one_at_a_time(busbra, monk
     """The paper's simulated user (`evaluation.protocols.image_case`): five boundary points
     one at a time, each where the last mask is furthest from the border, on the first 10
     BUS-BRA images. Mean Dice rises with every point; after five it beats the polygon
-    through the same points. Measured: 0.846 0.899 0.900 0.921 0.922 (first round of the
-    heads: 0.834 0.900 0.905 0.919 0.922), polygon 0.649; the main heads
+    through the same points. Measured with the third round of the heads (2026-12-06):
+    0.866 0.905 0.912 0.921 0.929, polygon 0.672 (second round: 0.846 0.899 0.900 0.921
+    0.922, polygon 0.649; first round: 0.834 0.900 0.905 0.919 0.922); the main heads
     (SAMUSA_BOUNDARY_HEADS=off) fall at the third point: 0.838 0.898 0.883 0.915 0.924."""
     from SAMUSALib.backends.litemedsam.backend import shared_embeddings
     from SAMUSALib.boundary import curve_mask
