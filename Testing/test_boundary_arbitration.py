@@ -45,9 +45,9 @@ def test_boundary_points_on_echo_frames_beat_the_model_alone_and_the_polygon(ech
     """Five boundary points spread along each structure's border, given at once.
     Measured on these 8 images (24 structures), SAMUSA-Lite 2's boundary heads (third
     round, 2026-12-06): arbitrated (with blending) 0.672, the heads alone 0.604, the polygon
-    through the points 0.636 (second round: 0.670, 0.605) (on these smooth, convex-ish cardiac borders five points already outline
-    much of the shape: a strong baseline). First round: 0.658, 0.562; the main heads
-    (2026-12-04): 0.665, 0.581."""
+    through the points 0.636 (on these smooth, convex-ish cardiac borders five points
+    already outline much of the shape: a strong baseline). Second round: 0.670, 0.605;
+    first round: 0.658, 0.562; the main heads (2026-12-04): 0.665, 0.581."""
     cases, model = echo
     scores = {"arbitrated": [], "alone": [], "polygon": []}
     hows = []
