@@ -71,8 +71,43 @@ def test_boundary_points_on_echo_frames_beat_the_model_alone_and_the_polygon(ech
     assert any(h == "native" for h in hows), hows
 
 
+def test_two_boundary_points_on_echo_frames_beat_the_heads_alone_and_the_disc_on_their_chord(echo):
+    """Two boundary points on opposite sides of each structure's border, given at once:
+    LiteMedSAM's fit competes only where the image backs it (`_fit_of_two_holds`).
+    Measured on these 8 images (24 structures): 0.623 arbitrated, 0.527 the heads alone,
+    0.613 the disc on the chord (on these roundish chambers two opposite points outline
+    much of the shape; the arbitrated mask beats it by little, the heads alone by much)."""
+    cases, model = echo
+    scores = {"arbitrated": [], "alone": [], "disc": []}
+    hows = []
+    with shared_embeddings():
+        for case in cases:
+            image = case.array[0]
+            for obj in case.objects:
+                reference = case.references[obj][0]
+                points = boundary_layout(reference, 2, "even", np.random.default_rng(obj))
+                arbitrated, how = _mask_and_how(model, image, True, boundary=points)
+                alone, _ = _mask_and_how(model, image, False, boundary=points)
+                scores["arbitrated"].append(dice(arbitrated, reference))
+                scores["alone"].append(dice(alone, reference))
+                scores["disc"].append(dice(_disc_on_chord(points, reference.shape), reference))
+                hows.append(how)
+    means = {k: float(np.mean(v)) for k, v in scores.items()}
+    assert means["arbitrated"] > means["alone"] + 0.03, means
+    assert means["arbitrated"] > means["disc"] + 0.005, means
+    assert any(h == "native" for h in hows), hows  # the test keeps the heads' mask somewhere
+
+
+def _disc_on_chord(points, shape: tuple[int, int]) -> np.ndarray:
+    """The trivial mask of two border points: the disc whose diameter is their chord."""
+    (x0, y0), (x1, y1) = np.asarray(points, dtype=float)
+    rows, cols = np.mgrid[: shape[0], : shape[1]]
+    radius = np.hypot(x1 - x0, y1 - y0) / 2
+    return (cols - (x0 + x1) / 2) ** 2 + (rows - (y0 + y1) / 2) ** 2 <= radius**2
+
+
 def test_region_clicks_and_too_few_points_are_left_to_the_model(echo):
-    """Arbitration needs at least three boundary points and no region clicks: otherwise
+    """Arbitration needs at least two boundary points and no region clicks: otherwise
     the mask is SAMUSA-Lite 2's own, pixel for pixel."""
     cases, model = echo
     case = cases[0]
@@ -81,7 +116,7 @@ def test_region_clicks_and_too_few_points_are_left_to_the_model(echo):
     rows, cols = np.nonzero(reference)
     inside = [[float(cols.mean()), float(rows.mean())]]
     with shared_embeddings():
-        for prompt in ({"boundary": points[:2]}, {"boundary": points, "positive": inside}):
+        for prompt in ({"boundary": points[:1]}, {"boundary": points, "positive": inside}):
             on, how = _mask_and_how(model, image, True, **prompt)
             off, _ = _mask_and_how(model, image, False, **prompt)
             assert how == "native", prompt
