@@ -406,3 +406,21 @@ def test_the_fit_of_two_points_holds_only_when_no_speck_and_backed_by_the_image(
     assert not Rules(flat)._fit_of_two_holds(0, np.stack([leak, disc]), 0.0)
     assert not Rules(flat)._fit_of_two_holds(0, np.stack([leak, disc]), click_rules.TWO_POINT_MISS_PX - 0.5)
     assert Rules(flat)._fit_of_two_holds(0, np.stack([leak, disc]), click_rules.TWO_POINT_MISS_PX)
+
+
+def test_a_fit_stands_out_only_with_a_border_far_stronger_than_the_model_s_mask():
+    """Border contrasts as given: the fit stands out (and a speck is still blended in)
+    only when its border beats the model's mask's by more than `SPECK_CONTRAST`."""
+
+    class Given(click_rules.ClickRules):
+        def __init__(self, contrasts):
+            self.contrasts = contrasts
+
+        def _contrasts(self, frame, masks):
+            return self.contrasts
+
+    margin = click_rules.SPECK_CONTRAST
+    masks = np.zeros((2, 4, 4), dtype=bool)
+    assert Given([0.1, 0.1 + 1.5 * margin])._fit_stands_out(0, masks)
+    assert not Given([0.1, 0.1 + 0.5 * margin])._fit_stands_out(0, masks)
+    assert not Given([0.3, 0.1])._fit_stands_out(0, masks)
