@@ -27,30 +27,12 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "false", "0", "no", "off")
 
 
-TEST_EMBEDDINGS_ENV = "SAMUSA_TEST_EMBEDDINGS"
-
-
-def stored_embeddings():
-    """`shared_embeddings()` over this test run's embedding store: the real-data quality
-    tests encode the same BUS-BRA, CAMUS and carotid frames in several files and worker
-    processes; each frame is encoded once in the run (about a second on a core), read back
-    after. Tests that count encoder calls keep to `shared_embeddings()` alone."""
-    from SAMUSALib.backends.litemedsam.backend import shared_embeddings
-
-    return shared_embeddings(folder=os.environ.get(TEST_EMBEDDINGS_ENV) or None)
-
-
 def pytest_configure(config):
-    """Isolate model and hash caches per test session, so a user's cache neither helps nor breaks a test;
-    make one embedding store for the session's worker processes (`stored_embeddings`)."""
+    """Isolate model and hash caches per test session, so a user's cache neither helps nor breaks a test."""
     import tempfile
 
     config._samusa_cache = tempfile.mkdtemp(prefix="samusa-test-cache-")
     os.environ["SAMUSA_CACHE_DIR"] = config._samusa_cache
-    os.environ.pop("SAMUSA_EMBEDDING_STORE", None)  # a user's store is not the tests' (`stored_embeddings`)
-    if not hasattr(config, "workerinput"):  # the main process: one embedding store for the run, its workers inherit it
-        config._samusa_embeddings = tempfile.mkdtemp(prefix="samusa-test-embeddings-")
-        os.environ[TEST_EMBEDDINGS_ENV] = config._samusa_embeddings
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
     if workers > 1:  # pytest-xdist: share the cores instead of each worker taking them all
         import torch
@@ -62,9 +44,8 @@ def pytest_configure(config):
 def pytest_unconfigure(config):
     import shutil
 
-    for folder in (getattr(config, "_samusa_cache", None), getattr(config, "_samusa_embeddings", None)):
-        if folder:
-            shutil.rmtree(folder, ignore_errors=True)
+    if getattr(config, "_samusa_cache", None):
+        shutil.rmtree(config._samusa_cache, ignore_errors=True)
 
 
 LONGEST_FILES = (

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from SAMUSALib.backends.litemedsam.backend import shared_embeddings
 from SAMUSALib.backends.litemedsam import click_rules
 from SAMUSALib.boundary import curve_mask
 from SAMUSALib.engine import Session
@@ -22,7 +23,7 @@ from SAMUSALib.evaluation.metrics import dice
 from SAMUSALib.frames import FrameSource
 from SAMUSALib.models import load_model
 
-from conftest import require_shared_data, stored_embeddings
+from conftest import require_shared_data
 
 #: the end-diastole frames of both views (2- and 4-chamber) of each of the 4 patients
 IMAGES = slice(0, 16, 2)
@@ -51,7 +52,7 @@ def test_boundary_points_on_echo_frames_beat_the_model_alone_and_the_polygon(ech
     cases, model = echo
     scores = {"arbitrated": [], "alone": [], "polygon": []}
     hows = []
-    with stored_embeddings():
+    with shared_embeddings():
         for case in cases:
             image = case.array[0]
             for obj in case.objects:
@@ -80,7 +81,7 @@ def test_two_boundary_points_on_echo_frames_beat_the_heads_alone_and_the_disc_on
     cases, model = echo
     scores = {"arbitrated": [], "alone": [], "disc": []}
     hows = []
-    with stored_embeddings():
+    with shared_embeddings():
         for case in cases:
             image = case.array[0]
             for obj in case.objects:
@@ -115,7 +116,7 @@ def test_region_clicks_and_too_few_points_are_left_to_the_model(echo):
     points = boundary_layout(reference, 5, "even", np.random.default_rng(0))
     rows, cols = np.nonzero(reference)
     inside = [[float(cols.mean()), float(rows.mean())]]
-    with stored_embeddings():
+    with shared_embeddings():
         for prompt in ({"boundary": points[:1]}, {"boundary": points, "positive": inside}):
             on, how = _mask_and_how(model, image, True, **prompt)
             off, _ = _mask_and_how(model, image, False, **prompt)
@@ -135,7 +136,7 @@ def test_a_small_fit_with_the_far_stronger_border_is_blended_in_not_dropped_as_a
     case = next(c for c in cases if c.id == "patient0052_4CH_ED")
     image, reference = case.array[0], case.references[3][0]
     points = [[104.0, 127.5], [107.0, 199.5], [143.5, 148.0]]
-    with stored_embeddings():
+    with shared_embeddings():
         blended, how = _mask_and_how(model, image, True, boundary=points)
         monkeypatch.setattr(click_rules, "SPECK_CONTRAST", np.inf)
         dropped, how_before = _mask_and_how(model, image, True, boundary=points)

@@ -16,7 +16,7 @@ from SAMUSALib.errors import InputError, ModelError
 from SAMUSALib.frames import FrameSource
 from SAMUSALib.models import REGISTRY, cached_path, load_model, sha256_of
 
-from conftest import require_shared_data, stored_embeddings
+from conftest import require_shared_data
 from test_samusa_lite import cine  # noqa: F401 - the bundled carotid cine fixture
 
 
@@ -123,9 +123,10 @@ def test_two_points_on_one_arc_give_the_lesion_not_the_square_on_their_chord(bus
     same test: the main heads (SAMUSA_BOUNDARY_HEADS=off) and the filled chord square.
     Measured: 0.855 (third round of the heads, 2026-12-06; second round 0.853, first
     0.851), main heads 0.629, square 0.301."""
-    
+    from SAMUSALib.backends.litemedsam.backend import shared_embeddings
+
     cases, model = busbra
-    with stored_embeddings():
+    with shared_embeddings():
         on = _boundary_dice(model, cases, monkeypatch, "on", "clustered", 2)
         off = _boundary_dice(model, cases, monkeypatch, "off", "clustered", 2)
     assert on["model"] > off["model"] + 0.1, (on, off)
@@ -140,13 +141,14 @@ def test_another_boundary_point_never_lowers_the_mask_one_at_a_time(busbra, monk
     0.866 0.905 0.912 0.921 0.929, polygon 0.672 (second round: 0.846 0.899 0.900 0.921
     0.922, polygon 0.649; first round: 0.834 0.900 0.905 0.919 0.922); the main heads
     (SAMUSA_BOUNDARY_HEADS=off) fall at the third point: 0.838 0.898 0.883 0.915 0.924."""
-        from SAMUSALib.boundary import curve_mask
+    from SAMUSALib.backends.litemedsam.backend import shared_embeddings
+    from SAMUSALib.boundary import curve_mask
     from SAMUSALib.evaluation.metrics import dice
     from SAMUSALib.evaluation.protocols import image_case, session_factory
 
     cases, model = busbra
     curves, polygon = [], []
-    with stored_embeddings():
+    with shared_embeddings():
         for case in cases:
             (record,) = image_case(case, session_factory(model), prompt_types=["boundary"], max_clicks=5, distances=False)
             curves.append(record["dice_by_clicks"])

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from SAMUSALib.backends.litemedsam.backend import shared_embeddings
 from SAMUSALib.backends.litemedsam import click_rules
 from SAMUSALib.backends.litemedsam.click_rules import box_cut_setting, outside_share
 from SAMUSALib.engine import Session
@@ -30,7 +31,7 @@ from SAMUSALib.evaluation.metrics import dice
 from SAMUSALib.frames import FrameSource
 from SAMUSALib.models import load_model
 
-from conftest import require_shared_data, stored_embeddings
+from conftest import require_shared_data
 
 #: the first BUS-BRA validation images
 IMAGES = 10
@@ -41,7 +42,7 @@ NO_POINTS = np.zeros((0, 2))
 def model():
     """The default model, and one embedding cache for the module: its tests segment the
     same lesions."""
-    with stored_embeddings():
+    with shared_embeddings():
         yield load_model("samusa-lite", device="cpu")
 
 

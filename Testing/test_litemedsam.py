@@ -2,7 +2,7 @@
 
 Every test here runs the real pretrained model on the bundled carotid cine
 (Resources/Samples, CC BY 4.0), so embeddings are shared across the module
-(`shared_embeddings`, over the test run's store: `conftest.stored_embeddings`): each frame is encoded once (about 1.4 s on a 2-core CPU).
+(`shared_embeddings`): each frame is encoded once (about 1.4 s on a 2-core CPU).
 
 Thresholds and why (measured with this code, see docs/litemedsam_results.md):
 - BOX_DICE: a tight box gives Dice 0.92 to 0.97 on the 15 sample frames (0.948 on frame
@@ -29,12 +29,10 @@ from SAMUSALib.errors import ModelError
 from SAMUSALib.frames import FrameSource
 from SAMUSALib.io import read_image
 from SAMUSALib.backends.litemedsam import CHECKPOINT_SHA256, checkpoint_path
-from SAMUSALib.backends.litemedsam.backend import LiteMedSAMBackend
+from SAMUSALib.backends.litemedsam.backend import LiteMedSAMBackend, shared_embeddings
 from SAMUSALib.backends.litemedsam.encodings import BOUNDARY_ENCODINGS, REGION_ENCODINGS, extent_box
 from SAMUSALib.backends.litemedsam.network import Letterbox, build_litemedsam, sam1_to_sam2_names
 from SAMUSALib.models import REGISTRY, load_model
-
-from conftest import stored_embeddings
 
 SAMPLES = Path(__file__).resolve().parent.parent / "Resources" / "Samples"
 BOX_DICE = 0.85
@@ -61,7 +59,7 @@ def model():
 
 @pytest.fixture(scope="module", autouse=True)
 def _shared():
-    with stored_embeddings():
+    with shared_embeddings(512):
         yield
 
 

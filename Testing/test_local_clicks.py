@@ -18,6 +18,7 @@ import pytest
 import torch
 from scipy import ndimage
 
+from SAMUSALib.backends.litemedsam.backend import shared_embeddings
 from SAMUSALib.engine import Session
 from SAMUSALib.evaluation.clicks import SimulatedUser
 from SAMUSALib.evaluation.datasets import camus
@@ -26,7 +27,7 @@ from SAMUSALib.frames import FrameSource
 from SAMUSALib.io import read_image
 from SAMUSALib.models import load_model
 
-from conftest import require_shared_data, stored_embeddings
+from conftest import require_shared_data
 
 SAMPLES = Path(__file__).resolve().parent.parent / "Resources" / "Samples"
 #: the end-diastole frames of both views (2- and 4-chamber) of each of the 4 patients
@@ -60,7 +61,7 @@ def _clicks(model, image: np.ndarray, reference: np.ndarray, local: bool, clicks
 def _local_and_free(cases, model, kind: str, clicks: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean Dice after each prompt over every structure, clicks kept local and decoded freely."""
     local, free = [], []
-    with stored_embeddings():
+    with shared_embeddings():
         for case in cases:
             for obj in case.objects:
                 reference = case.references[obj][0]

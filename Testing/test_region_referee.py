@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from SAMUSALib.backends.litemedsam.backend import shared_embeddings
 from SAMUSALib.backends.litemedsam.click_regions import core_of, keep_clicked, nearer_to, regions_holding
 from SAMUSALib.engine import Session
 from SAMUSALib.errors import InputError
@@ -24,7 +25,7 @@ from SAMUSALib.frames import FrameSource
 from SAMUSALib.models import load_model
 from SAMUSALib.tracking.shape import leak_solidity_setting, leaks, solidity
 
-from conftest import require_shared_data, stored_embeddings
+from conftest import require_shared_data
 
 
 def test_a_click_a_pixel_beside_a_thin_region_still_counts_for_it():
@@ -95,7 +96,7 @@ def test_region_clicks_on_echo_frames_find_the_chamber_the_model_alone_runs_past
     atrium into the ventricle; refereed, the clicked chamber is kept. Measured after the
     first click: refereed 0.620, the model alone 0.470 (after a second: 0.673, 0.569)."""
     cases = camus(require_shared_data("camus"))[ECHO_IMAGES]
-    with stored_embeddings():
+    with shared_embeddings():
         refereed = _region_dice(lite, cases, 1)
         alone = _region_dice(lite, cases, 1, referee=False)
     assert (refereed > alone + 0.05).all(), (refereed, alone)
@@ -109,7 +110,7 @@ def test_region_clicks_on_breast_lesions_keep_the_model_s_lead_over_search(lite)
     negative clicks correct its mask locally). Measured after the first click: refereed
     0.883, the model alone 0.870, search alone 0.791."""
     cases = load_cases(require_shared_data("busbra"), "image")
-    with stored_embeddings():
+    with shared_embeddings():
         refereed = _region_dice(lite, cases, 1)
         alone = _region_dice(lite, cases, 1, referee=False)
         search = _region_dice(load_model("litemedsam", device="cpu"), cases, 1)
@@ -161,7 +162,7 @@ def test_a_click_on_the_heart_wall_gets_a_mask_that_holds_it(lite):
     in the same test. Measured: 8 of 8 masks hold the click; Dice 0.179 against 0.079."""
     cases = camus(require_shared_data("camus"))[ECHO_IMAGES]
     held, refereed, alone = [], [], []
-    with stored_embeddings():
+    with shared_embeddings():
         for case in cases:
             reference = case.references[MYOCARDIUM][0]
             click = SimulatedUser("region", reference, np.random.default_rng(0)).next(None)

@@ -24,7 +24,7 @@ from SAMUSALib.io import read_image
 from SAMUSALib.backends.litemedsam import checkpoint_path
 from SAMUSALib.models import REGISTRY, load_model, sha256_of
 
-from conftest import centroid_points, stored_embeddings
+from conftest import centroid_points
 
 SAMPLES = Path(__file__).resolve().parent.parent / "Resources" / "Samples"
 FRAMES = (0, 4, 9, 14)
@@ -120,13 +120,14 @@ def test_a_prompts_file_gives_the_mask_of_the_same_clicks_one_at_a_time(cine, tm
     SAMUSA-Lite 1 fed each click the previous logits: its file and click masks agreed to
     Dice 0.956 (worst 0.939) for 5 boundary points and 0.858 (worst 0.697) for 3 region
     clicks on every second frame."""
-        from SAMUSALib.evaluation.clicks import SimulatedUser, boundary_layout, jitter_points
+    from SAMUSALib.backends.litemedsam.backend import shared_embeddings
+    from SAMUSALib.evaluation.clicks import SimulatedUser, boundary_layout, jitter_points
     from SAMUSALib.prompts import load_prompts
 
     array, masks = cine
     model = load_model("samusa-lite", device="cpu")
     agreement = {"boundary": [], "region": []}
-    with stored_embeddings():  # each frame encoded once for its three sessions
+    with shared_embeddings():  # each frame encoded once for its three sessions
         for t in range(0, len(array), 3):
             rng = np.random.default_rng(t)
             boundary = jitter_points(boundary_layout(masks[t], 5, "even", rng), 1.5, rng)

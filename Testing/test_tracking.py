@@ -14,7 +14,7 @@ import pytest
 from SAMUSALib.evaluation.metrics import dice
 from SAMUSALib.evaluation.pseudocine import pseudo_cine
 from SAMUSALib.tracking import make_tracker, motion, shape
-from conftest import require_shared_data, stored_embeddings
+from conftest import require_shared_data
 
 SAMPLES = Path(__file__).resolve().parent.parent / "Resources" / "Samples"
 
@@ -188,7 +188,7 @@ def test_an_object_that_leaves_the_view_is_found_again_and_never_drawn_where_it_
     on half the second visit and Dice >= 0.45 there, and it must beat by 0.3, in this same
     test, the legacy tracker (it never looks again) and the prompted mask copied to every
     frame."""
-    from SAMUSALib.backends.litemedsam.backend import TRACKER_ENV
+    from SAMUSALib.backends.litemedsam.backend import TRACKER_ENV, shared_embeddings
     from SAMUSALib.engine import Session
     from SAMUSALib.frames import FrameSource
     from SAMUSALib.models import load_model
@@ -202,7 +202,7 @@ def test_an_object_that_leaves_the_view_is_found_again_and_never_drawn_where_it_
     box = (cols.min() - 0.5, rows.min() - 0.5, cols.max() + 0.5, rows.max() + 0.5)
     model = load_model("samusa-lite", device="cpu")
     second = {}
-    with stored_embeddings():
+    with shared_embeddings():
         for design in ("legacy", "default"):
             if design == "legacy":
                 monkeypatch.setenv(TRACKER_ENV, "legacy")
@@ -226,7 +226,9 @@ def test_an_object_that_leaves_the_view_is_found_again_and_never_drawn_where_it_
 @pytest.fixture(scope="module")
 def _embeddings():
     """Each frame of the bundled cine is encoded once for every test below (keyed by content)."""
-    with stored_embeddings():
+    from SAMUSALib.backends.litemedsam.backend import shared_embeddings
+
+    with shared_embeddings():
         yield
 
 

@@ -168,13 +168,10 @@ def run_eval(args: argparse.Namespace) -> dict:
         from ..models import load_model
         from .protocols import session_factory
 
-        from .compare import frames_encoded_once
-
         model = load_model(models[0], device=args.device, seed=args.seed)
         update, close = _progress(args.quiet, f"eval {protocol}")
         try:
-            with frames_encoded_once(model):  # kept on disk too where SAMUSA_EMBEDDING_STORE names a folder
-                result = _run_protocol(args, cases, session_factory(model), prompt_types, update)
+            result = _run_protocol(args, cases, session_factory(model), prompt_types, update)
         finally:
             close()
         model_info = {"id": model.spec.id, "trained": bool(model.spec.trained), "device": str(model.device), "seed": args.seed}

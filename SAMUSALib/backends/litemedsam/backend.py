@@ -41,14 +41,12 @@ from ...features import FrameLRU, cache_budget_bytes
 from ...frames import FrameSource
 from ...prompts import FramePrompt
 from ...tracking.shape import edge_contrast as shape_edge_contrast
-from . import embedding_store, encodings
+from . import encodings
 from .click_rules import ClickRules
 from .network import IMAGE_SIZE, Letterbox
 from .square import LetterboxSquare
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from ...state import ObjectState
     from .lite import Heads
 
@@ -95,7 +93,6 @@ class EmbeddingCache(FrameLRU[torch.Tensor]):
 
     _shared: "OrderedDict[str, torch.Tensor] | None" = None
     _shared_budget = 0
-    _store: "Path | None" = None  # `embedding_store` folder of the active `shared_embeddings()`
 
     def __init__(self, net, load_frame: Callable[[int], np.ndarray], letterbox: Letterbox, device, budget_bytes: int, autocast) -> None:
         super().__init__(budget_bytes)
@@ -120,17 +117,12 @@ class EmbeddingCache(FrameLRU[torch.Tensor]):
     def _encode(self, frame: int) -> torch.Tensor:
         image = self.load_frame(frame)
         shared = EmbeddingCache._shared
-        key = stored = None
+        key = None
         if shared is not None:
             key = hashlib.sha1(np.ascontiguousarray(image).tobytes() + str(image.shape).encode() + str(self.dtype).encode()).hexdigest()
             if key in shared:
                 shared.move_to_end(key)
                 return shared[key]
-            if EmbeddingCache._store is not None:
-                stored = embedding_store.file_for(EmbeddingCache._store, key, self.net)
-                embedding = embedding_store.load(stored)
-                if embedding is not None and embedding.dtype == self.dtype:
-                    return self._share(key, embedding)
         start = time.perf_counter()
         with torch.inference_mode():
             tensor = self.letterbox.image(image, self.device)
@@ -140,14 +132,7 @@ class EmbeddingCache(FrameLRU[torch.Tensor]):
         self.stats.calls += 1
         self.stats.frames.append(frame)
         self.stats.seconds += time.perf_counter() - start
-        if stored is not None:
-            embedding_store.save(stored, embedding)
-        return self._share(key, embedding) if key is not None else embedding
-
-    @staticmethod
-    def _share(key: str, embedding: torch.Tensor) -> torch.Tensor:
-        shared = EmbeddingCache._shared
-        if shared is not None:
+        if shared is not None and key is not None:
             shared[key] = embedding
             while len(shared) * embedding.numel() * embedding.element_size() > EmbeddingCache._shared_budget and len(shared) > 1:
                 shared.popitem(last=False)
@@ -155,19 +140,16 @@ class EmbeddingCache(FrameLRU[torch.Tensor]):
 
 
 @contextmanager
-def shared_embeddings(megabytes: int = 2048, folder: str | os.PathLike | None = None) -> Iterator[None]:
+def shared_embeddings(megabytes: int = 2048) -> Iterator[None]:
     """Keep LiteMedSAM embeddings across sessions inside the block, keyed by frame content
-    (a 256 x 64 x 64 float16 embedding is 2 MB). Cache hits do not count as encoder calls.
-    With a `folder` (or `SAMUSA_EMBEDDING_STORE`), they are kept there too, for later
-    blocks and other processes (`embedding_store`)."""
-    previous = EmbeddingCache._shared, EmbeddingCache._shared_budget, EmbeddingCache._store
+    (a 256 x 64 x 64 float16 embedding is 2 MB). Cache hits do not count as encoder calls."""
+    previous = EmbeddingCache._shared, EmbeddingCache._shared_budget
     EmbeddingCache._shared = OrderedDict()
     EmbeddingCache._shared_budget = int(megabytes) * 1024 * 1024
-    EmbeddingCache._store = embedding_store.store_folder(folder)
     try:
         yield
     finally:
-        EmbeddingCache._shared, EmbeddingCache._shared_budget, EmbeddingCache._store = previous
+        EmbeddingCache._shared, EmbeddingCache._shared_budget = previous
 
 
 def edge_contrast(image: np.ndarray, mask: np.ndarray, view: np.ndarray | None = None) -> float:
