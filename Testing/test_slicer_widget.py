@@ -702,6 +702,19 @@ def test_self_test_without_torch_runs_its_plumbing_and_says_what_it_skipped(app,
     assert test is not None
 
 
+def test_self_test_runs_in_full_as_slicer_s_test_button_runs_it(app, caplog):
+    """With PyTorch and SAM 2 here, nothing is skipped: the cine (propagation, the segment
+    set kept across frames, undo) and the volume run with test-tiny."""
+    import logging
+
+    import slicer
+
+    with caplog.at_level(logging.INFO):
+        slicer.selfTests["SAMUSA"]()
+    assert "A segment renamed on the shown frame is renamed on every frame" in caplog.text
+    assert "SAMUSA self-test passed in full" in caplog.text and "skipped" not in caplog.text
+
+
 def test_default_model_runs_through_the_bridge_and_the_logic(app):
     """samusa-lite (LiteMedSAM-based, real weights), small: prompt, propagate, write, undo."""
     import slicer

@@ -151,6 +151,15 @@ class SAMUSATest(ScriptedLoadableModuleTest):
             shown = slicer.util.arrayFromSegmentBinaryLabelmap(segmentation, lv, proxy)
             np.testing.assert_array_equal(shown[0] > 0, written[frame])
 
+        self.delayDisplay("A segment renamed on the shown frame is renamed on every frame")
+        segmentation.GetSegmentation().GetSegment(lv).SetName("left ventricle")
+        for frame in (7, 0):
+            browser.SetSelectedItemNumber(frame)
+            slicer.app.processEvents()
+            self.assertEqual(segmentation.GetSegmentation().GetSegment(lv).GetName(), "left ventricle")
+            shown = slicer.util.arrayFromSegmentBinaryLabelmap(segmentation, lv, proxy)
+            np.testing.assert_array_equal(shown[0] > 0, written[frame])
+
         self.assertTrue(logic.undo())
         self.assertFalse(target.read(lv, [5])[5].any())
         self.delayDisplay("Cine test passed")

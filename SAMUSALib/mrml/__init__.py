@@ -22,7 +22,8 @@ through the same matrix, so nothing is shifted or flipped. Inside a frame x is t
 
 Outputs (`target_for`): a segmentation node in the volume's geometry for a volume, or a
 segmentation sequence synchronised in the cine's browser (one segmentation per frame, the
-user's segmentation node as its proxy) for a sequence. Writing changes one segment, only
+user's segmentation node as its proxy; its segments one set across the frames,
+`segment_mirror`) for a sequence. Writing changes one segment, only
 on the frames given; before every write the previous voxels of those frames are kept on an
 `UndoStack`.
 
@@ -88,6 +89,7 @@ from .prompt_nodes import (
     stamp_frame,
 )
 from .segmenter import ActionResult, InteractiveSegmenter
+from .segment_mirror import SegmentMirror, mirror_segments
 from .targets import ATTRIBUTE_WINDOW, SegmentationTarget, SequenceTarget, VolumeTarget, add_segment, made_for_another_image, target_for
 from .undo import UndoStack, UndoStep
 
@@ -117,6 +119,8 @@ __all__ = [
     "sequence_from_array",
     "SegmentationTarget",
     "VolumeTarget",
+    "SegmentMirror",
+    "mirror_segments",
     "SequenceTarget",
     "target_for",
     "made_for_another_image",

@@ -19,6 +19,7 @@ from ..frames import AXES
 from ..prompts import DEFAULT_COLORS, TemporalWindow
 from .geometry import _image_array, _same_transform, _vtk_matrix
 from .inputs import SlicerInput
+from .segment_mirror import mirror_segments
 
 ATTRIBUTE_WRITTEN = "SAMUSA.Written."  # + segment ID: JSON {frame: digest of the mask SAMUSA wrote}
 ATTRIBUTE_WINDOW = "SAMUSA.Window."  # + segment ID: "start end" (inclusive), then a volume's axis
@@ -388,7 +389,8 @@ class SequenceTarget(SegmentationTarget):
     """A segmentation sequence in the cine's browser: item t is frame t's segmentation (in
     frame t's geometry), the user's segmentation node is its proxy, so scrolling the cine
     shows each frame's mask. Windows are stored on the sequence node (the proxy's
-    attributes do not survive a change of frame)."""
+    attributes do not survive a change of frame). Segments are one set across the frames
+    (`segment_mirror`): renamed or deleted on the shown frame, on every frame."""
 
     kind = "sequence"
 
@@ -396,6 +398,7 @@ class SequenceTarget(SegmentationTarget):
         super().__init__(input_, segmentation_node)
         self.sequence = sequence
         self._frame_shape = (1, *input_.frames.frame_shape)
+        mirror_segments(segmentation_node, sequence)  # a rename or delete on the shown frame reaches every frame
 
     def _state_holder(self):
         return self.sequence

@@ -1,0 +1,128 @@
+"""A cine's segments stay one set across its frames: a segment renamed, recoloured, added or
+deleted on the shown frame (Segment Editor, Data module) is renamed, recoloured, added or
+deleted on every frame.
+
+Why: a cine's segmentation is a sequence with one segmentation per frame, and the node the
+user edits is its proxy, which holds the shown frame's copy. Slicer writes proxy edits back
+into that frame's item only, so a segment renamed on frame 2 was back to its old name on
+every other frame, and a deleted one came back when the cine was scrolled (and went into
+exports under its old name).
+
+How: the segment set (IDs, names, colours) last agreed on is kept on the sequence node
+(`ATTRIBUTE_SEGMENTS`), and every frame's item is kept to it. The browser copies an item
+into the proxy in one step (one modified event, after the copy), so a proxy that differs
+from the agreed set was edited by the user; the difference is applied to every item and
+becomes the agreed set. Voxels stay per frame; a deleted segment's are kept in memory, so
+the Segment Editor's undo of the deletion brings it back on every frame, not empty.
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+
+import vtk
+
+import slicer
+
+#: On the segmentation sequence node: JSON [[segment ID, name, [r, g, b]], ...].
+ATTRIBUTE_SEGMENTS = "SAMUSA.Segments"
+_SEGMENT_EVENTS = ("SegmentAdded", "SegmentRemoved", "SegmentModified")
+
+#: Proxy node ID -> its mirror, so one scene's proxy is observed once however many targets
+#: are made for it.
+_mirrors: "weakref.WeakValueDictionary[str, SegmentMirror]" = weakref.WeakValueDictionary()
+
+
+def segment_set(segmentation_node) -> list[list]:
+    """[[ID, name, [r, g, b]], ...] of the node's segments, in order (colours rounded so a
+    float round trip through the attribute compares equal)."""
+    segmentation = segmentation_node.GetSegmentation()
+    out = []
+    for index in range(segmentation.GetNumberOfSegments()):
+        segment = segmentation.GetNthSegment(index)
+        out.append([segmentation.GetNthSegmentID(index), segment.GetName(), [round(float(c), 5) for c in segment.GetColor()]])
+    return out
+
+
+class SegmentMirror:
+    """Keeps every item of `sequence` to the segment set of its proxy `node` (see the module)."""
+
+    def __init__(self, node, sequence) -> None:
+        self.node = node
+        self.sequence = sequence
+        self._busy = False
+        self._deleted: dict[str, dict[str, object]] = {}  # segment ID -> item index value -> its vtkSegment
+        self._tags = [node.AddObserver(vtk.vtkCommand.ModifiedEvent, self._on_modified)]
+        for name in _SEGMENT_EVENTS:
+            self._tags.append(node.AddObserver(getattr(slicer.vtkSegmentation, name), self._on_modified))
+        if self.agreed() is None:
+            self._agree(segment_set(node))
+            self._apply_to_items(segment_set(node), removed=())
+
+    def agreed(self) -> list[list] | None:
+        text = self.sequence.GetAttribute(ATTRIBUTE_SEGMENTS)
+        return json.loads(text) if text else None
+
+    def _agree(self, segments: list[list]) -> None:
+        self.sequence.SetAttribute(ATTRIBUTE_SEGMENTS, json.dumps(segments))
+
+    def _on_modified(self, caller, event) -> None:
+        if self._busy:
+            return
+        current, agreed = segment_set(self.node), self.agreed() or []
+        if current == agreed:
+            return
+        removed = {row[0] for row in agreed} - {row[0] for row in current}
+        self._busy = True
+        try:
+            self._apply_to_items(current, removed)
+            self._agree(current)
+        finally:
+            self._busy = False
+
+    def _apply_to_items(self, segments: list[list], removed) -> None:
+        """Every item: `removed` segment IDs deleted; the rest given the names and colours
+        of `segments`, and added (empty) where an item lacks them."""
+        for index in range(self.sequence.GetNumberOfDataNodes()):
+            item, value = self.sequence.GetNthDataNode(index), self.sequence.GetNthIndexValue(index)
+            if item is None or item is self.node:
+                continue
+            segmentation = item.GetSegmentation()
+            for segment_id in removed:
+                if segmentation.GetSegment(segment_id) is not None:
+                    kept = slicer.vtkSegment()
+                    kept.DeepCopy(segmentation.GetSegment(segment_id))
+                    self._deleted.setdefault(segment_id, {})[value] = kept
+                    segmentation.RemoveSegment(segment_id)
+            for segment_id, name, color in segments:
+                segment = segmentation.GetSegment(segment_id)
+                if segment is None:
+                    kept = self._deleted.get(segment_id, {}).pop(value, None)
+                    if kept is not None:
+                        segmentation.AddSegment(kept, segment_id)
+                        segment = segmentation.GetSegment(segment_id)
+                    else:
+                        segmentation.AddEmptySegment(segment_id, name, color)
+                        continue
+                if segment.GetName() != name:
+                    segment.SetName(name)
+                if [round(float(c), 5) for c in segment.GetColor()] != color:
+                    segment.SetColor(*color)
+
+    def detach(self) -> None:
+        for tag in self._tags:
+            self.node.RemoveObserver(tag)
+        self._tags = []
+
+
+def mirror_segments(node, sequence) -> SegmentMirror:
+    """The mirror of the proxy `node` of `sequence`, made the first time it is asked for."""
+    key = f"{id(node.GetScene())}:{node.GetID()}"
+    mirror = _mirrors.get(key)
+    if mirror is None or mirror.node is not node or mirror.sequence is not sequence:
+        if mirror is not None:
+            mirror.detach()
+        mirror = SegmentMirror(node, sequence)
+        _mirrors[key] = mirror
+    return mirror
