@@ -71,7 +71,7 @@ class SegmentMirror:
         if self._busy:
             return
         current, agreed = segment_set(self.node), self.agreed() or []
-        if current == agreed:
+        if sorted(current) == sorted(agreed):  # the order is the user's, per frame
             return
         removed = {row[0] for row in agreed} - {row[0] for row in current}
         self._busy = True
