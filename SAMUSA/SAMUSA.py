@@ -161,6 +161,7 @@ class SAMUSAWidget(PromptPlacing, ScriptedLoadableModuleWidget, VTKObservationMi
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartImportEvent, self.onSceneStartImport)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndImportEvent, self.onSceneEndImport)
+        self.logic.mirrorCineSegments()  # a scene opened before the panel was
 
         self.ui.segmentSelector.connect("currentSegmentChanged(QString)", self.onSegmentSelected)
         self.ui.addSegmentButton.connect("clicked()", self.onAddSegment)
@@ -287,6 +288,7 @@ class SAMUSAWidget(PromptPlacing, ScriptedLoadableModuleWidget, VTKObservationMi
             self.setParameterNode(None)
 
     def onSceneEndImport(self, caller, event) -> None:
+        self.logic.mirrorCineSegments()  # the session that saved the scene took its mirrors with it
         if self._busy:
             self._importedDuringRun = True  # taken back when the run ends (`_run`)
         elif self.parent.isEntered:

@@ -105,3 +105,18 @@ def test_scrolling_alone_changes_no_frame_s_segments(cine):
     assert [_names(target.item(frame)) for frame in range(FRAMES)] == before == [["lesion", "other"]] * FRAMES
     for frame in range(FRAMES):
         np.testing.assert_array_equal(target.read(other, [frame])[frame], _mask(frame, 7))
+
+
+def test_a_reopened_scene_s_cine_segments_are_mirrored_again(cine):
+    """A scene opened again has no mirror (they live in the session that made them) until
+    SAMUSA's panel mirrors the scene's cine segmentations (`mirror_scene`, on scene import)."""
+    from SAMUSALib.mrml import segment_mirror
+
+    browser, target, lesion, other = cine
+    mirror = segment_mirror.mirror_segments(target.node, target.sequence)
+    mirror.detach()  # the session that saved the scene is gone
+    segment_mirror._mirrors.clear()
+    volume = target.node.GetScene().GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+    assert volume is not None and segment_mirror.mirror_scene(volume.GetScene()) == 1
+    target.node.GetSegmentation().GetSegment(lesion).SetName("tumour")
+    assert _shown(browser, target, 4) == ["tumour", "other"]

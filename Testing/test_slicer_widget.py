@@ -417,6 +417,39 @@ def test_a_reopened_scene_keeps_the_panel_s_segmentation_and_the_next_click_goes
     assert all(target.read(segment, [2, 4])[f].any() for f in (2, 4))
 
 
+def test_a_reopened_cine_s_segment_renamed_on_one_frame_is_renamed_on_every_frame(app):
+    """The mirror that keeps a cine's segments one set across frames lives in the session;
+    after a scene is imported the panel mirrors its cine segmentations anew (on the import
+    event, and whenever it looks at the cine's segmentation). Saving and reading a
+    segmentation sequence needs Slicer's DataIOManager, which slicer-core lacks, so the
+    reopening is the session's mirrors dropped and the scene's import events."""
+    import slicer
+
+    from SAMUSALib.mrml import segment_mirror
+
+    session, _ = app
+    browser, _, _ = _cine()
+    widget = _widget(app)
+    _prepare(widget, browser)
+    browser.SetSelectedItemNumber(2)
+    _place(widget, "regionPositiveButton", (15.0, 11.0, 0.0))
+    session.process_events()
+    widget.ui.regionPositiveButton.click()
+    segmentation, segment = widget._parameterNode.segmentation, widget._parameterNode.segmentID
+    for mirror in list(segment_mirror._mirrors.values()):  # the session that saved the scene ends
+        mirror.detach()
+    segment_mirror._mirrors.clear()
+
+    slicer.mrmlScene.InvokeEvent(slicer.mrmlScene.StartImportEvent)
+    slicer.mrmlScene.InvokeEvent(slicer.mrmlScene.EndImportEvent)
+    session.process_events()
+    segmentation.GetSegmentation().GetSegment(segment).SetName("renamed after reopening")
+    for frame in (4, 0):
+        browser.SetSelectedItemNumber(frame)
+        session.process_events()
+        assert segmentation.GetSegmentation().GetSegment(segment).GetName() == "renamed after reopening", frame
+
+
 def _replaced_boxes() -> dict:
     import importlib
 

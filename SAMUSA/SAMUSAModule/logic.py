@@ -223,6 +223,13 @@ class SAMUSALogic(ScriptedLoadableModuleLogic):
         if self._segmenter is not None:
             self._segmenter.drop_session()
 
+    def mirrorCineSegments(self) -> int:
+        """Keep each SAMUSA cine segmentation of the scene one segment set across its frames
+        (`mrml.segment_mirror`), as after the scene was opened; returns how many."""
+        from SAMUSALib import mrml
+
+        return mrml.mirror_scene(slicer.mrmlScene)
+
     def canUndo(self) -> bool:
         return self._segmenter is not None and len(self._segmenter.undo_stack) > 0
 

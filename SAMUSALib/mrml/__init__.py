@@ -89,7 +89,7 @@ from .prompt_nodes import (
     stamp_frame,
 )
 from .segmenter import ActionResult, InteractiveSegmenter
-from .segment_mirror import SegmentMirror, mirror_segments
+from .segment_mirror import SegmentMirror, mirror_scene, mirror_segments
 from .targets import ATTRIBUTE_WINDOW, SegmentationTarget, SequenceTarget, VolumeTarget, add_segment, made_for_another_image, target_for
 from .undo import UndoStack, UndoStep
 
@@ -121,6 +121,7 @@ __all__ = [
     "VolumeTarget",
     "SegmentMirror",
     "mirror_segments",
+    "mirror_scene",
     "SequenceTarget",
     "target_for",
     "made_for_another_image",

@@ -126,3 +126,20 @@ def mirror_segments(node, sequence) -> SegmentMirror:
         mirror = SegmentMirror(node, sequence)
         _mirrors[key] = mirror
     return mirror
+
+
+def mirror_scene(scene) -> int:
+    """Mirror every cine segmentation of the scene that SAMUSA made (its sequence carries
+    `ATTRIBUTE_SEGMENTS`), as after a scene is opened: the mirrors of the session that saved
+    it are gone. Returns how many are mirrored."""
+    count = 0
+    for browser in scene.GetNodesByClass("vtkMRMLSequenceBrowserNode"):
+        sequences = vtk.vtkCollection()
+        browser.GetSynchronizedSequenceNodes(sequences, True)
+        for index in range(sequences.GetNumberOfItems()):
+            sequence = sequences.GetItemAsObject(index)
+            proxy = browser.GetProxyNode(sequence)
+            if sequence.GetAttribute(ATTRIBUTE_SEGMENTS) and proxy is not None and proxy.IsA("vtkMRMLSegmentationNode"):
+                mirror_segments(proxy, sequence)
+                count += 1
+    return count
