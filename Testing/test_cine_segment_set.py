@@ -120,3 +120,23 @@ def test_a_reopened_scene_s_cine_segments_are_mirrored_again(cine):
     assert volume is not None and segment_mirror.mirror_scene(volume.GetScene()) == 1
     target.node.GetSegmentation().GetSegment(lesion).SetName("tumour")
     assert _shown(browser, target, 4) == ["tumour", "other"]
+
+
+def test_closing_the_scene_lets_go_of_the_cine_s_segmentations():
+    """Nothing SAMUSA keeps for the mirror outlives the scene: in a long Slicer session a
+    closed cine's segmentations (every frame's voxels) must be freed."""
+    import gc
+
+    from SAMUSALib.mrml import segment_mirror
+
+    headless = mrml.headless_scene()
+    browser, _, _ = mrml.sequence_from_array(headless.scene, np.zeros((FRAMES, ROWS, COLS), np.uint8), None, "cine")
+    node = headless.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "cine segmentation")
+    target = mrml.target_for(mrml.input_from_node(browser), node)
+    target.write(target.ensure_segment(name="lesion"), {0: _mask(0, 1)})
+    key = f"{id(headless.scene)}:{node.GetID()}"
+    assert key in segment_mirror._mirrors
+    del browser, node, target
+    headless.scene.Clear(1)
+    gc.collect()
+    assert key not in segment_mirror._mirrors

@@ -49,8 +49,10 @@ class SegmentMirror:
     """Keeps every item of `sequence` to the segment set of its proxy `node` (see the module)."""
 
     def __init__(self, node, sequence) -> None:
-        self.node = node
-        self.sequence = sequence
+        # Nodes by ID, not held: the node's observers hold the mirror, so holding the node
+        # (and through the sequence every frame's voxels) would keep both alive after the
+        # scene let them go.
+        self.scene, self.node_id, self.sequence_id = node.GetScene(), node.GetID(), sequence.GetID()
         self._busy = False
         self._deleted: dict[str, dict[str, object]] = {}  # segment ID -> item index value -> its vtkSegment
         self._tags = [node.AddObserver(vtk.vtkCommand.ModifiedEvent, self._on_modified)]
@@ -60,6 +62,16 @@ class SegmentMirror:
             self._agree(segment_set(node))
             self._apply_to_items(segment_set(node), removed=())
 
+    @property
+    def node(self):
+        """The proxy segmentation node (None once the scene let it go)."""
+        return self.scene.GetNodeByID(self.node_id)
+
+    @property
+    def sequence(self):
+        """The segmentation sequence (None once the scene let it go)."""
+        return self.scene.GetNodeByID(self.sequence_id)
+
     def agreed(self) -> list[list] | None:
         text = self.sequence.GetAttribute(ATTRIBUTE_SEGMENTS)
         return json.loads(text) if text else None
@@ -68,9 +80,9 @@ class SegmentMirror:
         self.sequence.SetAttribute(ATTRIBUTE_SEGMENTS, json.dumps(segments))
 
     def _on_modified(self, caller, event) -> None:
-        if self._busy:
+        if self._busy or self.sequence is None:
             return
-        current, agreed = segment_set(self.node), self.agreed() or []
+        current, agreed = segment_set(caller), self.agreed() or []
         if sorted(current) == sorted(agreed):  # the order is the user's, per frame
             return
         removed = {row[0] for row in agreed} - {row[0] for row in current}
@@ -84,9 +96,10 @@ class SegmentMirror:
     def _apply_to_items(self, segments: list[list], removed) -> None:
         """Every item: `removed` segment IDs deleted; the rest given the names and colours
         of `segments`, and added (empty) where an item lacks them."""
-        for index in range(self.sequence.GetNumberOfDataNodes()):
-            item, value = self.sequence.GetNthDataNode(index), self.sequence.GetNthIndexValue(index)
-            if item is None or item is self.node:
+        sequence = self.sequence
+        for index in range(sequence.GetNumberOfDataNodes()):
+            item, value = sequence.GetNthDataNode(index), sequence.GetNthIndexValue(index)
+            if item is None:
                 continue
             segmentation = item.GetSegmentation()
             for segment_id in removed:
@@ -111,8 +124,9 @@ class SegmentMirror:
                     segment.SetColor(*color)
 
     def detach(self) -> None:
-        for tag in self._tags:
-            self.node.RemoveObserver(tag)
+        node = self.node
+        for tag in self._tags if node is not None else ():
+            node.RemoveObserver(tag)
         self._tags = []
 
 
@@ -120,7 +134,7 @@ def mirror_segments(node, sequence) -> SegmentMirror:
     """The mirror of the proxy `node` of `sequence`, made the first time it is asked for."""
     key = f"{id(node.GetScene())}:{node.GetID()}"
     mirror = _mirrors.get(key)
-    if mirror is None or mirror.node is not node or mirror.sequence is not sequence:
+    if mirror is None or mirror.scene is not node.GetScene() or mirror.node is not node or mirror.sequence_id != sequence.GetID():
         if mirror is not None:
             mirror.detach()
         mirror = SegmentMirror(node, sequence)
