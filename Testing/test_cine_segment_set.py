@@ -140,3 +140,60 @@ def test_closing_the_scene_lets_go_of_the_cine_s_segmentations():
     headless.scene.Clear(1)
     gc.collect()
     assert key not in segment_mirror._mirrors
+
+
+def test_with_save_changes_off_the_shown_frame_is_a_view_and_no_frame_loses_a_segment(cine):
+    """Switching "save changes" off in the Sequences module empties the proxy (Slicer copies
+    the shown item onto itself); that is no deletion by the user, and with it off proxy
+    edits are not the frames' either."""
+    browser, target, lesion, other = cine
+    browser.SetSaveChanges(target.sequence, False)
+    target.node.GetSegmentation().RemoveAllSegments()  # what the proxy may go through then
+    for frame in (4, 0):
+        browser.SetSelectedItemNumber(frame)
+        assert _names(target.item(frame)) == ["lesion", "other"], frame
+        np.testing.assert_array_equal(target.read(other, [frame])[frame], _mask(frame, 7))
+
+
+def test_a_new_segment_that_reuses_a_deleted_id_starts_empty_on_every_frame(cine):
+    """Only the deleted segment put back (same name and colour: an undo) gets its masks
+    back; a new segment given the same ID (Slicer 5.6 counts Segment_N per frame) must not
+    show the old masks on the other frames."""
+    browser, target, lesion, other = cine
+    target.node.GetSegmentation().RemoveSegment(other)
+    target.node.GetSegmentation().AddEmptySegment(other, "fresh", (0.9, 0.1, 0.1))
+    for frame in range(FRAMES):
+        assert not target.read(other, [frame])[frame].any(), frame
+    assert _shown(browser, target, 4) == ["lesion", "fresh"]
+
+
+def test_writing_a_segment_deleted_meanwhile_names_the_deletion_and_writes_nothing(cine):
+    from SAMUSALib.errors import PromptError
+
+    browser, target, lesion, other = cine
+    target.node.GetSegmentation().RemoveSegment(other)
+    with pytest.raises(PromptError, match="was deleted.*choose a segment or add one"):
+        target.write(other, {3: _mask(3, 7)})
+    assert all(target.item(frame).GetSegmentation().GetSegment(other) is None for frame in range(FRAMES))
+    np.testing.assert_array_equal(target.read(lesion, [3])[3], _mask(3, 1))
+
+
+def test_a_new_cine_segmentation_that_reuses_a_closed_one_s_id_is_mirrored():
+    """Node IDs start again after the scene is cleared; a mirror of the old node (kept alive
+    by any reference to it) must not pass for the new node's."""
+    headless = mrml.headless_scene()
+    kept = []
+    for _ in range(2):
+        browser, _, _ = mrml.sequence_from_array(headless.scene, np.zeros((FRAMES, ROWS, COLS), np.uint8), None, "cine")
+        browser.SetSelectedItemNumber(1)
+        node = headless.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "cine segmentation")
+        target = mrml.target_for(mrml.input_from_node(browser), node)
+        segment = target.ensure_segment(name="lesion")
+        kept.append(node)  # the first one outlives its scene
+        if len(kept) == 1:
+            headless.scene.Clear(0)
+    assert kept[0].GetID() == kept[1].GetID()  # the ID was reused
+    node.GetSegmentation().GetSegment(segment).SetName("tumour")
+    browser.SetSelectedItemNumber(3)
+    assert _names(node) == ["tumour"]
+    headless.scene.Clear(1)

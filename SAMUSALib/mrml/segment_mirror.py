@@ -12,8 +12,9 @@ How: the segment set (IDs, names, colours) last agreed on is kept on the sequenc
 (`ATTRIBUTE_SEGMENTS`), and every frame's item is kept to it. The browser copies an item
 into the proxy in one step (one modified event, after the copy), so a proxy that differs
 from the agreed set was edited by the user; the difference is applied to every item and
-becomes the agreed set. Voxels stay per frame; a deleted segment's are kept in memory, so
-the Segment Editor's undo of the deletion brings it back on every frame, not empty.
+becomes the agreed set. Voxels stay per frame; the last deleted segment's are kept in memory,
+so the Segment Editor's undo of the deletion brings it back on every frame, not empty. With
+"save changes" off for the sequence the proxy is a view, and nothing is mirrored.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class SegmentMirror:
         # (and through the sequence every frame's voxels) would keep both alive after the
         # scene let them go.
         self.scene, self.node_id, self.sequence_id = node.GetScene(), node.GetID(), sequence.GetID()
+        self.address = node.GetAddressAsString("")  # a later node may reuse the ID
         self._busy = False
         self._deleted: dict[str, dict[str, object]] = {}  # segment ID -> item index value -> its vtkSegment
         self._tags = [node.AddObserver(vtk.vtkCommand.ModifiedEvent, self._on_modified)]
@@ -64,8 +66,9 @@ class SegmentMirror:
 
     @property
     def node(self):
-        """The proxy segmentation node (None once the scene let it go)."""
-        return self.scene.GetNodeByID(self.node_id)
+        """The proxy segmentation node (None once the scene let it go, or gave its ID to another)."""
+        node = self.scene.GetNodeByID(self.node_id)
+        return node if node is not None and node.GetAddressAsString("") == self.address else None
 
     @property
     def sequence(self):
@@ -80,7 +83,7 @@ class SegmentMirror:
         self.sequence.SetAttribute(ATTRIBUTE_SEGMENTS, json.dumps(segments))
 
     def _on_modified(self, caller, event) -> None:
-        if self._busy or self.sequence is None:
+        if self._busy or self.sequence is None or not self._edits_are_kept(caller):
             return
         current, agreed = segment_set(caller), self.agreed() or []
         if sorted(current) == sorted(agreed):  # the order is the user's, per frame
@@ -93,10 +96,21 @@ class SegmentMirror:
         finally:
             self._busy = False
 
+    def _edits_are_kept(self, node) -> bool:
+        """Whether the browser writes proxy edits back into the frames ("save changes"). With
+        it off, the proxy is a view: switching it off even empties the proxy, which is no
+        deletion by the user."""
+        for browser in self.scene.GetNodesByClass("vtkMRMLSequenceBrowserNode"):
+            if browser.IsProxyNodeID(node.GetID()):
+                return bool(browser.GetSaveChanges(self.sequence))
+        return False
+
     def _apply_to_items(self, segments: list[list], removed) -> None:
         """Every item: `removed` segment IDs deleted; the rest given the names and colours
         of `segments`, and added (empty) where an item lacks them."""
         sequence = self.sequence
+        if removed:
+            self._deleted = {}  # the last deletion is the one an undo brings back
         for index in range(sequence.GetNumberOfDataNodes()):
             item, value = sequence.GetNthDataNode(index), sequence.GetNthIndexValue(index)
             if item is None:
@@ -112,6 +126,9 @@ class SegmentMirror:
                 segment = segmentation.GetSegment(segment_id)
                 if segment is None:
                     kept = self._deleted.get(segment_id, {}).pop(value, None)
+                    if kept is not None and (kept.GetName() != name or [round(float(c), 5) for c in kept.GetColor()] != color):
+                        kept = None  # a new segment that reuses the ID, not the deleted one back
+                        self._deleted.pop(segment_id, None)
                     if kept is not None:
                         segmentation.AddSegment(kept, segment_id)
                         segment = segmentation.GetSegment(segment_id)
@@ -134,7 +151,7 @@ def mirror_segments(node, sequence) -> SegmentMirror:
     """The mirror of the proxy `node` of `sequence`, made the first time it is asked for."""
     key = f"{id(node.GetScene())}:{node.GetID()}"
     mirror = _mirrors.get(key)
-    if mirror is None or mirror.scene is not node.GetScene() or mirror.node is not node or mirror.sequence_id != sequence.GetID():
+    if mirror is None or mirror.scene is not node.GetScene() or mirror.address != node.GetAddressAsString("") or mirror.sequence_id != sequence.GetID():
         if mirror is not None:
             mirror.detach()
         mirror = SegmentMirror(node, sequence)

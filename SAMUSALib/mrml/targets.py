@@ -14,7 +14,7 @@ from vtk.util import numpy_support
 
 import slicer
 
-from ..errors import InputError
+from ..errors import InputError, PromptError
 from ..frames import AXES
 from ..prompts import DEFAULT_COLORS, TemporalWindow
 from .geometry import _image_array, _same_transform, _vtk_matrix
@@ -445,10 +445,12 @@ class SequenceTarget(SegmentationTarget):
 
     def write(self, segment_id: str, masks: Mapping[int, np.ndarray]) -> None:
         current = self.input.current_frame()
+        segment = self.node.GetSegmentation().GetSegment(segment_id)
+        if segment is None:  # deleted by the user (on every frame: `segment_mirror`), e.g. during a run
+            raise PromptError(f"the segment {segment_id!r} was deleted; its masks were not written (choose a segment or add one)")
         for frame, mask in masks.items():
             item = self.item(frame)
             if not _segment_exists(item, segment_id):
-                segment = self.node.GetSegmentation().GetSegment(segment_id)
                 item.GetSegmentation().AddEmptySegment(segment_id, segment.GetName(), segment.GetColor())
             matrix = self.input.frame_ijk_to_ras[frame]
             _write_segment(item, segment_id, np.asarray(mask, dtype=bool)[None], matrix)
