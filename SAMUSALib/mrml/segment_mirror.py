@@ -35,15 +35,16 @@ _SEGMENT_EVENTS = ("SegmentAdded", "SegmentRemoved", "SegmentModified")
 _mirrors: "weakref.WeakValueDictionary[str, SegmentMirror]" = weakref.WeakValueDictionary()
 
 
+def _color(segment) -> list[float]:
+    """The segment's colour, rounded so a float round trip through the attribute compares equal."""
+    return [round(float(c), 5) for c in segment.GetColor()]
+
+
 def segment_set(segmentation_node) -> list[list]:
-    """[[ID, name, [r, g, b]], ...] of the node's segments, in order (colours rounded so a
-    float round trip through the attribute compares equal)."""
+    """[[ID, name, [r, g, b]], ...] of the node's segments, in order."""
     segmentation = segmentation_node.GetSegmentation()
-    out = []
-    for index in range(segmentation.GetNumberOfSegments()):
-        segment = segmentation.GetNthSegment(index)
-        out.append([segmentation.GetNthSegmentID(index), segment.GetName(), [round(float(c), 5) for c in segment.GetColor()]])
-    return out
+    return [[segmentation.GetNthSegmentID(i), segmentation.GetNthSegment(i).GetName(), _color(segmentation.GetNthSegment(i))]
+            for i in range(segmentation.GetNumberOfSegments())]
 
 
 class SegmentMirror:
@@ -61,8 +62,9 @@ class SegmentMirror:
         for name in _SEGMENT_EVENTS:
             self._tags.append(node.AddObserver(getattr(slicer.vtkSegmentation, name), self._on_modified))
         if self.agreed() is None:
-            self._agree(segment_set(node))
-            self._apply_to_items(segment_set(node), removed=())
+            segments = segment_set(node)
+            self._agree(segments)
+            self._apply_to_items(segments, removed=())
 
     @property
     def node(self):
@@ -83,10 +85,12 @@ class SegmentMirror:
         self.sequence.SetAttribute(ATTRIBUTE_SEGMENTS, json.dumps(segments))
 
     def _on_modified(self, caller, event) -> None:
-        if self._busy or self.sequence is None or not self._edits_are_kept(caller):
+        """On every event of the proxy (each labelmap write too): cheap until the segment set
+        differs from the agreed one."""
+        if self._busy or self.sequence is None:
             return
         current, agreed = segment_set(caller), self.agreed() or []
-        if sorted(current) == sorted(agreed):  # the order is the user's, per frame
+        if sorted(current) == sorted(agreed) or not self._edits_are_kept(caller):  # the order is the user's, per frame
             return
         removed = {row[0] for row in agreed} - {row[0] for row in current}
         self._busy = True
@@ -126,7 +130,7 @@ class SegmentMirror:
                 segment = segmentation.GetSegment(segment_id)
                 if segment is None:
                     kept = self._deleted.get(segment_id, {}).pop(value, None)
-                    if kept is not None and (kept.GetName() != name or [round(float(c), 5) for c in kept.GetColor()] != color):
+                    if kept is not None and (kept.GetName() != name or _color(kept) != color):
                         kept = None  # a new segment that reuses the ID, not the deleted one back
                         self._deleted.pop(segment_id, None)
                     if kept is not None:
@@ -137,7 +141,7 @@ class SegmentMirror:
                         continue
                 if segment.GetName() != name:
                     segment.SetName(name)
-                if [round(float(c), 5) for c in segment.GetColor()] != color:
+                if _color(segment) != color:
                     segment.SetColor(*color)
 
     def detach(self) -> None:
@@ -151,7 +155,7 @@ def mirror_segments(node, sequence) -> SegmentMirror:
     """The mirror of the proxy `node` of `sequence`, made the first time it is asked for."""
     key = f"{id(node.GetScene())}:{node.GetID()}"
     mirror = _mirrors.get(key)
-    if mirror is None or mirror.scene is not node.GetScene() or mirror.address != node.GetAddressAsString("") or mirror.sequence_id != sequence.GetID():
+    if mirror is None or mirror.node is not node or mirror.sequence_id != sequence.GetID():
         if mirror is not None:
             mirror.detach()
         mirror = SegmentMirror(node, sequence)
