@@ -31,7 +31,7 @@ from ...errors import InputError
 from ...prompts import FramePrompt
 from ...tracking.shape import leak_solidity_setting, leaks
 from . import encodings
-from .click_regions import clicked_changes, cut_ignored, keep_clicked
+from .click_regions import cut_holes, clicked_changes, cut_ignored, keep_clicked
 
 #: ``on`` (default): boundary points alone go to the model's boundary heads where it has
 #: them (`SAMUSALite.attach_boundary_heads`); ``off``: to its main heads like every prompt.
@@ -444,10 +444,14 @@ class ClickRules:
 
     def _cut_ignored(self, prompt: FramePrompt, decoded: encodings.Decoded, base: torch.Tensor) -> encodings.Decoded:
         """Negative clicks the corrected mask still holds cut off the mask on their side of
-        the positive clicks (`click_regions.cut_ignored`): a click the user sees ignored
-        is the worst answer, and both models can ignore one."""
-        if self.click_heeding != "on" or not len(prompt.negative) or prompt.box is not None:
+        the positive clicks (`click_regions.cut_ignored`), or after a box, where the box
+        already says where the structure is, cut a hole around them (`cut_holes`): a
+        click the user sees ignored is the worst answer, and both models can ignore one."""
+        if self.click_heeding != "on" or not len(prompt.negative):
             return decoded
+        if prompt.box is not None:  # the box says where the structure is: a hole, not a side
+            cut = cut_holes(decoded.logits.float(), self._square_clicks(prompt)[1], -encodings.HARD_LOGIT)
+            return decoded if cut is None else encodings.Decoded(cut, decoded.iou, f"{decoded.how} (hole at the click)")
         positive, negative = self._square_clicks(prompt)
         cut = cut_ignored(decoded.logits.float(), positive, negative, (base[0, 0] > 0).cpu().numpy(), -encodings.HARD_LOGIT)
         return decoded if cut is None else encodings.Decoded(cut, decoded.iou, f"{decoded.how} (cut at the click)")
