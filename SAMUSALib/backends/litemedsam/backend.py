@@ -380,7 +380,7 @@ class LiteMedSAMBackend(ClickRules):
         negative one on the wrong mask: 0.942 against 0.000 and 0.732 kept local; one
         click on each correctly tracked frame: unchanged (docs/tracking.md). Negative
         clicks alone mark no structure, so they only correct (half the decoder passes)."""
-        decoded = self._boundary_points(prompt, previous, decoder)
+        decoded = self._local_to_points(prompt, self._boundary_points(prompt, previous, decoder), decoder)
         decoded = self._referee_region(prompt, decoded, decoder)
         decoded = self._local_to_clicks(prompt, decoded, decoder)
         # negative clicks alone mark no structure to compete with

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-__all__ = ["regions_holding", "keep_clicked", "nearer_to", "core_of", "clicked_changes", "cut_ignored", "cut_holes", "BOX_ADDITION_MARGIN", "DEEP_CLICK"]
+__all__ = ["regions_holding", "keep_clicked", "nearer_to", "core_of", "clicked_changes", "cut_ignored", "cut_holes", "regions_near", "BOX_ADDITION_MARGIN", "POINT_REACH", "DEEP_CLICK"]
 
 #: 8-connectivity: a region joined only at a corner is one region.
 _EIGHT = np.ones((3, 3), bool)
@@ -25,6 +25,9 @@ BOX_ADDITION_MARGIN = 0.1
 #: over the mask's deepest point's) is on a wrong structure, not on a sliver of one, and
 #: cuts it off (`cut_ignored`).
 DEEP_CLICK = 0.5
+#: After a box, a boundary point speaks for the changes to the box's mask that come within
+#: this many model-square pixels of it (`regions_near`; about 1.5 % of the image's side).
+POINT_REACH = 4
 #: A hole around a negative click after a box (`cut_holes`) reaches this fraction of the
 #: way from the click to the mask's border, leaving the rest as the mask's rim.
 HOLE_SHARE = 0.8
@@ -52,6 +55,22 @@ def regions_holding(mask: np.ndarray, points: np.ndarray) -> np.ndarray:
     if hit:
         keep = np.isin(labels, sorted(hit))
     return keep
+
+
+
+def regions_near(mask: np.ndarray, points: np.ndarray, reach: int = POINT_REACH) -> np.ndarray:
+    """(S, S) bool: the connected regions of `mask` (S, S) that come within `reach` pixels
+    of a point (counted along rows and columns); `points` (N, 2) x, y in the same square. A
+    boundary point lies on the border, not inside a region, so it speaks for the regions
+    beside it rather than the one under it (`regions_holding`)."""
+    if not mask.any() or not len(points):
+        return np.zeros_like(mask, dtype=bool)
+    near = np.zeros_like(mask, dtype=bool)
+    near[_pixels(points, mask.shape)] = True
+    near = ndimage.binary_dilation(near, iterations=reach)
+    labels, _ = ndimage.label(mask, structure=_EIGHT)
+    hit = np.unique(labels[near & mask])
+    return np.isin(labels, hit[hit > 0])
 
 
 def nearer_to(shape: tuple[int, int], points: np.ndarray, others: np.ndarray) -> np.ndarray:
