@@ -255,7 +255,7 @@ class ClickRules:
     def _arbitrate(self, prompt: FramePrompt, decoded: encodings.Decoded, decoder: encodings.FrameDecoder) -> encodings.Decoded:
         """Boundary points alone on a settling model (two only where `_fit_of_two_holds`;
         after a box from one point on, since the box gives the fit its extent: box + one
-        point 0.930 -> 0.931 BUS-BRA, 0.954 -> 0.956 carotid, 0.682 -> 0.700 CAMUS):
+        point 0.930 -> 0.932 BUS-BRA, 0.954 -> 0.956 carotid, 0.682 -> 0.700 CAMUS):
         LiteMedSAM's ``fit`` encoding of the same points competes, and the mask whose
         contour passes nearer the points wins; when neither is nearer by
         `ARBITRATION_BLEND_PX`, their logits are averaged.
