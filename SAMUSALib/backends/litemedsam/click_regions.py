@@ -31,6 +31,9 @@ POINT_REACH = 4
 #: A hole around a negative click after a box (`cut_holes`) reaches this fraction of the
 #: way from the click to the mask's border, leaving the rest as the mask's rim.
 HOLE_SHARE = 0.8
+#: ... and only round a click at least this many pixels from the border: in a sliver a
+#: "hole" would split the mask.
+MIN_HOLE_DEPTH = 2
 
 
 def _pixels(points: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -172,30 +175,32 @@ def cut_ignored(logits: torch.Tensor, positive: np.ndarray, negative: np.ndarray
     return torch.where(cut[None, None], torch.full_like(logits, floor), logits)
 
 
-
-def cut_holes(logits: torch.Tensor, negative: np.ndarray, floor: float) -> torch.Tensor | None:
+def cut_holes(logits: torch.Tensor, negative: np.ndarray, positive: np.ndarray, floor: float) -> torch.Tensor | None:
     """(1, 1, S, S) logits with a hole cut around each negative click still deep inside
-    the mask (at least `DEEP_CLICK` of its deepest point's distance from its border): the
-    largest disc around the click that the mask holds is set to `floor`. None when no
-    negative click is that deep. Clicks in the same square.
+    the mask (at least `DEEP_CLICK` of its deepest point's distance from its border, and
+    `MIN_HOLE_DEPTH` pixels): the disc round the click reaching `HOLE_SHARE` of its
+    distance from the border, less what lies nearer a positive click (`nearer_to`), is
+    set to `floor`. None when no negative click is that deep. Clicks in the same square;
+    the square's edge counts as the mask's border.
 
     Why: after a box, a negative click deep in the mask says its middle is not the
-    structure, and both models ignore it where the structure is a ring around what the
-    box gave: CAMUS LV myocardium, whose box's mask is the cavity (Dice 0.05-0.39; 15 of
-    16 images ignored every negative click, on one a click took the wrong half). Cutting
-    off the click's side, as without a box (`cut_ignored`), takes the side of the ring
-    with it (CAMUS box + clicks 0.684 -> 0.657 at 3 clicks); a hole keeps the mask's rim,
-    where a ring around it would be. The disc never reaches the border, so what the box
-    gave stays where the user can see and correct it."""
+    structure, and the model ignores it where the structure is a ring around what the
+    box gave (LiteMedSAM given the box and the click makes no ring either): CAMUS LV
+    myocardium, whose box's mask is the cavity (Dice 0.05-0.39; 15 of 16 images ignored
+    every negative click, on one a click took the wrong half). Cutting off the click's
+    side, as without a box (`cut_ignored`), takes the side of the ring with it (CAMUS
+    box + clicks 0.684 -> 0.657 at 3 clicks); a hole keeps the mask's rim, where a ring
+    around it would be, so what the box gave stays where the user can see and correct it."""
     inside = (logits[0, 0] > 0).cpu().numpy()
-    depth = ndimage.distance_transform_edt(inside)
+    depth = ndimage.distance_transform_edt(np.pad(inside, 1))[1:-1, 1:-1]
     rows, cols = _pixels(negative, inside.shape)
-    deep = depth[rows, cols] >= DEEP_CLICK * depth.max()
+    deep = (depth[rows, cols] >= DEEP_CLICK * depth.max()) & (depth[rows, cols] >= MIN_HOLE_DEPTH)
     if not inside.any() or not deep.any():
         return None
     grid_rows, grid_cols = np.ogrid[0 : inside.shape[0], 0 : inside.shape[1]]
     hole = np.zeros_like(inside)
     for row, col in zip(rows[deep], cols[deep]):
-        hole |= (grid_rows - row) ** 2 + (grid_cols - col) ** 2 < (HOLE_SHARE * depth[row, col]) ** 2
+        disc = (grid_rows - row) ** 2 + (grid_cols - col) ** 2 < (HOLE_SHARE * depth[row, col]) ** 2
+        hole |= disc & nearer_to(inside.shape, np.array([[col, row]], dtype=float), positive)
     hole = torch.from_numpy(hole & inside).to(logits.device)
     return torch.where(hole[None, None], torch.full_like(logits, floor), logits)

@@ -14,7 +14,9 @@ the same mask as the same clicks one by one:
   tighter still (`_outer_pair`: the outer two are read);
 - `_referee_region`: region clicks, the model against LiteMedSAM's ``search`` encoding;
 - `_local_to_clicks`: corrective clicks change the mask they correct only where they are,
-  then `_heed_clicks` and `_cut_ignored` answer clicks the mask still contradicts.
+  then `_heed_clicks` and `_cut_ignored` answer clicks the mask still contradicts (after a
+  box, a negative click cuts a hole);
+- `_local_to_points`: boundary points after a box change the box's mask only beside them.
 """
 
 from __future__ import annotations
@@ -57,9 +59,11 @@ REGION_REFEREE_ENV = "SAMUSA_REGION_REFEREE"
 #: ``on`` (default): a correction the model ignores (a negative click left inside the
 #: mask, a positive one outside) is tried again with LiteMedSAM's ``search`` encoding,
 #: kept where the clicks are (`LiteMedSAMBackend._heed_clicks`), then a negative click
-#: still inside cuts off the mask on its side (`_cut_ignored`); ``search``: no cut; ``off``.
+#: still inside cuts off the mask on its side, or after a box a hole round itself
+#: (`_cut_ignored`); ``search``: no cut; ``off``.
 CLICK_HEEDING_ENV = "SAMUSA_CLICK_HEEDING"
-#: Base masks of `_local_to_clicks` kept per backend (box, or positive clicks, per frame).
+#: Base masks of `_local_to_clicks` and `_local_to_points` kept per backend (box, or
+#: positive clicks, per frame).
 LOCAL_BASES_KEPT = 8
 #: When the two candidates' contours lie within this many pixels of each other (mean
 #: distance to the points), neither is clearly nearer: their mean logits are kept, a
@@ -236,7 +240,7 @@ class ClickRules:
         limit = self.box_cut
         if (
             limit is None
-            or len(prompt.boundary) < (1 if prompt.box is not None else 2)  # a box gives one point's extent
+            or len(prompt.boundary) < 2
             or len(prompt.positive)
             or len(prompt.negative)
             or prompt.box is not None
@@ -321,7 +325,7 @@ class ClickRules:
         return fit_contrast > own_contrast + SPECK_CONTRAST
 
     def _fit_of_two_holds(self, frame: int, masks: np.ndarray, nearer_by: float) -> bool:
-        """Whether LiteMedSAM's fit of two boundary points (``masks[1]``) may compete with
+        """Whether LiteMedSAM's fit of two boundary points, or of one after a box (``masks[1]``), may compete with
         the model's mask (``masks[0]``): it is no speck (`TWO_POINT_AREA` of the model's
         area), and its border is at least as contrasted, or the model's contour passes
         the points `TWO_POINT_MISS_PX` further off than the fit's (`nearer_by`).
@@ -446,7 +450,7 @@ class ClickRules:
 
     def _local_to_points(self, prompt: FramePrompt, decoded: encodings.Decoded, decoder: encodings.FrameDecoder) -> encodings.Decoded:
         """Boundary points after a box change the box's own mask (LiteMedSAM's) only beside
-        them: each connected region the arbitrated mask adds to it or removes from it is
+        them: each connected region the decoded (arbitrated) mask adds to it or removes from it is
         taken where it comes within `click_regions.POINT_REACH` of a point.
 
         Why: the points after a box correct what the box gave, but a settling model
@@ -486,12 +490,14 @@ class ClickRules:
     def _cut_ignored(self, prompt: FramePrompt, decoded: encodings.Decoded, base: torch.Tensor) -> encodings.Decoded:
         """Negative clicks the corrected mask still holds cut off the mask on their side of
         the positive clicks (`click_regions.cut_ignored`), or after a box, where the box
-        already says where the structure is, cut a hole around them (`cut_holes`): a
-        click the user sees ignored is the worst answer, and both models can ignore one."""
+        already says where the structure is, cut a hole around them (`cut_holes`; there
+        LiteMedSAM's search is not tried first): a click the user sees ignored is the
+        worst answer, and both models can ignore one."""
         if self.click_heeding != "on" or not len(prompt.negative):
             return decoded
         if prompt.box is not None:  # the box says where the structure is: a hole, not a side
-            cut = cut_holes(decoded.logits.float(), self._square_clicks(prompt)[1], -encodings.HARD_LOGIT)
+            positive, negative = self._square_clicks(prompt)
+            cut = cut_holes(decoded.logits.float(), negative, positive, -encodings.HARD_LOGIT)
             return decoded if cut is None else encodings.Decoded(cut, decoded.iou, f"{decoded.how} (hole at the click)")
         positive, negative = self._square_clicks(prompt)
         cut = cut_ignored(decoded.logits.float(), positive, negative, (base[0, 0] > 0).cpu().numpy(), -encodings.HARD_LOGIT)
