@@ -22,6 +22,24 @@ import slicer_stand_in  # noqa: E402
 SLICER_LAYER_INSTALLED = slicer_stand_in.install()
 
 
+def dice_after_each_prompt(session, kind: str, reference: np.ndarray, prompts: int) -> list[float]:
+    """Dice on frame 0 of `session` after each of `prompts` prompts of the evaluation's
+    simulated user of `kind` (for the box kinds the box first), one at a time, with the
+    last repeated when the user stops early."""
+    from SAMUSALib.evaluation.clicks import SimulatedUser
+    from SAMUSALib.evaluation.metrics import dice
+
+    user = SimulatedUser(kind, reference, np.random.default_rng(0))
+    mask, scores = None, []
+    for _ in range(prompts):
+        click = user.next(mask)
+        if click is None:
+            break
+        mask = session.add_prompt(1, 0, **click.prompt_kwargs())
+        scores.append(dice(mask, reference))
+    return scores + [scores[-1]] * (prompts - len(scores))
+
+
 def in_ci() -> bool:
     """CI is any non-empty ``CI`` other than false/0/no (GitHub, GitLab and others set it differently)."""
     return os.environ.get("CI", "").strip().lower() not in ("", "false", "0", "no", "off")

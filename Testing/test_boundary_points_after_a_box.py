@@ -21,30 +21,15 @@ from SAMUSALib.backends.litemedsam.click_regions import POINT_REACH
 from SAMUSALib.engine import Session
 from SAMUSALib.evaluation.clicks import SimulatedUser
 from SAMUSALib.evaluation.datasets import camus
-from SAMUSALib.evaluation.metrics import dice
 from SAMUSALib.frames import FrameSource
 from SAMUSALib.io import read_image
 from SAMUSALib.models import load_model
 
-from conftest import require_shared_data
+from conftest import dice_after_each_prompt, require_shared_data
 
 SAMPLES = Path(__file__).resolve().parent.parent / "Resources" / "Samples"
 #: the end-diastole frames of both views (2- and 4-chamber) of each of the 4 patients
 IMAGES = slice(0, 16, 2)
-
-
-def _points_after_box(model, image: np.ndarray, reference: np.ndarray, points: int) -> list[float]:
-    """Dice after the box and after each boundary point of the simulated user, one at a time."""
-    session = Session(FrameSource(image[None]), model)
-    user = SimulatedUser("box+boundary", reference, np.random.default_rng(0))
-    mask, scores = None, []
-    for _ in range(points + 1):
-        click = user.next(mask)
-        if click is None:
-            break
-        mask = session.add_prompt(1, 0, **click.prompt_kwargs())
-        scores.append(dice(mask, reference))
-    return scores + [scores[-1]] * (points + 1 - len(scores))
 
 
 def test_boundary_points_after_a_box_on_echo_frames_rise_with_every_point():
@@ -56,7 +41,7 @@ def test_boundary_points_after_a_box_on_echo_frames_rise_with_every_point():
     model = load_model("samusa-lite", device="cpu")
     with shared_embeddings():
         scores = [
-            _points_after_box(model, case.array[0], case.references[obj][0], 3)
+            dice_after_each_prompt(Session(FrameSource(case.array[:1]), model), "box+boundary", case.references[obj][0], 4)
             for case in cases
             for obj in case.objects
         ]

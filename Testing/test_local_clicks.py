@@ -20,14 +20,12 @@ from scipy import ndimage
 
 from SAMUSALib.backends.litemedsam.backend import shared_embeddings
 from SAMUSALib.engine import Session
-from SAMUSALib.evaluation.clicks import SimulatedUser
 from SAMUSALib.evaluation.datasets import camus
-from SAMUSALib.evaluation.metrics import dice
 from SAMUSALib.frames import FrameSource
 from SAMUSALib.io import read_image
 from SAMUSALib.models import load_model
 
-from conftest import require_shared_data
+from conftest import dice_after_each_prompt, require_shared_data
 
 SAMPLES = Path(__file__).resolve().parent.parent / "Resources" / "Samples"
 #: the end-diastole frames of both views (2- and 4-chamber) of each of the 4 patients
@@ -46,16 +44,7 @@ def _session(model, image: np.ndarray, local: bool) -> Session:
 def _clicks(model, image: np.ndarray, reference: np.ndarray, local: bool, clicks: int, kind: str = "box+region") -> list[float]:
     """Dice after each prompt of the simulated user: the box (for box+region), then
     corrective clicks one at a time."""
-    session = _session(model, image, local)
-    user = SimulatedUser(kind, reference, np.random.default_rng(0))
-    mask, scores = None, []
-    for _ in range(clicks + 1):
-        click = user.next(mask)
-        if click is None:
-            break
-        mask = session.add_prompt(1, 0, **click.prompt_kwargs())
-        scores.append(dice(mask, reference))
-    return scores + [scores[-1]] * (clicks + 1 - len(scores))
+    return dice_after_each_prompt(_session(model, image, local), kind, reference, clicks + 1)
 
 
 def _local_and_free(cases, model, kind: str, clicks: int) -> tuple[np.ndarray, np.ndarray]:

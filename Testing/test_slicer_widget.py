@@ -103,17 +103,24 @@ def test_lifecycle_setup_enter_exit_cleanup(app):
     assert widget.Observations == []
 
 
+def _clicked_cine(app, button: str, point: tuple[float, float, float]):
+    """A cine set up in the panel, frame 2 shown and one click of `button` at `point`
+    segmented; returns the browser, the proxy volume and the widget."""
+    browser, _, proxy = _cine()
+    widget = _widget(app)
+    _prepare(widget, browser)
+    browser.SetSelectedItemNumber(2)
+    _place(widget, button, point)
+    app[0].process_events()  # the click's segmentation runs
+    return browser, proxy, widget
+
+
 def test_every_button_and_shortcut_runs(app):
     """Every slot the panel and the keyboard reach, on a cine, with test-tiny."""
     import slicer
 
     session, module = app
-    browser, _, proxy = _cine()
-    widget = _widget(app)
-    _prepare(widget, browser)
-    browser.SetSelectedItemNumber(2)
-    _place(widget, "boundaryButton", (12.0, 9.0, 0.0))
-    session.process_events()  # the click's segmentation runs
+    browser, proxy, widget = _clicked_cine(app, "boundaryButton", (12.0, 9.0, 0.0))
     p = widget._parameterNode
     assert p.segmentation is not None and p.segmentID
     assert widget.logic.canUndo(), "the click wrote no mask"
@@ -428,12 +435,7 @@ def test_a_reopened_cine_s_segment_renamed_on_one_frame_is_renamed_on_every_fram
     from SAMUSALib.mrml import segment_mirror
 
     session, _ = app
-    browser, _, _ = _cine()
-    widget = _widget(app)
-    _prepare(widget, browser)
-    browser.SetSelectedItemNumber(2)
-    _place(widget, "regionPositiveButton", (15.0, 11.0, 0.0))
-    session.process_events()
+    browser, _, widget = _clicked_cine(app, "regionPositiveButton", (15.0, 11.0, 0.0))
     widget.ui.regionPositiveButton.click()
     segmentation, segment = widget._parameterNode.segmentation, widget._parameterNode.segmentID
     for mirror in list(segment_mirror._mirrors.values()):  # the session that saved the scene ends

@@ -60,7 +60,6 @@ def regions_holding(mask: np.ndarray, points: np.ndarray) -> np.ndarray:
     return keep
 
 
-
 def regions_near(mask: np.ndarray, points: np.ndarray, reach: int = POINT_REACH) -> np.ndarray:
     """(S, S) bool: the connected regions of `mask` (S, S) that come within `reach` pixels
     of a point (counted along rows and columns); `points` (N, 2) x, y in the same square. A

@@ -325,8 +325,8 @@ class ClickRules:
         return fit_contrast > own_contrast + SPECK_CONTRAST
 
     def _fit_of_two_holds(self, frame: int, masks: np.ndarray, nearer_by: float) -> bool:
-        """Whether LiteMedSAM's fit of two boundary points, or of one after a box (``masks[1]``), may compete with
-        the model's mask (``masks[0]``): it is no speck (`TWO_POINT_AREA` of the model's
+        """Whether LiteMedSAM's fit of two boundary points, or of one after a box
+        (``masks[1]``), may compete with the model's mask (``masks[0]``): it is no speck (`TWO_POINT_AREA` of the model's
         area), and its border is at least as contrasted, or the model's contour passes
         the points `TWO_POINT_MISS_PX` further off than the fit's (`nearer_by`).
 
@@ -450,8 +450,8 @@ class ClickRules:
 
     def _local_to_points(self, prompt: FramePrompt, decoded: encodings.Decoded, decoder: encodings.FrameDecoder) -> encodings.Decoded:
         """Boundary points after a box change the box's own mask (LiteMedSAM's) only beside
-        them: each connected region the decoded (arbitrated) mask adds to it or removes from it is
-        taken where it comes within `click_regions.POINT_REACH` of a point.
+        them: each connected region the decoded (arbitrated) mask adds to it or removes
+        from it is taken where it comes within `click_regions.POINT_REACH` of a point.
 
         Why: the points after a box correct what the box gave, but a settling model
         re-decodes the whole structure from the box and all the points, and with more
@@ -462,8 +462,7 @@ class ClickRules:
         0.692 0.694 0.703 rise with every point, carotid 0.953 0.952 0.952 0.952 stays
         within 0.001; CAMUS's endocardium and atrium gain at every k, its myocardium (a
         ring, where re-reading the whole helped) loses (docs/samusa_lite2.md, "Boundary
-        points after a box"). Depends on the box
-        and the points, not their order."""
+        points after a box"). Depends on the box and the points, not their order."""
         if (
             prompt.box is None
             or not len(prompt.boundary)
@@ -475,11 +474,7 @@ class ClickRules:
             or not getattr(self.net, "pretrained_box", False)
         ):
             return decoded
-        key = self._local_key(prompt)
-        base = self._local_bases.get(key)
-        if base is None:
-            base = self._box_alone(decoder, prompt.box).logits.float()
-            self._keep_base(key, base)
+        base = self._local_base(prompt, decoder)  # the box's own mask
         new = decoded.logits.float()
         inside, before = ((m[0, 0] > 0).cpu().numpy() for m in (new, base))
         points = self.letterbox.points(np.asarray(prompt.boundary, dtype=float).reshape(-1, 2))
@@ -495,11 +490,10 @@ class ClickRules:
         worst answer, and both models can ignore one."""
         if self.click_heeding != "on" or not len(prompt.negative):
             return decoded
+        positive, negative = self._square_clicks(prompt)
         if prompt.box is not None:  # the box says where the structure is: a hole, not a side
-            positive, negative = self._square_clicks(prompt)
             cut = cut_holes(decoded.logits.float(), negative, positive, -encodings.HARD_LOGIT)
             return decoded if cut is None else encodings.Decoded(cut, decoded.iou, f"{decoded.how} (hole at the click)")
-        positive, negative = self._square_clicks(prompt)
         cut = cut_ignored(decoded.logits.float(), positive, negative, (base[0, 0] > 0).cpu().numpy(), -encodings.HARD_LOGIT)
         return decoded if cut is None else encodings.Decoded(cut, decoded.iou, f"{decoded.how} (cut at the click)")
 
