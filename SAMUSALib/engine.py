@@ -240,7 +240,8 @@ class Session:
         settles decodes a frame from its clicks alone, so one negative click on a good
         propagated mask gave a mask of that click alone (bundled carotid loop: Dice
         0.958 -> 0.689). The mask is the one from before the first click, so the result
-        still depends on the clicks, not their order."""
+        still depends on the clicks, not their order (positive clicks without a box on a
+        settling model aside: each adds to the mask of the ones before it)."""
         frame = prompt.frame
         if prompt.box is not None or prompt.mask is not None or len(prompt.boundary):
             obj.shown.pop(frame, None)  # a prompt of its own: no propagated mask behind it

@@ -369,7 +369,8 @@ class LiteMedSAMBackend(ClickRules):
 
     def _native_clicks(self, prompt: FramePrompt, previous: dict | None, decoder: encodings.FrameDecoder) -> encodings.Decoded:
         """Clicks, boundary points or a box the model reads natively: decoded, arbitrated
-        (boundary points), refereed (region clicks) and kept local (corrections).
+        (boundary points), refereed (region clicks), added to (positive clicks after the
+        first) and kept local (corrections).
 
         Clicks on a propagated frame correct the mask it showed (`_local_to_clicks`), which
         is what a click on a nearly right mask asks for. When the propagated mask is on the
@@ -381,7 +382,7 @@ class LiteMedSAMBackend(ClickRules):
         click on each correctly tracked frame: unchanged (docs/tracking.md). Negative
         clicks alone mark no structure, so they only correct (half the decoder passes)."""
         decoded = self._local_to_points(prompt, self._boundary_points(prompt, previous, decoder), decoder)
-        decoded = self._referee_region(prompt, decoded, decoder)
+        decoded = self._local_to_positives(prompt, self._referee_region(prompt, decoded, decoder), decoder)
         decoded = self._local_to_clicks(prompt, decoded, decoder)
         # negative clicks alone mark no structure to compete with
         if self._shown is None or prompt.mask is None or not len(prompt.positive) or self._local_case(prompt) != "correct":
