@@ -46,22 +46,22 @@ def _region_clicks(model, case, local_positives: bool, clicks: int) -> list[list
 def test_positive_clicks_on_echo_frames_add_instead_of_redrawing():
     """Region clicks one at a time on the four 4-chamber end-systole CAMUS frames (12
     structures). The trivial baseline is the first click's mask, copied unchanged.
-    Measured at 1..4 clicks: added 0.564 0.670 0.696 0.726, re-drawn 0.564 0.617 0.663
-    0.649 (all 48 structures at 1..5: 0.607 0.678 0.699 0.717 0.718 against 0.607 0.657
-    0.669 0.676 0.686)."""
+    Measured at 1..3 clicks: added 0.564 0.670 0.696, re-drawn 0.564 0.617 0.663 (at the
+    fourth click 0.726 against 0.649; all 48 structures at 1..5: 0.607 0.678 0.699 0.717
+    0.718 against 0.607 0.657 0.669 0.676 0.686)."""
     cases = camus(require_shared_data("camus"))[FOUR_CHAMBER_ES]
     assert [case.id[-6:] for case in cases] == ["4CH_ES"] * 4
     model = load_model("samusa-lite", device="cpu")
     added, redrawn = [], []
     with shared_embeddings():
         for case in cases:
-            added += _region_clicks(model, case, True, 4)
-            redrawn += _region_clicks(model, case, False, 4)
+            added += _region_clicks(model, case, True, 3)
+            redrawn += _region_clicks(model, case, False, 3)
     added, redrawn = np.mean(added, 0), np.mean(redrawn, 0)
     assert added[0] == pytest.approx(redrawn[0])  # one click: nothing to add to
     assert np.all(np.diff(added) > 0), added  # every click helps
     assert added[-1] > added[0] + 0.1, added
-    assert added[-1] > redrawn[-1] + 0.03, (added, redrawn)
+    assert added[-1] > redrawn[-1] + 0.02, (added, redrawn)
 
 
 def _made_up(second: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, str]:
