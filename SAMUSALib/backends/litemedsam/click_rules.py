@@ -388,16 +388,7 @@ class ClickRules(RegionRules):
         within 0.001; CAMUS's endocardium and atrium gain at every k, its myocardium (a
         ring, where re-reading the whole helped) loses (docs/samusa_lite2.md, "Boundary
         points after a box"). Depends on the box and the points, not their order."""
-        if (
-            prompt.box is None
-            or not len(prompt.boundary)
-            or len(prompt.positive)
-            or len(prompt.negative)
-            or prompt.mask is not None
-            or not self.local_clicks
-            or int(getattr(self.net, "settle_passes", 0) or 0) <= 0
-            or not getattr(self.net, "pretrained_box", False)
-        ):
+        if self._local_case(prompt) != "points":
             return decoded
         base = self._local_base(prompt, decoder)  # the box's own mask
         new = decoded.logits.float()

@@ -249,11 +249,15 @@ class RegionRules:
     def _local_case(self, prompt: FramePrompt) -> str | None:
         """What `_local_to_clicks` does with a prompt on a settling model: ``correct``
         (clicks that correct a base: a mask, the box, or the positive clicks), ``seen`` (a
-        base shown alone, which later clicks may correct) or None (boundary points, a mask
-        alone, ``SAMUSA_LOCAL_CLICKS=free``)."""
-        if not self.local_clicks or int(getattr(self.net, "settle_passes", 0) or 0) <= 0 or len(prompt.boundary):
+        base shown alone, which later clicks may correct), ``points`` (boundary points that
+        correct the box's mask, `ClickRules._local_to_points`) or None (other boundary
+        points, a mask alone, ``SAMUSA_LOCAL_CLICKS=free``)."""
+        if not self.local_clicks or int(getattr(self.net, "settle_passes", 0) or 0) <= 0:
             return None
         positives, negatives = len(prompt.positive), len(prompt.negative)
+        if len(prompt.boundary):
+            after_a_box = prompt.box is not None and prompt.mask is None and not positives and not negatives
+            return "points" if after_a_box and getattr(self.net, "pretrained_box", False) else None
         if prompt.mask is not None:  # the user's mask, or the propagated one clicks correct
             return "correct" if prompt.box is None and (positives or negatives) else None
         if prompt.box is not None:
