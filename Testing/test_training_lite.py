@@ -173,6 +173,28 @@ def test_splits_keep_each_patient_on_one_side(tmp_path):
     assert len(held) == 6 and not ({s.group for s in train} & {s.group for s in held})
 
 
+def test_the_held_out_ids_script_names_the_images_training_holds_out(folder, tmp_path):
+    """`scripts/heldout_ids.py` lists, for `samusa eval --cases`, the images a config's
+    split keeps out of training: the same ones `split_by_group` holds out of the samples
+    training reads (docs/samusa_lite2.md, "Held-out check of every prompt type")."""
+    import importlib.util
+
+    from SAMUSALib.training.data import training_items
+    from SAMUSALib.training.embeddings import EmbeddedImage
+
+    spec = importlib.util.spec_from_file_location("heldout_ids", REPO / "scripts" / "heldout_ids.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    config = tmp_path / "config.yaml"
+    config.write_text(f"train:\n  - {folder}\nholdout: 0.5\nseed: 1\n")
+    samples = [EmbeddedImage(key, case, group, torch.zeros(1), mask, (2, 2)) for key, group, _, mask in training_items(folder)
+               for case in [key.split("/")[-1]]]
+    _, held = split_by_group(samples, 0.5, seed=1)
+    ids = script.held_out_ids(str(config))
+    assert {name: sorted(cases) for name, cases in ids.items()} == {folder.name: sorted(s.case for s in held)}
+    assert len(held) == 2
+
+
 def test_a_resumed_run_refuses_another_config_and_names_a_damaged_state(base, folder, tmp_path, monkeypatch):
     """Resumed with other data or options, a run said only "resumed at step 2" and its
     weights then claimed a training they never had; a Ctrl-C while state.pt was written left

@@ -97,8 +97,14 @@ def embed_cases(
 def split_by_group(samples: Sequence[EmbeddedImage], fraction: float, seed: int = 0) -> tuple[list[EmbeddedImage], list[EmbeddedImage]]:
     """(train, held out): about `fraction` of the groups (patients, acquisitions) held out,
     every image of a group on the same side."""
-    groups = sorted({s.group for s in samples})
+    held = held_out_groups({s.group for s in samples}, fraction, seed)
+    return [s for s in samples if s.group not in held], [s for s in samples if s.group in held]
+
+
+def held_out_groups(groups: Iterable[str], fraction: float, seed: int = 0) -> set[str]:
+    """The groups `split_by_group` holds out: about `fraction` of them, drawn with `seed`
+    (`scripts/heldout_ids.py` lists their images, for evaluating on them)."""
+    groups = sorted(set(groups))
     rng = np.random.default_rng(seed)
     count = int(round(fraction * len(groups)))
-    held = set(rng.choice(groups, size=count, replace=False).tolist()) if count else set()
-    return [s for s in samples if s.group not in held], [s for s in samples if s.group in held]
+    return set(rng.choice(groups, size=count, replace=False).tolist()) if count else set()
