@@ -33,10 +33,12 @@ IMAGES = slice(0, 16, 2)
 
 
 def _session(model, image: np.ndarray, local: bool) -> Session:
-    """The model's own masks, kept local or not; the region referee (its own test file)
-    left out, so that only the locality is compared."""
+    """The model's own masks, kept local or not; the region referee and positive clicks
+    adding to the earlier ones' mask (their own test files) left out, so that only the
+    locality of corrections is compared."""
     session = Session(FrameSource(image[None]), model)
     session.backend.local_clicks = local
+    session.backend.local_positives = False  # positive clicks re-draw (their own test file)
     session.backend.region_referee = False
     return session
 

@@ -21,6 +21,7 @@ from SAMUSALib.backends.litemedsam.backend import shared_embeddings
 from SAMUSALib.backends.litemedsam.region_rules import REDRAW_IOU
 from SAMUSALib.engine import Session
 from SAMUSALib.evaluation.datasets import camus
+from SAMUSALib.evaluation.metrics import dice
 from SAMUSALib.frames import FrameSource
 from SAMUSALib.io import read_image
 from SAMUSALib.models import load_model
@@ -33,14 +34,23 @@ SAMPLES = Path(__file__).resolve().parent.parent / "Resources" / "Samples"
 FOUR_CHAMBER_ES = slice(3, 16, 4)
 
 
-def _region_clicks(model, case, local_positives: bool, clicks: int) -> list[list[float]]:
-    """Dice after each of the simulated user's region clicks, one at a time, per structure."""
-    scores = []
+def _region_clicks(model, case, local_positives: bool, clicks: int) -> tuple[list[list[float]], list[float], list[str]]:
+    """Dice after each of the simulated user's region clicks, one at a time, per
+    structure; and per structure, the Dice between that last mask and the mask of the same
+    clicks given at once (as a prompts file gives them), and how the at-once mask was made."""
+    scores, agreement, hows = [], [], []
     for obj in case.objects:
+        reference = case.references[obj][0]
         session = Session(FrameSource(case.array[0][None]), model)
         session.backend.local_positives = local_positives
-        scores.append(dice_after_each_prompt(session, "region", case.references[obj][0], clicks))
-    return scores
+        scores.append(dice_after_each_prompt(session, "region", reference, clicks))
+        clicked = session.objects[1].prompts[0]  # every click so far, in the order given
+        at_once = Session(FrameSource(case.array[0][None]), model)
+        at_once.backend.local_positives = local_positives
+        mask = at_once.add_prompt(1, 0, positive=clicked.positive, negative=clicked.negative)
+        agreement.append(dice(mask, session.mask(1, 0)))
+        hows.append(at_once.objects[1].output(0)["how"])
+    return scores, agreement, hows
 
 
 def test_positive_clicks_on_echo_frames_add_instead_of_redrawing():
@@ -48,20 +58,24 @@ def test_positive_clicks_on_echo_frames_add_instead_of_redrawing():
     structures). The trivial baseline is the first click's mask, copied unchanged.
     Measured at 1..3 clicks: added 0.564 0.670 0.696, re-drawn 0.564 0.617 0.663 (at the
     fourth click 0.726 against 0.649; all 48 structures at 1..5: 0.607 0.678 0.699 0.717
-    0.718 against 0.607 0.657 0.669 0.676 0.686)."""
+    0.718 against 0.607 0.657 0.669 0.676 0.686). The same clicks given at once, as a
+    prompts file gives them, give the same masks (Dice 1.000)."""
     cases = camus(require_shared_data("camus"))[FOUR_CHAMBER_ES]
     assert [case.id[-6:] for case in cases] == ["4CH_ES"] * 4
     model = load_model("samusa-lite", device="cpu")
-    added, redrawn = [], []
+    added, redrawn, agreement, hows = [], [], [], []
     with shared_embeddings():
         for case in cases:
-            added += _region_clicks(model, case, True, 3)
-            redrawn += _region_clicks(model, case, False, 3)
+            scores, agree, how = _region_clicks(model, case, True, 3)
+            added, agreement, hows = added + scores, agreement + agree, hows + how
+            redrawn += _region_clicks(model, case, False, 3)[0]
     added, redrawn = np.mean(added, 0), np.mean(redrawn, 0)
     assert added[0] == pytest.approx(redrawn[0])  # one click: nothing to add to
     assert np.all(np.diff(added) > 0), added  # every click helps
     assert added[-1] > added[0] + 0.1, added
     assert added[-1] > redrawn[-1] + 0.02, (added, redrawn)
+    assert min(agreement) >= 0.98, np.round(agreement, 3)  # a prompts file gives the clicked mask
+    assert any("(added at the clicks)" in how for how in hows), hows  # ... where the rule added
 
 
 def _made_up(second: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, str]:
@@ -81,7 +95,7 @@ def _made_up(second: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, str]:
 
     backend._keep_base(backend._local_key(FramePrompt(0, positive=positive[:1])), logits(first))
     out = backend._local_to_positives(FramePrompt(0, positive=positive), encodings.Decoded(logits(second), 0.9, "native"),
-                                      backend._decoder(0))
+                                      None)  # the base is kept: nothing to decode
     return (out.logits[0, 0] > 0).numpy(), out.how
 
 

@@ -242,7 +242,8 @@ REGISTRY["samusa-lite"] = dataclasses.replace(
     description=(
         "SAMUSA-Lite 2: SAMUSA-Lite trained for clicks given one at a time or all at once, in any "
         "order and spacing, a little off the border; its mask depends on the clicks alone, not their "
-        "order (docs/samusa_lite2.md)"
+        "order, except that positive clicks without a box add to the mask of the ones before them "
+        "(docs/samusa_lite2.md)"
     ),
 )
 REGISTRY["samusa-lite-1"] = REGISTRY.pop("samusa-lite-1")  # listed after the default

@@ -8,8 +8,9 @@ clicks and showing the mask, mixed into `click_rules.ClickRules` (boundary point
   then `_heed_clicks` and `_cut_ignored` answer clicks the mask still contradicts (after a
   box, a negative click cuts a hole).
 
-Every candidate depends on the clicks alone, so a prompts file gives the same mask as the
-same clicks one by one.
+Every candidate depends on the clicks alone (the positive clicks without a box in their
+order, as they are listed), so a prompts file gives the same mask as the same clicks one
+by one.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ LOCAL_POSITIVES_ENV = "SAMUSA_LOCAL_POSITIVES"
 #: ... unless the model's mask of all of them is within this IoU of the mask with the
 #: additions: then it re-reads the same structure, and is kept whole.
 REDRAW_IOU = 0.9
-#: Base masks of `_local_to_clicks` and `_local_to_points` kept per backend (box, or
-#: positive clicks, per frame).
+#: Base masks of `_local_to_clicks`, `_local_to_points` and `_local_to_positives` kept per
+#: backend (box, or positive clicks and the runs of them before the last, per frame).
 LOCAL_BASES_KEPT = 8
 
 
@@ -58,7 +59,7 @@ class RegionRules:
 
     def _read_region_settings(self) -> None:
         self.local_clicks = switch_setting(LOCAL_CLICKS_ENV, "local", ("local", "free")) == "local"
-        self.local_positives = self.local_clicks and switch_setting(LOCAL_POSITIVES_ENV, "on") == "on"
+        self.local_positives = switch_setting(LOCAL_POSITIVES_ENV, "on") == "on"  # with local clicks (`_local_case`)
         self.region_referee = switch_setting(REGION_REFEREE_ENV, "on") == "on"
         self.leak_solidity = leak_solidity_setting()
         self.click_heeding = switch_setting(CLICK_HEEDING_ENV, "on", ("on", "search", "off"))
@@ -84,7 +85,8 @@ class RegionRules:
         (docs/samusa_lite2.md): CAMUS box + clicks 0.677 0.646 0.623 0.611 0.605 -> 0.677
         0.681 0.682 0.681 0.681; region clicks on BUS-BRA 0.870 0.882 0.894 0.898 0.898 ->
         0.870 0.893 0.903 0.904 0.903. Every mask involved depends on the clicks alone,
-        not their order (but for the positive clicks' mask, `_local_to_positives`). Costs the base's decoding when the box or the positive clicks
+        not their order (but for the positive clicks' mask, `_local_to_positives`).
+        Costs the base's decoding when the box or the positive clicks
         change, unless the user saw that base first (kept for `LOCAL_BASES_KEPT` bases)."""
         case = self._local_case(prompt)
         if case == "seen":  # the mask the clicks that may follow will correct
@@ -118,7 +120,9 @@ class RegionRules:
         0.946 0.954 0.956 0.956; BUS-BRA 0.883 0.902 0.912 0.913 0.921 -> 0.883 0.902
         0.912 0.913 0.917. The mask now depends on the order of the positive clicks (the
         first is the base), as one-by-one clicking does; a prompts file lists them in
-        order, and gives the same mask as the same clicks one by one."""
+        order, and gives the same mask as the same clicks one by one. Costs, when a prompt's
+        positive clicks come at once, the decoding of each run of them before the last
+        (settle passes and the referee's box batch), once: the masks are kept as bases."""
         if not self.local_positives or len(prompt.positive) < 2 or self._local_case(prompt) != "seen":
             return decoded
         positive = np.asarray(prompt.positive, dtype=float).reshape(-1, 2)
@@ -130,7 +134,8 @@ class RegionRules:
         if (inside & added).sum() >= REDRAW_IOU * (inside | added).sum():
             return decoded  # the same structure, re-read
         merged = torch.where(torch.from_numpy(keep).to(new.device)[None, None], new, base.to(new.device))
-        return encodings.Decoded(merged, decoded.iou, f"{decoded.how} (added at the clicks)")
+        how = "added at the clicks" if keep.any() else "the earlier clicks' mask"
+        return encodings.Decoded(merged, decoded.iou, f"{decoded.how} ({how})")
 
     def _cut_ignored(self, prompt: FramePrompt, decoded: encodings.Decoded, base: torch.Tensor) -> encodings.Decoded:
         """Negative clicks the corrected mask still holds cut off the mask on their side of
@@ -177,7 +182,7 @@ class RegionRules:
         ignores are heeded"): CAMUS 0.568 0.576 0.573 0.583 0.579 -> 0.568 0.588 0.589 0.602 0.599;
         BUS-BRA 0.883 0.891 0.907 0.910 0.917 -> 0.883 0.893 0.912 0.915 0.922; carotid
         0.938 0.940 0.951 0.954 0.955 -> 0.938 0.942 0.953 0.956 0.957. Everything involved
-        depends on the clicks, not their order. Costs a batch of box decodings only when a
+        depends on the clicks (the positive ones in order, `_local_to_positives`). Costs a batch of box decodings only when a
         click is still contradicted."""
         if self.click_heeding == "off" or prompt.box is not None:
             return local
@@ -247,7 +252,8 @@ class RegionRules:
         return encodings.Decoded(own, decoded.iou, decoded.how)
 
     def _local_case(self, prompt: FramePrompt) -> str | None:
-        """What `_local_to_clicks` does with a prompt on a settling model: ``correct``
+        """What the local rules (`_local_to_clicks`, `_local_to_positives`,
+        `ClickRules._local_to_points`) do with a prompt on a settling model: ``correct``
         (clicks that correct a base: a mask, the box, or the positive clicks), ``seen`` (a
         base shown alone, which later clicks may correct), ``points`` (boundary points that
         correct the box's mask, `ClickRules._local_to_points`) or None (other boundary
