@@ -25,7 +25,7 @@ from SAMUSALib.frames import FrameSource
 from SAMUSALib.models import load_model
 from SAMUSALib.tracking.shape import leak_solidity_setting, leaks, solidity
 
-from conftest import require_shared_data
+from conftest import dice_after_each_prompt, require_shared_data
 
 
 def test_a_click_a_pixel_beside_a_thin_region_still_counts_for_it():
@@ -74,15 +74,7 @@ def _region_dice(model, cases, clicks: int, referee: bool = True) -> np.ndarray:
             session = Session(FrameSource(case.array[0][None]), model)
             if hasattr(session.backend, "region_referee"):
                 session.backend.region_referee = referee
-            user = SimulatedUser("region", reference, np.random.default_rng(0))
-            mask, run = None, []
-            for _ in range(clicks):
-                click = user.next(mask)
-                if click is None:
-                    break
-                mask = session.add_prompt(1, 0, **click.prompt_kwargs())
-                run.append(dice(mask, reference))
-            scores.append(run + [run[-1]] * (clicks - len(run)))
+            scores.append(dice_after_each_prompt(session, "region", reference, clicks))
     return np.mean(scores, 0)
 
 
