@@ -55,12 +55,13 @@ def _dataset(folder: Path, cine, masks_name: str, transpose: bool) -> Path:
 
 
 def _evaluated(folder: Path) -> dict[str, float]:
-    """The evaluation's at-once Dice: three boundary points, and the box."""
+    """The evaluation's at-once Dice: three boundary points, the box, one and two region clicks."""
     cases = load_cases(folder, "image")
     result = run_image_protocol(cases, session_factory(load_model("samusa-lite", device="cpu")),
-                                prompt_types=["boundary", "box"], max_clicks=3, at_once="both")
-    by_group = {record["group"]: record["dice_by_clicks"][-1] for record in result.records if "skipped" not in record}
-    return {"boundary3": by_group["boundary at once"], "box": by_group["box"]}
+                                prompt_types=["boundary", "box", "region"], max_clicks=3, at_once="both")
+    by_group = {record["group"]: record["dice_by_clicks"] for record in result.records if "skipped" not in record}
+    region = by_group["region at once"]
+    return {"boundary3": by_group["boundary at once"][-1], "box": by_group["box"][0], "region1": region[0], "region2": region[1]}
 
 
 def _checked(folder: Path, out: Path, *extra: str) -> dict[str, float]:
@@ -70,19 +71,22 @@ def _checked(folder: Path, out: Path, *extra: str) -> dict[str, float]:
 
 def test_the_command_line_gives_the_evaluation_s_at_once_dice(cine, tmp_path):
     folder = _dataset(tmp_path / "carotid_frame", cine, "masks", transpose=False)
-    checked = _checked(folder, tmp_path / "out")
+    checked = _checked(folder, tmp_path / "out", "--region", "2")
     evaluated = _evaluated(folder)
-    assert checked["boundary3"] > 0.8 and checked["box"] > 0.8
+    assert min(checked.values()) > 0.8, checked
     assert checked == pytest.approx(evaluated, abs=1e-3)
 
 
 def test_a_transposed_dataset_is_checked_as_stored_or_as_evaluated(cine, tmp_path):
     """CAMUS-like storage (the evaluation transposes the images back): as evaluated, the
     check reproduces the evaluation; as stored, the prompts and the reference are
-    transposed with the image, so the mask still lands on the structure."""
+    transposed with the image, so the mask still lands on the structure. One region click
+    only, as stored: on this frame turned sideways the second drops Dice 0.78 -> 0.35 (the
+    same through `Session` directly; the models are not orientation-free)."""
     folder = _dataset(tmp_path / "camus_like", cine, "labels", transpose=True)
     assert load_cases(folder, "image")[0].meta["transposed"]
     evaluated = _evaluated(folder)
-    assert _checked(folder, tmp_path / "evaluated", "--orientation", "evaluated") == pytest.approx(evaluated, abs=1e-3)
-    stored = _checked(folder, tmp_path / "stored")
+    as_evaluated = _checked(folder, tmp_path / "evaluated", "--orientation", "evaluated", "--region", "0")
+    assert as_evaluated == pytest.approx({name: evaluated[name] for name in ("boundary3", "box")}, abs=1e-3)
+    stored = _checked(folder, tmp_path / "stored", "--region", "1")
     assert min(stored.values()) > 0.7, stored

@@ -6,8 +6,10 @@ per image and prompt, no earlier clicks, Dice against the reference.
 
 Per object of every case: N boundary points (`--points`) placed on the reference's border
 as the evaluation's at-once user places them (`--layout`, same seed and start, so the Dice
-is the evaluation's "boundary at once" at k = N), and the reference's box. Each is written
-as a prompts JSON and run through `samusa segment IMAGE --prompts P.json --out X.seg.nrrd`
+is the evaluation's "boundary at once" at k = N); the reference's box; and region clicks
+as the issue gives them (`--region K`): the first in the object's deepest point, each
+next one in the largest error of the previous run's mask, every run given all the clicks
+so far (the evaluation's "region at once" at k = 1..K). Each is written as a prompts JSON and run through `samusa segment IMAGE --prompts P.json --out X.seg.nrrd`
 in a fresh process, the way a user runs it. `--orientation stored` (default) runs the
 image file as it is stored; where the evaluation transposes it (CAMUS's PNGs, stored with
 the apex on the left, `shared/data/PROVENANCE.md`) the prompts and the reference are
@@ -30,8 +32,9 @@ import SimpleITK as sitk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from SAMUSALib.evaluation.clicks import LAYOUTS, boundary_layout, box_click, case_rng  # noqa: E402
+from SAMUSALib.evaluation.clicks import LAYOUTS, SimulatedUser, boundary_layout, box_click, case_rng  # noqa: E402
 from SAMUSALib.evaluation.datasets import load_cases  # noqa: E402
+from SAMUSALib.evaluation.giving import merged_kwargs  # noqa: E402
 from SAMUSALib.evaluation.metrics import dice  # noqa: E402
 
 SAMUSA = str(Path(sys.executable).with_name("samusa"))
@@ -49,8 +52,9 @@ def prompts_for(reference: np.ndarray, key: str, points: int, layout: str) -> di
 def transposed(prompt: dict) -> dict:
     """A prompt in the transposed frame's (x, y): x and y swap."""
     out = {"frame": prompt["frame"]}
-    if "boundary" in prompt:
-        out["boundary"] = [[y, x] for x, y in prompt["boundary"]]
+    for kind in ("boundary", "positive", "negative"):
+        if kind in prompt:
+            out[kind] = [[y, x] for x, y in prompt[kind]]
     if "box" in prompt:
         x0, y0, x1, y1 = prompt["box"]
         out["box"] = [y0, x0, y1, x1]
@@ -78,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cases", nargs="*", help="case ids (default: all)")
     parser.add_argument("--points", type=int, default=5)
     parser.add_argument("--layout", choices=LAYOUTS, default="even")
+    parser.add_argument("--region", type=int, default=3, help="region clicks, 0 for none (default 3)")
     parser.add_argument("--orientation", choices=["stored", "evaluated"], default="stored")
     parser.add_argument("--model", help="model id (default: the default model)")
     args = parser.parse_args(argv)
@@ -99,6 +104,15 @@ def main(argv: list[str] | None = None) -> None:
             for name, prompt in prompts_for(reference, f"{case.id}|{obj}|boundary at once", args.points, args.layout).items():
                 mask = segment(image, transposed(prompt) if swap else prompt, out / f"{case.id}_{obj}_{name}", args.model)
                 rows.append((case.id, obj, name, float(dice(mask, reference.T if swap else reference))))
+            user = SimulatedUser("region", reference, case_rng(0, case.id, obj, "region", 0))
+            mask = None
+            for k in range(1, args.region + 1):
+                if user.next(mask if user.clicks else None) is None:
+                    break
+                prompt = {"frame": 0, **merged_kwargs(user.clicks)}
+                mask = segment(image, transposed(prompt) if swap else prompt, out / f"{case.id}_{obj}_region{k}", args.model)
+                mask = mask.T if swap else mask  # the next click is chosen in the evaluated frame
+                rows.append((case.id, obj, f"region{k}", float(dice(mask, reference))))
     (out / "rows.json").write_text(json.dumps(rows, indent=1))
     for name in dict.fromkeys(r[2] for r in rows):
         values = [r[3] for r in rows if r[2] == name]
