@@ -26,7 +26,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nrrd
 import numpy as np
 import SimpleITK as sitk
 
@@ -36,6 +35,7 @@ from SAMUSALib.evaluation.clicks import LAYOUTS, SimulatedUser, boundary_layout,
 from SAMUSALib.evaluation.datasets import load_cases  # noqa: E402
 from SAMUSALib.evaluation.giving import merged_kwargs  # noqa: E402
 from SAMUSALib.evaluation.metrics import dice  # noqa: E402
+from SAMUSALib.io import read_segmentation  # noqa: E402
 
 SAMUSA = str(Path(sys.executable).with_name("samusa"))
 
@@ -71,8 +71,8 @@ def segment(image: str, prompt: dict, stem: Path, model: str | None) -> np.ndarr
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"samusa segment failed on {image}:\n{done.stderr[-2000:]}")
-    array, _ = nrrd.read(str(seg))  # NRRD axes are (x, y[, frames])
-    return np.asarray(array).squeeze().T > 0
+    masks, _, _ = read_segmentation(seg)
+    return masks[1][0]
 
 
 def main(argv: list[str] | None = None) -> None:
