@@ -11,8 +11,6 @@ was measured, with room for CPU numerics.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from scipy import ndimage
 
@@ -22,12 +20,10 @@ from SAMUSALib.engine import Session
 from SAMUSALib.evaluation.clicks import SimulatedUser
 from SAMUSALib.evaluation.datasets import camus
 from SAMUSALib.frames import FrameSource
-from SAMUSALib.io import read_image
 from SAMUSALib.models import load_model
 
 from conftest import dice_after_each_prompt, require_shared_data
 
-SAMPLES = Path(__file__).resolve().parent.parent / "Resources" / "Samples"
 #: the end-diastole frames of both views (2- and 4-chamber) of each of the 4 patients
 IMAGES = slice(0, 16, 2)
 
@@ -50,14 +46,13 @@ def test_boundary_points_after_a_box_on_echo_frames_rise_with_every_point():
     assert mean[-1] > mean[0] + 0.02, mean
 
 
-def test_a_boundary_point_after_a_box_changes_the_mask_only_beside_it():
+def test_a_boundary_point_after_a_box_changes_the_mask_only_beside_it(carotid_sample):
     """On a bundled carotid frame, pixel for pixel: every region the simulated user's
     two points change comes within `POINT_REACH` of one of them (in frame pixels, with a
     pixel for resampling); the rest is the box's mask."""
-    array, _ = read_image(SAMPLES / "carotid_cine.nrrd")
-    masks, _ = read_image(SAMPLES / "carotid_cine_masks.nrrd")
+    array, masks = carotid_sample
     # frame 3: on frame 0 the box's mask is already where the points are (they change nothing)
-    image, truth = np.asarray(array)[3], np.asarray(masks)[3] > 0
+    image, truth = np.asarray(array)[3], np.asarray(masks)[3]
     model = load_model("samusa-lite", device="cpu")
     session = Session(FrameSource(image[None]), model)
     user = SimulatedUser("box+boundary", truth, np.random.default_rng(0))

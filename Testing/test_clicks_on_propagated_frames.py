@@ -9,8 +9,6 @@ tracked mask by the mask of that one click.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -18,19 +16,16 @@ from scipy import ndimage
 from SAMUSALib.engine import Session
 from SAMUSALib.evaluation.metrics import dice
 from SAMUSALib.frames import FrameSource
-from SAMUSALib.io import read_image
 from SAMUSALib.models import load_model
 
-SAMPLES = Path(__file__).resolve().parent.parent / "Resources" / "Samples"
 #: an error smaller than this many pixels gets no click (a user would not see it)
 SMALLEST_ERROR = 20
 
 
 @pytest.fixture(scope="module")
-def loop():
-    array, _ = read_image(SAMPLES / "carotid_cine.nrrd")
-    masks, _ = read_image(SAMPLES / "carotid_cine_masks.nrrd")
-    return np.asarray(array), np.asarray(masks) > 0, load_model("samusa-lite", device="cpu")
+def loop(carotid_sample):
+    array, masks = carotid_sample
+    return np.asarray(array), np.asarray(masks), load_model("samusa-lite", device="cpu")
 
 
 def _propagated(array, truth, model, correct_shown: bool) -> Session:

@@ -92,12 +92,11 @@ def test_region_clicks_on_echo_frames_improve_on_free_decoding(echo):
     assert local_mean[-1] > free_mean[-1] + 0.02, (local_mean, free_mean)
 
 
-def test_a_click_after_a_box_changes_only_the_region_it_is_in():
+def test_a_click_after_a_box_changes_only_the_region_it_is_in(carotid_sample):
     """On the bundled carotid frame, pixel for pixel: every pixel the clicks change lies
     in a connected region that holds one of them; the rest is the box's mask."""
-    array, _ = read_image(SAMPLES / "carotid_cine.nrrd")
-    masks, _ = read_image(SAMPLES / "carotid_cine_masks.nrrd")
-    image, truth = np.asarray(array)[0], np.asarray(masks)[0] > 0
+    array, masks = carotid_sample
+    image, truth = np.asarray(array)[0], np.asarray(masks)[0]
     rows, cols = np.nonzero(truth)
     box = [float(cols.min()) - 8, float(rows.min()) - 8, float(cols.max()) + 8, float(rows.max()) + 8]
     model = load_model("samusa-lite", device="cpu")
