@@ -263,7 +263,7 @@ def test_configs_name_what_is_wrong(tmp_path):
     assert all(Path(p).is_absolute() for p in shipped["train"])
     LiteTrainConfig.from_dict({k: v for k, v in shipped.items() if k != "model"})
     for name in ("samusa_lite2.yaml", "samusa_lite2_unboxed.yaml", "samusa_lite2_boundary_heads.yaml",
-                 "samusa_lite2_boundary_heads3.yaml"):  # the model card's
+                 "samusa_lite2_boundary_heads3.yaml", "samusa_lite2_boundary_heads4.yaml"):  # the model card's
         values = read_config(REPO / "configs" / name)
         LiteTrainConfig.from_dict({k: v for k, v in values.items() if k != "model"})
     # the boundary heads' second round starts from the first round's weights, wherever it is run from
@@ -272,6 +272,8 @@ def test_configs_name_what_is_wrong(tmp_path):
     assert second["init"] == str(Path(first["out"]) / "samusa_lite.pt")
     third = read_config(REPO / "configs" / "samusa_lite2_boundary_heads3.yaml")  # and the third the second's
     assert third["init"] == str(Path(second["out"]) / "samusa_lite.pt")
+    fourth = read_config(REPO / "configs" / "samusa_lite2_boundary_heads4.yaml")  # and the fourth the third's
+    assert fourth["init"] == str(Path(third["out"]) / "samusa_lite.pt")
     assert read_config(REPO / "configs" / "samusa_lite2.yaml")["init"] == "samusa-lite-1"  # a model id stays one
 
 
