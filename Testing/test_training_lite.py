@@ -262,8 +262,9 @@ def test_configs_name_what_is_wrong(tmp_path):
     assert shipped["steps"] == 5 and shipped["model"] == "samusa-lite"
     assert all(Path(p).is_absolute() for p in shipped["train"])
     LiteTrainConfig.from_dict({k: v for k, v in shipped.items() if k != "model"})
+    # the model card's (the fourth round of the boundary heads was trained, not shipped)
     for name in ("samusa_lite2.yaml", "samusa_lite2_unboxed.yaml", "samusa_lite2_boundary_heads.yaml",
-                 "samusa_lite2_boundary_heads3.yaml", "samusa_lite2_boundary_heads4.yaml"):  # the model card's
+                 "samusa_lite2_boundary_heads3.yaml", "samusa_lite2_boundary_heads4.yaml"):
         values = read_config(REPO / "configs" / name)
         LiteTrainConfig.from_dict({k: v for k, v in values.items() if k != "model"})
     # the boundary heads' second round starts from the first round's weights, wherever it is run from

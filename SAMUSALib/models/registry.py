@@ -235,10 +235,10 @@ REGISTRY["samusa-lite"] = dataclasses.replace(
     size_bytes=8_180_059,
     # boundary points alone: heads trained further to read them without their extent as a
     # box (samusa train configs/samusa_lite2_unboxed.yaml, then
-    # configs/samusa_lite2_boundary_heads.yaml, configs/samusa_lite2_boundary_heads3.yaml and
-    # configs/samusa_lite2_boundary_heads4.yaml; docs/samusa_lite2.md)
+    # configs/samusa_lite2_boundary_heads.yaml, then configs/samusa_lite2_boundary_heads3.yaml;
+    # docs/samusa_lite2.md)
     boundary_weights="samusa_lite2_boundary.pt",
-    boundary_sha256="9c2783599ebee87c9c09533fbf9d20800e19dbb311bb5c0491eb9de6a39573b8",
+    boundary_sha256="7946db470b040d19cf9c4aebab73a9cec1568077326f65cd64e4221e0c46901e",
     description=(
         "SAMUSA-Lite 2: SAMUSA-Lite trained for clicks given one at a time or all at once, in any "
         "order and spacing, a little off the border; its mask depends on the clicks alone, not their "
