@@ -143,6 +143,26 @@ def carotid_sample():
     return array, masks > 0
 
 
+def write_png_dataset(root: Path, frames, masks, indices, masks_dir: str = "masks", mask_value: int = 255,
+                      transpose: bool = False) -> Path:
+    """Frames (scaled to uint8) and their masks (0 / `mask_value`) as `root`/images and
+    `root`/`masks_dir` PNGs named cine_NNN.png, the way the shared image sets are stored
+    (`transpose`: stored sideways, as CAMUS's PNGs are)."""
+    from PIL import Image
+
+    for sub in ("images", masks_dir):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for index in indices:
+        frame = np.asarray(frames[index], dtype=np.float32)
+        frame = (255 * (frame - frame.min()) / max(1e-6, float(frame.max() - frame.min()))).astype(np.uint8)
+        mask = (np.asarray(masks[index]) > 0).astype(np.uint8) * mask_value
+        if transpose:
+            frame, mask = frame.T, mask.T
+        Image.fromarray(np.ascontiguousarray(frame)).save(root / "images" / f"cine_{index:03d}.png")
+        Image.fromarray(np.ascontiguousarray(mask)).save(root / masks_dir / f"cine_{index:03d}.png")
+    return root
+
+
 @pytest.fixture(scope="session")
 def cine():
     """A 24-frame phantom: object 1 visible in frames 4..17, object 2 in 0..11."""

